@@ -1,0 +1,249 @@
+//! Typed errors, one enum per operation: what went wrong and what to do.
+
+use std::fmt;
+use std::io;
+
+/// Why a topic could not be created, opened or removed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The topic name is not allowed (see [`crate::validate_name`]).
+    InvalidName {
+        /// The rejected name (lossy UTF-8).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The options make no valid topic (e.g. capacity not a power of two).
+    InvalidOptions(String),
+    /// No topic of that name exists in the directory.
+    NotFound {
+        /// Path that was looked up.
+        path: std::path::PathBuf,
+    },
+    /// `create` found a topic of that name already.
+    AlreadyExists {
+        /// Path of the existing topic.
+        path: std::path::PathBuf,
+    },
+    /// The topic exists but its settings differ from the ones required.
+    Incompatible {
+        /// Which setting differs (`capacity`, `policy`, …).
+        field: &'static str,
+        /// What the caller asked for.
+        expected: String,
+        /// What the topic has.
+        found: String,
+    },
+    /// The file is not a valid topic (bad magic, sizes that do not match
+    /// the file, …).
+    Corrupt {
+        /// What failed to validate.
+        reason: String,
+    },
+    /// The file was written by a newer or older layout version.
+    VersionMismatch {
+        /// Version in the file.
+        found: u32,
+        /// Version this library reads.
+        supported: u32,
+    },
+    /// The creator has not finished initialising the file within the wait
+    /// bound (it may have died mid-creation: `shmq gc` removes such files).
+    NotReady,
+    /// The topic's space could not be reserved (the directory's file
+    /// system is full: for /dev/shm, see the FAQ on Docker's 64 MB default).
+    NoSpace {
+        /// Bytes the topic needs.
+        needed: u64,
+    },
+    /// Permission denied, or a symlink or a file owned by another user was
+    /// found where the topic should be.
+    PermissionDenied(String),
+    /// Any other I/O error, with the operation that failed.
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::InvalidName { name, reason } => {
+                write!(f, "invalid topic name {name:?}: {reason}")
+            }
+            OpenError::InvalidOptions(r) => write!(f, "invalid topic options: {r}"),
+            OpenError::NotFound { path } => {
+                write!(f, "topic not found: {} (create it first)", path.display())
+            }
+            OpenError::AlreadyExists { path } => {
+                write!(
+                    f,
+                    "topic already exists: {} (open it, or remove it first)",
+                    path.display()
+                )
+            }
+            OpenError::Incompatible {
+                field,
+                expected,
+                found,
+            } => {
+                write!(f, "topic {field} is {found}, but {expected} was required")
+            }
+            OpenError::Corrupt { reason } => write!(f, "not a valid topic file: {reason}"),
+            OpenError::VersionMismatch { found, supported } => {
+                write!(
+                    f,
+                    "topic layout version {found}, this library reads version {supported}"
+                )
+            }
+            OpenError::NotReady => {
+                write!(
+                    f,
+                    "topic is still being created (or its creator died: run `shmq gc`)"
+                )
+            }
+            OpenError::NoSpace { needed } => write!(
+                f,
+                "no space for a {needed}-byte topic (the directory's file system is full; \
+                 for /dev/shm in Docker, raise --shm-size)"
+            ),
+            OpenError::PermissionDenied(r) => write!(f, "permission denied: {r}"),
+            OpenError::Io { op, source } => write!(f, "{op}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Why a producer could not be attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProducerError {
+    /// A single-producer topic already has a live producer.
+    Busy {
+        /// Pid of the producer that holds the topic.
+        pid: u32,
+    },
+    /// The handle was opened read-only.
+    ReadOnly,
+}
+
+impl fmt::Display for ProducerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProducerError::Busy { pid } => write!(
+                f,
+                "topic has a single producer and process {pid} holds it \
+                 (create the topic with multi_producer for several)"
+            ),
+            ProducerError::ReadOnly => write!(f, "topic was opened read-only"),
+        }
+    }
+}
+impl std::error::Error for ProducerError {}
+
+/// Why a message could not be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The message is larger than the topic's max message size.
+    TooLarge {
+        /// Length of the message.
+        len: usize,
+        /// The topic's limit.
+        max: usize,
+    },
+    /// `Block` topic: the slowest subscriber has not released enough room
+    /// (`try_publish`, or `publish_timeout` after its timeout).
+    Full,
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "message of {len} bytes exceeds the topic's max message size {max}"
+                )
+            }
+            PublishError::Full => {
+                write!(f, "ring full: the slowest subscriber has not released room")
+            }
+        }
+    }
+}
+impl std::error::Error for PublishError {}
+
+/// Why a subscriber could not be attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// Every subscriber slot is held by a live subscriber.
+    NoFreeSlot {
+        /// Number of slots in the topic.
+        max: u32,
+    },
+    /// The handle was opened read-only.
+    ReadOnly,
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubscribeError::NoFreeSlot { max } => write!(
+                f,
+                "all {max} subscriber slots are in use (recreate the topic with more max_subscribers)"
+            ),
+            SubscribeError::ReadOnly => write!(f, "topic was opened read-only"),
+        }
+    }
+}
+impl std::error::Error for SubscribeError {}
+
+/// Why nothing was received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// `try_recv`: no message is waiting.
+    Empty,
+    /// `recv_timeout`: the timeout passed with no message.
+    Timeout,
+    /// `Overwrite` topic: the producer lapped this subscriber, which lost
+    /// this many messages; the next receive returns the oldest message the
+    /// ring still holds.
+    Lagged(u64),
+    /// The ring holds a value no correct producer writes (another process
+    /// corrupted the shared memory). The subscriber cannot go on.
+    Corrupt(String),
+    /// This subscriber's slot was reclaimed (reaped as dead or by `shmq
+    /// repair`); subscribe again.
+    Evicted,
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Empty => write!(f, "no message waiting"),
+            RecvError::Timeout => write!(f, "timed out waiting for a message"),
+            RecvError::Lagged(n) => write!(
+                f,
+                "subscriber lagged: {n} messages were overwritten before it read them"
+            ),
+            RecvError::Corrupt(r) => write!(f, "corrupt ring: {r}"),
+            RecvError::Evicted => write!(f, "subscriber slot was reclaimed; subscribe again"),
+        }
+    }
+}
+impl std::error::Error for RecvError {}

@@ -1,0 +1,144 @@
+//! Read-only snapshots of a topic's counters and subscriber table, for
+//! inspection tools (the CLI) and monitoring. Reading a snapshot takes no
+//! part in the protocol and writes nothing.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::layout::{ctr, hdr, prod, slot, Policy, SLOT_NAME_LEN};
+use crate::mem::Memory;
+use crate::ring::Ring;
+use crate::segment::Segment;
+
+/// One subscriber slot in use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriberInfo {
+    /// Slot index.
+    pub slot: usize,
+    /// Name given at subscribe (may be empty).
+    pub name: String,
+    /// Owner process id.
+    pub pid: u32,
+    /// Whether the owner process still runs.
+    pub alive: bool,
+    /// Cursor: position of the next frame it reads.
+    pub cursor: u64,
+    /// Bytes published that it has not read yet.
+    pub lag_bytes: u64,
+    /// Messages published that it has not read yet (exact on
+    /// single-producer topics).
+    pub lag_messages: u64,
+    /// Messages it received.
+    pub received: u64,
+    /// Messages it lost to overwriting.
+    pub lost: u64,
+}
+
+/// A snapshot of a topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub name: String,
+    /// Ring capacity in bytes.
+    pub capacity: u64,
+    /// Largest message.
+    pub max_message: u32,
+    /// Subscriber slots.
+    pub max_subscribers: u32,
+    /// Loss policy.
+    pub policy: Policy,
+    /// Several producers allowed.
+    pub multi_producer: bool,
+    /// Creation time, ns since the Unix epoch.
+    pub created_unix_ns: u64,
+    /// Pid of the creator.
+    pub creator_pid: u32,
+    /// Pid of the attached producer (single-producer topics), if any.
+    pub producer_pid: Option<u32>,
+    /// Messages published.
+    pub published_messages: u64,
+    /// Payload bytes published.
+    pub published_bytes: u64,
+    /// Claim position (bytes ever claimed, payload + headers + padding).
+    pub tail: u64,
+    /// Times a producer found the ring full.
+    pub producer_waits: u64,
+    /// Dead subscribers reaped.
+    pub reaped: u64,
+    /// Stuck frames repaired.
+    pub repaired: u64,
+    /// Subscribers holding a slot.
+    pub subscribers: Vec<SubscriberInfo>,
+}
+
+impl TopicInfo {
+    pub(crate) fn read(ring: &Ring<Segment>, name: &str) -> TopicInfo {
+        let m = &ring.mem;
+        let l = &ring.layout;
+        // Relaxed everywhere: a snapshot for display, each word read atomically.
+        let tail = m.load64(prod::TAIL, Relaxed);
+        let (published_messages, published_bytes) = if l.multi_producer {
+            (
+                m.load64(ctr::MP_SEQ, Relaxed),
+                m.load64(ctr::MP_BYTES, Relaxed),
+            )
+        } else {
+            (
+                m.load64(prod::NEXT_SEQ, Relaxed),
+                m.load64(prod::BYTES, Relaxed),
+            )
+        };
+        let owner = m.load64(prod::OWNER, Relaxed);
+        let mut subscribers = Vec::new();
+        for i in 0..l.max_subscribers as usize {
+            let s = l.slot(i);
+            if m.load32(s + slot::STATE, Relaxed) != slot::state::ACTIVE {
+                continue;
+            }
+            let pid = m.load64(s + slot::PID, Relaxed) as u32;
+            let start = m.load64(s + slot::START, Relaxed);
+            let cursor = m.load64(s + slot::CURSOR, Relaxed);
+            let mut name_bytes = [0u8; SLOT_NAME_LEN];
+            for (k, chunk) in name_bytes.chunks_exact_mut(8).enumerate() {
+                chunk.copy_from_slice(&m.load64(s + slot::NAME + 8 * k, Relaxed).to_le_bytes());
+            }
+            let end = name_bytes
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(SLOT_NAME_LEN);
+            let next_seq = m.load64(s + slot::NEXT_SEQ, Relaxed);
+            subscribers.push(SubscriberInfo {
+                slot: i,
+                name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
+                pid,
+                alive: m.is_alive(pid, start),
+                cursor,
+                lag_bytes: tail.saturating_sub(cursor),
+                lag_messages: if tail > cursor {
+                    published_messages.saturating_sub(next_seq)
+                } else {
+                    0
+                },
+                received: m.load64(s + slot::RECEIVED, Relaxed),
+                lost: m.load64(s + slot::LOST, Relaxed),
+            });
+        }
+        TopicInfo {
+            name: name.to_string(),
+            capacity: l.capacity,
+            max_message: l.max_message,
+            max_subscribers: l.max_subscribers,
+            policy: l.policy,
+            multi_producer: l.multi_producer,
+            created_unix_ns: m.load64(hdr::CREATED_UNIX_NS, Relaxed),
+            creator_pid: m.load32(hdr::CREATOR_PID, Relaxed),
+            producer_pid: (owner >> 32 == 1).then_some(owner as u32),
+            published_messages,
+            published_bytes,
+            tail,
+            producer_waits: m.load64(ctr::PRODUCER_WAITS, Relaxed),
+            reaped: m.load64(ctr::REAPED, Relaxed),
+            repaired: m.load64(ctr::REPAIRED, Relaxed),
+            subscribers,
+        }
+    }
+}

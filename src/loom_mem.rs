@@ -1,0 +1,170 @@
+//! The loom implementation of the [`Memory`] seam, for `loom-tests/`.
+//!
+//! Every 8-byte word of the segment has a loom `AtomicU64` and every 4-byte
+//! word a loom `AtomicU32` (the ring never accesses one offset with both
+//! sizes); every payload word has a `loom::cell::UnsafeCell`, so a payload
+//! read that is not ordered after the write that filled it is reported as a
+//! data race. `Overwrite` payloads go through the atomic words (the seqlock
+//! copy), as in production.
+//!
+//! Modelling differences from the real mapping, on purpose: payload bytes
+//! written through the cells do not alias the stamp words (so the model
+//! does not exercise stale payload bytes spelling a stamp, which the stamp
+//! key makes improbable in production); `wait` has no timeout, so a lost
+//! wake-up shows as a deadlock; time stands still and every process is
+//! alive.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicU32, AtomicU64};
+use loom::sync::{Condvar, Mutex};
+
+use crate::mem::Memory;
+
+/// A segment of `len` bytes whose payload region starts at `data_offset`.
+#[derive(Debug)]
+pub struct LoomMem {
+    words: Vec<AtomicU64>,
+    halves: Vec<AtomicU32>,
+    cells: Vec<UnsafeCell<u64>>,
+    data_offset: usize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl LoomMem {
+    /// Zeroed memory of `len` bytes (a multiple of 8) with payload cells
+    /// from `data_offset` on.
+    pub fn new(len: usize, data_offset: usize) -> LoomMem {
+        LoomMem {
+            words: (0..len / 8).map(|_| AtomicU64::new(0)).collect(),
+            halves: (0..len / 4).map(|_| AtomicU32::new(0)).collect(),
+            cells: (0..(len - data_offset) / 8)
+                .map(|_| UnsafeCell::new(0))
+                .collect(),
+            data_offset,
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn w(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0, "unaligned u64 access at {off}");
+        &self.words[off / 8]
+    }
+
+    fn h(&self, off: usize) -> &AtomicU32 {
+        assert!(off % 4 == 0, "unaligned u32 access at {off}");
+        &self.halves[off / 4]
+    }
+
+    fn cell(&self, off: usize) -> &UnsafeCell<u64> {
+        &self.cells[(off - self.data_offset) / 8]
+    }
+}
+
+impl Memory for LoomMem {
+    fn load64(&self, off: usize, order: Ordering) -> u64 {
+        self.w(off).load(order)
+    }
+    fn store64(&self, off: usize, val: u64, order: Ordering) {
+        self.w(off).store(val, order)
+    }
+    fn cas64(
+        &self,
+        off: usize,
+        cur: u64,
+        new: u64,
+        ok: Ordering,
+        err: Ordering,
+    ) -> Result<u64, u64> {
+        self.w(off).compare_exchange(cur, new, ok, err)
+    }
+    fn add64(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        self.w(off).fetch_add(val, order)
+    }
+    fn load32(&self, off: usize, order: Ordering) -> u32 {
+        self.h(off).load(order)
+    }
+    fn store32(&self, off: usize, val: u32, order: Ordering) {
+        self.h(off).store(val, order)
+    }
+    fn cas32(
+        &self,
+        off: usize,
+        cur: u32,
+        new: u32,
+        ok: Ordering,
+        err: Ordering,
+    ) -> Result<u32, u32> {
+        self.h(off).compare_exchange(cur, new, ok, err)
+    }
+    fn add32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+        self.h(off).fetch_add(val, order)
+    }
+    fn sub32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+        self.h(off).fetch_sub(val, order)
+    }
+    fn fence(&self, order: Ordering) {
+        loom::sync::atomic::fence(order)
+    }
+    unsafe fn write(&self, off: usize, src: &[u8]) {
+        for (i, chunk) in src.chunks(8).enumerate() {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: loom checks that no other thread accesses this cell
+            // concurrently; that check is the point of the model.
+            self.cell(off + 8 * i)
+                .with_mut(|p| unsafe { *p = u64::from_le_bytes(b) });
+        }
+    }
+    unsafe fn read(&self, off: usize, dst: &mut [u8]) {
+        for (i, chunk) in dst.chunks_mut(8).enumerate() {
+            // SAFETY: as in `write`: loom reports an unordered access.
+            let w = self.cell(off + 8 * i).with(|p| unsafe { *p });
+            chunk.copy_from_slice(&w.to_le_bytes()[..chunk.len()]);
+        }
+    }
+    unsafe fn write_racy(&self, off: usize, src: &[u8]) {
+        for (i, chunk) in src.chunks(8).enumerate() {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.w(off + 8 * i)
+                .store(u64::from_le_bytes(b), Ordering::Relaxed);
+        }
+    }
+    fn read_racy(&self, off: usize, dst: &mut [u8]) {
+        for (i, chunk) in dst.chunks_mut(8).enumerate() {
+            let w = self.w(off + 8 * i).load(Ordering::Relaxed);
+            chunk.copy_from_slice(&w.to_le_bytes()[..chunk.len()]);
+        }
+    }
+    fn wait(&self, off: usize, expected: u32, _timeout: Option<Duration>) {
+        // A futex: the check and the sleep are atomic with respect to wake.
+        let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.h(off).load(Ordering::SeqCst) == expected {
+            let _g = self.cv.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+    fn wake(&self, _off: usize) {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.cv.notify_all();
+    }
+    fn snooze(&self, _step: u32) {
+        loom::thread::yield_now();
+    }
+    fn spin_steps(&self) -> u32 {
+        1
+    }
+    fn now_ns(&self) -> u64 {
+        1
+    }
+    fn is_alive(&self, _pid: u32, _start: u64) -> bool {
+        true
+    }
+    fn self_id(&self) -> (u32, u64) {
+        (1, 1)
+    }
+}

@@ -1,0 +1,267 @@
+//! Producers: copy-in `publish` and zero-copy `reserve`/`commit`.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{ProducerError, PublishError};
+use crate::layout::prod;
+use crate::mem::Memory;
+use crate::ring::{Claim, ClaimError, ProducerState, Ring};
+use crate::segment::Segment;
+
+const OWNED: u64 = 1 << 32;
+
+/// Publishes messages into a topic. Made by [`crate::Topic::producer`].
+///
+/// `Send`, not `Sync`: one thread publishes through a producer at a time
+/// (make one producer per thread on a multi-producer topic).
+///
+/// # Examples
+/// ```
+/// # use shmq::{Options, Topic};
+/// # let dir = std::env::temp_dir().join(format!("shmq-doc-p-{}", std::process::id()));
+/// # let topic = Topic::create("t", &Options::new().dir(&dir).capacity(64 << 10))?;
+/// let mut sub = topic.subscribe()?;
+/// let mut producer = topic.producer()?;
+/// producer.publish(b"copied in")?;
+/// let mut grant = producer.reserve(5)?; // zero-copy: write in place
+/// grant.copy_from_slice(b"in pl");
+/// grant.commit(5);
+/// assert_eq!(&*sub.try_recv()?, b"copied in");
+/// assert_eq!(&*sub.try_recv()?, b"in pl");
+/// # drop((sub, producer, topic)); std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Producer {
+    ring: Arc<Ring<Segment>>,
+    st: ProducerState,
+    owner_word: u64,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("path", &self.ring.mem.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    pub(crate) fn attach(ring: Arc<Ring<Segment>>) -> Result<Producer, ProducerError> {
+        if ring.layout.multi_producer {
+            let st = ring.producer_state();
+            return Ok(Producer {
+                ring,
+                st,
+                owner_word: 0,
+            });
+        }
+        let (pid, start) = ring.mem.self_id();
+        let mine = OWNED | pid as u64;
+        let mut cur = 0;
+        loop {
+            // Acquire: pairs with the previous owner's Release on drop, so
+            // we see the tail and counters it left.
+            match ring.mem.cas64(prod::OWNER, cur, mine, Acquire, Acquire) {
+                Ok(_) => break,
+                Err(found) => {
+                    let holder = found as u32;
+                    let holder_start = ring.mem.load64(prod::OWNER_START, Relaxed);
+                    let dead = found & OWNED == 0
+                        || (holder != pid && !ring.mem.is_alive(holder, holder_start));
+                    if found == mine || !dead {
+                        return Err(ProducerError::Busy { pid: holder });
+                    }
+                    cur = found;
+                }
+            }
+        }
+        ring.mem.store64(prod::OWNER_START, start, Relaxed);
+        let mut st = ring.producer_state();
+        // The previous owner may have died between claim and commit.
+        ring.repair_single_claim(&mut st);
+        Ok(Producer {
+            ring,
+            st,
+            owner_word: mine,
+        })
+    }
+
+    fn map_err(&self, e: ClaimError, len: usize) -> PublishError {
+        match e {
+            ClaimError::TooLarge => PublishError::TooLarge {
+                len,
+                max: self.ring.layout.max_message as usize,
+            },
+            ClaimError::Full => PublishError::Full,
+        }
+    }
+
+    fn send(
+        &mut self,
+        data: &[u8],
+        msg_type: u32,
+        wait: Option<Option<Duration>>,
+    ) -> Result<(), PublishError> {
+        let claim = match wait {
+            None => self.ring.try_claim(&mut self.st, data.len()),
+            Some(t) => self.ring.claim_wait(&mut self.st, data.len(), t),
+        }
+        .map_err(|e| self.map_err(e, data.len()))?;
+        self.ring.write_payload(&claim, data);
+        self.ring
+            .commit(&mut self.st, &claim, data.len() as u32, msg_type);
+        Ok(())
+    }
+
+    /// Publishes a copy of `data`; on a full `Block` ring, waits for room
+    /// (spin, then sleep) as long as it takes. Never waits on `Overwrite`.
+    pub fn publish(&mut self, data: &[u8]) -> Result<(), PublishError> {
+        self.send(data, 0, Some(None))
+    }
+
+    /// Publishes, waiting at most `timeout` for room.
+    pub fn publish_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<(), PublishError> {
+        self.send(data, 0, Some(Some(timeout)))
+    }
+
+    /// Publishes without waiting: [`PublishError::Full`] if the slowest
+    /// subscriber holds the ring.
+    pub fn try_publish(&mut self, data: &[u8]) -> Result<(), PublishError> {
+        self.send(data, 0, None)
+    }
+
+    /// Publishes `data` with a user type (`0..2^31`), waiting for room.
+    pub fn publish_typed(&mut self, msg_type: u32, data: &[u8]) -> Result<(), PublishError> {
+        self.send(data, msg_type, Some(None))
+    }
+
+    fn grant(
+        &mut self,
+        len: usize,
+        wait: Option<Option<Duration>>,
+    ) -> Result<Grant<'_>, PublishError> {
+        let claim = match wait {
+            None => self.ring.try_claim(&mut self.st, len),
+            Some(t) => self.ring.claim_wait(&mut self.st, len, t),
+        }
+        .map_err(|e| self.map_err(e, len))?;
+        Ok(Grant {
+            producer: self,
+            claim,
+            msg_type: 0,
+            done: false,
+        })
+    }
+
+    /// Lends `len` bytes inside the ring to write a message in place,
+    /// waiting for room. Commit with [`Grant::commit`]; a grant dropped
+    /// without commit becomes padding that subscribers skip.
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, PublishError> {
+        self.grant(len, Some(None))
+    }
+
+    /// As [`Producer::reserve`], waiting at most `timeout`.
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Grant<'_>, PublishError> {
+        self.grant(len, Some(Some(timeout)))
+    }
+
+    /// As [`Producer::reserve`], without waiting.
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, PublishError> {
+        self.grant(len, None)
+    }
+
+    /// Largest message this topic accepts.
+    pub fn max_message(&self) -> usize {
+        self.ring.layout.max_message as usize
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if self.owner_word != 0 {
+            // Release: our last tail and counters are visible to the next
+            // owner's Acquire CAS.
+            let _ = self
+                .ring
+                .mem
+                .cas64(prod::OWNER, self.owner_word, 0, Release, Relaxed);
+        }
+    }
+}
+
+/// Room for one message inside the ring, lent by [`Producer::reserve`].
+/// Derefs to the `&mut [u8]` payload.
+pub struct Grant<'a> {
+    producer: &'a mut Producer,
+    claim: Claim,
+    msg_type: u32,
+    done: bool,
+}
+
+impl Grant<'_> {
+    /// Sets the message's user type (`0..2^31`).
+    pub fn set_type(&mut self, msg_type: u32) {
+        self.msg_type = msg_type;
+    }
+
+    /// Publishes the first `len` bytes written (clamped to the reserved
+    /// length); the rest of the reservation becomes padding.
+    pub fn commit(mut self, len: usize) {
+        let p = &mut *self.producer;
+        p.ring.commit(
+            &mut p.st,
+            &self.claim,
+            len.min(u32::MAX as usize) as u32,
+            self.msg_type,
+        );
+        self.done = true;
+    }
+
+    /// Gives the reservation back (it becomes padding). Same as dropping.
+    pub fn abort(self) {}
+}
+
+impl Deref for Grant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let off = self.producer.ring.payload_off(&self.claim);
+        // SAFETY: the claim is in bounds (frame fits before the ring's end)
+        // and owned by this producer: in Block mode no cursor covers it; in
+        // Overwrite mode readers only copy it with atomic loads and validate.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.producer.ring.mem.base().add(off),
+                self.claim.len as usize,
+            )
+        }
+    }
+}
+
+impl DerefMut for Grant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let off = self.producer.ring.payload_off(&self.claim);
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.producer.ring.mem.base().add(off),
+                self.claim.len as usize,
+            )
+        }
+    }
+}
+
+impl Drop for Grant<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let p = &mut *self.producer;
+            p.ring.abort(&mut p.st, &self.claim);
+        }
+    }
+}

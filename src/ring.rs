@@ -1,0 +1,1133 @@
+//! The ring protocol: claiming, committing and reading frames, gating a
+//! `Block` producer on the slowest subscriber, and the sleep/wake handshake.
+//! Written once against [`Memory`], so `loom-tests/` checks this code.
+//!
+//! # Positions and frames
+//! Every byte ever published has an absolute position (u64, never wraps in
+//! practice: 2^64 bytes). The byte at position `p` lives at data offset
+//! `p & (capacity - 1)`. A frame is a 32-byte header and its payload, padded
+//! to 32 bytes; it never wraps: when it does not fit before the end of the
+//! ring, the producer claims the rest as a *padding frame* and starts the
+//! frame at offset 0 (Aeron's rule), so every payload is one contiguous
+//! slice.
+//!
+//! # Commit by stamp
+//! The first header word is the stamp. A frame at position `p` is committed
+//! when its stamp equals `p ^ key` (`key` is a random per-topic value from the
+//! header); the producer writes header and payload, then the stamp with
+//! `Release`; a subscriber loads the stamp with `Acquire` and only then reads
+//! the rest. A stamp left from an earlier lap encodes an earlier position, so
+//! nothing ever needs zeroing; the key makes it vanishingly unlikely that
+//! stale *payload* bytes at a frame start happen to spell the expected stamp.
+//!
+//! # Producers
+//! One producer (`multi_producer = false`) owns the tail: claiming is a plain
+//! store. Several producers claim with a CAS loop on the tail word, then
+//! fill and commit their frames independently; subscribers stop at the first
+//! uncommitted frame, so frames are delivered in position order.
+//!
+//! # `Block`: gating on the slowest cursor
+//! A producer may not claim past `min(active cursors) + capacity`. It keeps
+//! that minimum in its own state (the Disruptor's gating-sequence cache) and
+//! rescans the subscriber table only when the cache says "full" or when a
+//! subscriber has joined (the join epoch changed). A subscriber publishes its
+//! cursor with `Release` when it releases a message: that is what lets the
+//! producer reuse the bytes.
+//!
+//! Joining is a Dekker handshake with the producer's post-commit fence: the
+//! subscriber registers its cursor, bumps the join epoch, issues a `SeqCst`
+//! fence and reads the tail; the producer, after every commit, issues a
+//! `SeqCst` fence and reads the epoch. Either the producer sees the epoch
+//! before its next claim (and rescans), or the subscriber's tail read sees
+//! every claim up to the producer's last fence, in which case the only claim
+//! made with a stale view can overwrite only positions below
+//! `tail + max_claim - capacity`, which the subscriber does not read.
+//!
+//! # `Overwrite`: copy, then validate
+//! The producer never waits. Before writing it stores the new tail (its
+//! *intent*) and issues a `Release` fence; then it writes. A subscriber copies
+//! the frame with atomic word loads, issues an `Acquire` fence and re-reads
+//! the tail: if the tail passed `position + capacity`, the bytes it copied
+//! may be torn, so it discards them (Agrona's broadcast receiver). A lapped
+//! subscriber jumps to the oldest intact frame, which the single producer
+//! tracks as it overwrites; every frame carries a dense sequence number, so
+//! the loss count is exact.
+//!
+//! # Sleeping
+//! A subscriber that finds nothing bumps the data waiter count, issues a
+//! `SeqCst` fence, looks again, and only then sleeps on the data futex word.
+//! A producer, after each commit, issues a `SeqCst` fence and makes the wake
+//! syscall only if the waiter count is non-zero. The two fences guarantee at
+//! least one side sees the other (store-buffer litmus test), so a wake is
+//! never lost. Producers waiting for space use the mirror-image handshake
+//! with the subscribers' cursor release. Every sleep has a timeout.
+//!
+//! # Untrusted memory
+//! Other processes write this memory. Every value read from it (stamps,
+//! lengths, cursors, the tail) is checked before it is used to compute an
+//! offset: a payload length above `max_message`, a frame that would cross the
+//! end of the ring or a padding length that is not a whole number of frames
+//! is reported as [`ReadError::Corrupt`], never used.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::time::Duration;
+
+use crate::layout::{
+    ctr, frame, frame_size, prod, slot, wake, Layout, Policy, FRAME_HEADER, SLOT_NAME_LEN,
+};
+use crate::mem::Memory;
+
+/// `cached_min` value meaning "no active subscriber gates the producer".
+const NO_SUBSCRIBER: u64 = u64::MAX;
+/// How long a sleeping producer or subscriber waits before looking again
+/// (for dead peers, timeouts and evictions).
+const SLEEP_SLICE: Duration = Duration::from_millis(50);
+/// How often a blocked producer checks whether gating subscribers are alive.
+const LIVENESS_CHECK_NS: u64 = 20_000_000;
+/// How many times a lapped `Overwrite` reader retries before giving up for
+/// this call.
+const LAP_RETRIES: u32 = 64;
+
+/// Picks an ordering, or a weaker one when the named mutation is compiled in
+/// (`RUSTFLAGS='--cfg shmq_mutation="NAME"'`): how `loom-tests/` proves that
+/// its scenarios notice a missing ordering.
+macro_rules! ord {
+    ($strong:expr, $mutation:literal, $weak:expr) => {{
+        #[cfg(shmq_mutation = $mutation)]
+        let o = $weak;
+        #[cfg(not(shmq_mutation = $mutation))]
+        let o = $strong;
+        o
+    }};
+}
+
+/// A `SeqCst` fence, left out when the named mutation is compiled in.
+macro_rules! fence_sc {
+    ($mem:expr, $mutation:literal) => {{
+        #[cfg(not(shmq_mutation = $mutation))]
+        $mem.fence(SeqCst);
+    }};
+}
+
+/// Why a claim failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimError {
+    /// The payload is larger than the topic's max message size.
+    TooLarge,
+    /// `Block` policy: the slowest subscriber has not released enough space.
+    Full,
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// The ring holds a value no correct producer writes.
+    Corrupt(String),
+    /// This subscriber's slot was taken away (reaped as dead, or repaired).
+    Evicted,
+}
+
+/// Where a new subscriber starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// After the last committed message: only messages published from now on.
+    Newest,
+    /// At the oldest message the ring still holds.
+    Oldest,
+}
+
+/// A claimed, not yet committed region.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// Position of the frame.
+    pub pos: u64,
+    /// End of the claim (position after the frame).
+    pub end: u64,
+    /// Payload bytes claimed.
+    pub len: u32,
+    /// Sequence number of the message.
+    pub seq: u64,
+}
+
+/// A producer's private state.
+#[derive(Debug)]
+pub struct ProducerState {
+    cached_min: u64,
+    epoch: u64,
+    rescan: bool,
+    last_liveness_check: u64,
+    // Single producer only: the producer's own copy of the shared words.
+    tail: u64,
+    oldest: u64,
+    next_seq: u64,
+    bytes: u64,
+}
+
+/// A subscriber's private state.
+#[derive(Debug)]
+pub struct SubState {
+    /// Index of the subscriber's slot.
+    pub slot: usize,
+    /// Position of the next frame to read.
+    pub cursor: u64,
+    /// `Overwrite`: sequence number expected next (for loss counting).
+    pub expected_seq: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Messages lost (overwrite).
+    pub lost: u64,
+}
+
+/// A committed frame found at a subscriber's cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameView {
+    /// Position of the frame.
+    pub pos: u64,
+    /// Segment offset of the payload.
+    pub payload_off: usize,
+    /// Payload length.
+    pub len: u32,
+    /// User type.
+    pub msg_type: u32,
+    /// Publish time (monotonic ns).
+    pub timestamp_ns: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// Position after this frame.
+    pub next: u64,
+    /// `Overwrite`: messages lost just before this one.
+    pub lost: u64,
+}
+
+/// The ring: a [`Memory`] and the validated [`Layout`] that says where
+/// everything is in it.
+#[derive(Debug)]
+pub struct Ring<M> {
+    /// Where the atomics and bytes live.
+    pub mem: M,
+    /// Validated geometry.
+    pub layout: Layout,
+}
+
+impl<M: Memory> Ring<M> {
+    /// Wraps memory whose header has been validated into `layout`.
+    pub fn new(mem: M, layout: Layout) -> Self {
+        Ring { mem, layout }
+    }
+
+    fn key(&self) -> u64 {
+        self.layout.stamp_key
+    }
+
+    fn cap(&self) -> u64 {
+        self.layout.capacity
+    }
+
+    /// Largest claim a single publish can make (padding + frame).
+    fn max_claim(&self) -> u64 {
+        2 * frame_size(self.layout.max_message as u64)
+    }
+
+    // ------------------------------------------------------------------
+    // Producer side
+    // ------------------------------------------------------------------
+
+    /// A fresh producer state. For a single producer, picks up the tail and
+    /// counters left by the previous owner (the caller holds ownership).
+    pub fn producer_state(&self) -> ProducerState {
+        // Relaxed: the caller acquired ownership of the producer line with an
+        // Acquire CAS (single producer), or only uses these as hints (multi).
+        let tail = self.mem.load64(prod::TAIL, Relaxed);
+        let oldest = self.mem.load64(prod::OLDEST, Relaxed).min(tail);
+        ProducerState {
+            cached_min: 0,
+            epoch: self.mem.load64(prod::JOIN_EPOCH, Relaxed),
+            rescan: true,
+            last_liveness_check: 0,
+            tail,
+            oldest,
+            next_seq: self.mem.load64(prod::NEXT_SEQ, Relaxed),
+            bytes: self.mem.load64(prod::BYTES, Relaxed),
+        }
+    }
+
+    /// Minimum cursor over active subscribers, or [`NO_SUBSCRIBER`].
+    fn scan_min_cursor(&self, tail: u64) -> u64 {
+        let mut min = NO_SUBSCRIBER;
+        for i in 0..self.layout.max_subscribers as usize {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the subscriber's Release store of ACTIVE,
+            // which follows its first cursor store.
+            if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
+                continue;
+            }
+            // Acquire: pairs with the subscriber's Release cursor store on
+            // release, so its reads of the bytes happen before our overwrite.
+            let c = self
+                .mem
+                .load64(s + slot::CURSOR, ord!(Acquire, "cursor_relaxed", Relaxed));
+            // A cursor ahead of the tail is corrupt; treat it as caught up.
+            min = min.min(c.min(tail));
+        }
+        min
+    }
+
+    /// Whether a claim ending at `end` fits under the gating cursor.
+    fn gate_ok(&self, st: &mut ProducerState, end: u64, tail: u64) -> bool {
+        if self.layout.policy == Policy::Overwrite {
+            return true;
+        }
+        if !st.rescan && (st.cached_min == NO_SUBSCRIBER || end <= st.cached_min + self.cap()) {
+            return true;
+        }
+        // Relaxed: the epoch only triggers rescans; the handshake's ordering
+        // comes from the SeqCst fences (see module docs).
+        st.epoch = self.mem.load64(prod::JOIN_EPOCH, Relaxed);
+        st.rescan = false;
+        st.cached_min = self.scan_min_cursor(tail);
+        st.cached_min == NO_SUBSCRIBER || end <= st.cached_min + self.cap()
+    }
+
+    /// Claims room for a payload of `len` bytes without waiting.
+    pub fn try_claim(&self, st: &mut ProducerState, len: usize) -> Result<Claim, ClaimError> {
+        if len > self.layout.max_message as usize {
+            return Err(ClaimError::TooLarge);
+        }
+        let fsize = frame_size(len as u64);
+        if self.layout.multi_producer {
+            self.claim_multi(st, len as u32, fsize)
+        } else {
+            self.claim_single(st, len as u32, fsize)
+        }
+    }
+
+    fn claim_single(
+        &self,
+        st: &mut ProducerState,
+        len: u32,
+        fsize: u64,
+    ) -> Result<Claim, ClaimError> {
+        let tail = st.tail;
+        let room = self.layout.room_to_end(tail);
+        let pad = if room < fsize { room } else { 0 };
+        let pos = tail + pad;
+        let end = pos + fsize;
+        if !self.gate_ok(st, end, tail) {
+            return Err(ClaimError::Full);
+        }
+        self.advance_oldest(st, end);
+        // Relaxed: read back only by a producer that takes over after this
+        // one died (it acquires ownership first).
+        self.mem.store64(prod::CLAIM_START, tail, Relaxed);
+        // Relaxed store + Release fence: the tail is the overwrite intent; the
+        // fence orders it before our data writes, pairing with a reader's
+        // Acquire fence before it re-reads the tail (seqlock validation).
+        self.mem.store64(prod::TAIL, end, Relaxed);
+        if self.layout.policy == Policy::Overwrite {
+            self.mem.fence(Release);
+        }
+        st.tail = end;
+        if pad > 0 {
+            self.write_padding(tail, pad);
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        Ok(Claim { pos, end, len, seq })
+    }
+
+    fn claim_multi(
+        &self,
+        st: &mut ProducerState,
+        len: u32,
+        fsize: u64,
+    ) -> Result<Claim, ClaimError> {
+        loop {
+            // Relaxed: the tail only arbitrates claims between producers (the
+            // CAS makes them disjoint); frame contents are ordered by stamps.
+            let tail = self.mem.load64(prod::TAIL, Relaxed);
+            let room = self.layout.room_to_end(tail);
+            let pad = if room < fsize { room } else { 0 };
+            let pos = tail + pad;
+            let end = pos + fsize;
+            if !self.gate_ok(st, end, tail) {
+                return Err(ClaimError::Full);
+            }
+            if self
+                .mem
+                .cas64(prod::TAIL, tail, end, Relaxed, Relaxed)
+                .is_ok()
+            {
+                if pad > 0 {
+                    self.write_padding(tail, pad);
+                }
+                // Relaxed: a counter; uniqueness comes from the RMW.
+                let seq = self.mem.add64(ctr::MP_SEQ, 1, Relaxed);
+                return Ok(Claim { pos, end, len, seq });
+            }
+        }
+    }
+
+    /// Single producer: moves `oldest` past every frame the claim ending at
+    /// `end` is about to overwrite. Reads headers this producer wrote; a
+    /// value that does not parse resets `oldest` to the tail (nothing older
+    /// is trusted).
+    fn advance_oldest(&self, st: &mut ProducerState, end: u64) {
+        let limit = end.saturating_sub(self.cap());
+        if st.oldest >= limit {
+            return;
+        }
+        while st.oldest < limit {
+            let p = st.oldest;
+            if p >= st.tail {
+                st.oldest = end;
+                break;
+            }
+            let off = self.layout.frame_at(p);
+            // Relaxed: our own earlier writes (single producer).
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            match self.frame_len_of(p, lt) {
+                Some(size) => st.oldest = p + size,
+                None => {
+                    st.oldest = end;
+                    break;
+                }
+            }
+        }
+        // Relaxed: readers validate any frame they find there (stamp, then
+        // the tail check), so a stale value only costs them a retry.
+        self.mem.store64(prod::OLDEST, st.oldest, Relaxed);
+    }
+
+    /// Size of the frame at `pos` whose len/type word is `lt`, if valid.
+    fn frame_len_of(&self, pos: u64, lt: u64) -> Option<u64> {
+        let len = lt as u32;
+        let ty = (lt >> 32) as u32;
+        let room = self.layout.room_to_end(pos);
+        let size = if ty & frame::PADDING != 0 {
+            len as u64
+        } else {
+            if len > self.layout.max_message {
+                return None;
+            }
+            frame_size(len as u64)
+        };
+        (size >= FRAME_HEADER as u64 && size % FRAME_HEADER as u64 == 0 && size <= room)
+            .then_some(size)
+    }
+
+    /// Writes and commits a padding frame of `size` bytes at `pos`.
+    fn write_padding(&self, pos: u64, size: u64) {
+        let off = self.layout.frame_at(pos);
+        // Relaxed: published by the stamp's Release store below.
+        self.mem.store64(
+            off + frame::LEN_TYPE,
+            size | ((frame::PADDING as u64) << 32),
+            Relaxed,
+        );
+        // Release: publishes the padding header to subscribers' Acquire stamp load.
+        self.mem.store64(
+            off + frame::STAMP,
+            pos ^ self.key(),
+            ord!(Release, "commit_relaxed", Relaxed),
+        );
+    }
+
+    /// Offset of the payload of a claim.
+    pub fn payload_off(&self, claim: &Claim) -> usize {
+        self.layout.frame_at(claim.pos) + FRAME_HEADER
+    }
+
+    /// Copies `data` into the claim's payload.
+    pub fn write_payload(&self, claim: &Claim, data: &[u8]) {
+        debug_assert!(data.len() <= claim.len as usize);
+        let off = self.payload_off(claim);
+        if self.layout.policy == Policy::Overwrite {
+            // SAFETY: the claim lies in bounds (frame_at masks the position,
+            // the frame fits before the ring's end), offsets are 32-aligned,
+            // and this producer owns the claim.
+            unsafe { self.mem.write_racy(off, data) }
+        } else {
+            // SAFETY: as above; in Block mode gating guarantees no subscriber
+            // cursor covers these bytes, so nobody reads them until commit.
+            unsafe { self.mem.write(off, data) }
+        }
+    }
+
+    /// Commits `len <= claim.len` payload bytes already written into the
+    /// claim, with user type `msg_type`. The rest of the claim becomes
+    /// padding.
+    pub fn commit(&self, st: &mut ProducerState, claim: &Claim, len: u32, msg_type: u32) {
+        let len = len.min(claim.len);
+        let used = frame_size(len as u64);
+        let claimed = frame_size(claim.len as u64);
+        if claimed > used {
+            self.write_padding(claim.pos + used, claimed - used);
+        }
+        let off = self.layout.frame_at(claim.pos);
+        let ty = msg_type & !frame::PADDING;
+        // Relaxed: these header words are published by the stamp's Release.
+        self.mem.store64(
+            off + frame::LEN_TYPE,
+            len as u64 | ((ty as u64) << 32),
+            Relaxed,
+        );
+        self.mem
+            .store64(off + frame::TIMESTAMP, self.mem.now_ns(), Relaxed);
+        self.mem.store64(off + frame::SEQ, claim.seq, Relaxed);
+        // Release: publishes header and payload to the subscribers' Acquire
+        // load of the stamp.
+        self.mem.store64(
+            off + frame::STAMP,
+            claim.pos ^ self.key(),
+            ord!(Release, "commit_relaxed", Relaxed),
+        );
+        self.account(st, claim, len as u64);
+        self.after_commit(st);
+    }
+
+    /// Turns a claim into padding (a dropped grant): nothing leaks and
+    /// subscribers skip it.
+    pub fn abort(&self, st: &mut ProducerState, claim: &Claim) {
+        self.write_padding(claim.pos, frame_size(claim.len as u64));
+        if !self.layout.multi_producer {
+            // The sequence number was not used: give it back, so overwrite
+            // loss counts stay exact.
+            st.next_seq = claim.seq;
+        }
+        self.after_commit(st);
+    }
+
+    fn account(&self, st: &mut ProducerState, claim: &Claim, len: u64) {
+        if self.layout.multi_producer {
+            // Relaxed: statistics only.
+            self.mem.add64(ctr::MP_BYTES, len, Relaxed);
+        } else {
+            st.bytes += len;
+            // Relaxed: statistics for inspectors, and hints for the next
+            // owner after a crash (which acquires ownership first).
+            self.mem.store64(prod::NEXT_SEQ, st.next_seq, Relaxed);
+            self.mem.store64(prod::BYTES, st.bytes, Relaxed);
+            // Release: a reader that loads LAST with Acquire and finds the
+            // frame's stamp sees a committed frame (it validates anyway).
+            self.mem.store64(prod::LAST, claim.pos + 1, Release);
+        }
+    }
+
+    /// The producer half of the sleep/wake handshake, and the epoch check.
+    fn after_commit(&self, st: &mut ProducerState) {
+        // SeqCst fence: orders our stamp store before the waiter-count load,
+        // pairing with the subscriber's fence between its waiter-count
+        // increment and its stamp re-check (store-buffer litmus test).
+        fence_sc!(self.mem, "data_fence");
+        // Relaxed: ordered by the fence above.
+        if self.mem.load32(wake::DATA_WAITERS, Relaxed) > 0 {
+            // Relaxed: the futex word only needs to change; the syscall orders.
+            self.mem.add32(wake::DATA_FUTEX, 1, Relaxed);
+            self.mem.wake(wake::DATA_FUTEX);
+        }
+        // Relaxed: ordered by the fence above; pairs with the joining
+        // subscriber's fence (see the join handshake in the module docs).
+        if self.mem.load64(prod::JOIN_EPOCH, Relaxed) != st.epoch {
+            st.rescan = true;
+        }
+    }
+
+    /// Claims with waiting: spins, then sleeps until a subscriber releases
+    /// space or `timeout` passes (`None`: forever). Reaps dead subscribers
+    /// that hold the ring.
+    pub fn claim_wait(
+        &self,
+        st: &mut ProducerState,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Claim, ClaimError> {
+        match self.try_claim(st, len) {
+            Err(ClaimError::Full) => {}
+            other => return other,
+        }
+        // Relaxed: statistics only.
+        self.mem.add64(ctr::PRODUCER_WAITS, 1, Relaxed);
+        let deadline = timeout.map(|t| self.mem.now_ns().saturating_add(t.as_nanos() as u64));
+        let mut step = 0u32;
+        loop {
+            self.check_liveness(st);
+            match self.try_claim(st, len) {
+                Err(ClaimError::Full) => {}
+                other => return other,
+            }
+            let now = self.mem.now_ns();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(ClaimError::Full);
+            }
+            if step < self.mem.spin_steps() {
+                self.mem.snooze(step);
+                step += 1;
+                continue;
+            }
+            // Relaxed: the value is compared by the futex syscall; the
+            // fence below orders the re-check.
+            let seen = self.mem.load32(wake::SPACE_FUTEX, Relaxed);
+            self.mem.add32(wake::SPACE_WAITERS, 1, Relaxed);
+            // SeqCst fence: pairs with the subscriber's fence between its
+            // cursor release and its load of the waiter count.
+            fence_sc!(self.mem, "space_fence");
+            st.rescan = true;
+            let res = self.try_claim(st, len);
+            if !matches!(res, Err(ClaimError::Full)) {
+                self.mem.sub32(wake::SPACE_WAITERS, 1, Relaxed);
+                return res;
+            }
+            let slice = deadline.map_or(SLEEP_SLICE, |d| {
+                Duration::from_nanos(d.saturating_sub(now)).min(SLEEP_SLICE)
+            });
+            self.mem.wait(wake::SPACE_FUTEX, seen, Some(slice));
+            self.mem.sub32(wake::SPACE_WAITERS, 1, Relaxed);
+        }
+    }
+
+    /// A blocked producer reclaims the slots of dead subscribers (at most
+    /// every [`LIVENESS_CHECK_NS`]).
+    fn check_liveness(&self, st: &mut ProducerState) {
+        let now = self.mem.now_ns();
+        if st.last_liveness_check != 0
+            && now.saturating_sub(st.last_liveness_check) < LIVENESS_CHECK_NS
+        {
+            return;
+        }
+        st.last_liveness_check = now.max(1);
+        if self.reap_dead() > 0 {
+            st.rescan = true;
+        }
+    }
+
+    /// Frees the slots of subscribers whose process is gone. Returns how many.
+    pub fn reap_dead(&self) -> u32 {
+        let mut reaped = 0;
+        for i in 0..self.layout.max_subscribers as usize {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the Release store of ACTIVE, so pid and
+            // start time below are the owner's.
+            if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
+                continue;
+            }
+            let pid = self.mem.load64(s + slot::PID, Relaxed) as u32;
+            let start = self.mem.load64(s + slot::START, Relaxed);
+            if pid != 0 && !self.mem.is_alive(pid, start) {
+                // Relaxed: the slot's owner is gone; a new owner claims with
+                // an Acquire CAS and rewrites everything.
+                if self
+                    .mem
+                    .cas32(
+                        s + slot::STATE,
+                        slot::state::ACTIVE,
+                        slot::state::FREE,
+                        Relaxed,
+                        Relaxed,
+                    )
+                    .is_ok()
+                {
+                    self.mem.add64(ctr::REAPED, 1, Relaxed);
+                    reaped += 1;
+                }
+            }
+        }
+        if reaped > 0 {
+            // Producers sleeping on space look again.
+            self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
+            self.mem.wake(wake::SPACE_FUTEX);
+        }
+        reaped
+    }
+
+    /// Single producer taking over from a dead owner: commits every frame
+    /// of the dead owner's last claim that is not committed as padding, so
+    /// subscribers move on. Returns how many frames were repaired.
+    pub fn repair_single_claim(&self, st: &mut ProducerState) -> u32 {
+        let tail = st.tail;
+        let mut p = self.mem.load64(prod::CLAIM_START, Relaxed);
+        if p > tail || tail - p > self.max_claim() {
+            return 0;
+        }
+        let mut repaired = 0;
+        while p < tail {
+            let off = self.layout.frame_at(p);
+            // Acquire: pairs with the dead owner's Release stamp store.
+            let committed = self.mem.load64(off + frame::STAMP, Acquire) == p ^ self.key();
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            match (committed, self.frame_len_of(p, lt)) {
+                (true, Some(size)) if p + size <= tail => p += size,
+                _ => {
+                    let size = (tail - p).min(self.layout.room_to_end(p));
+                    self.write_padding(p, size);
+                    repaired += 1;
+                    p += size;
+                }
+            }
+        }
+        if repaired > 0 {
+            self.mem.add64(ctr::REPAIRED, repaired as u64, Relaxed);
+            self.after_commit(st);
+        }
+        repaired
+    }
+
+    // ------------------------------------------------------------------
+    // Subscriber side
+    // ------------------------------------------------------------------
+
+    /// Takes a free subscriber slot and positions the cursor. `name` is
+    /// stored for inspection (at most 32 bytes are kept).
+    pub fn join(&self, start: Start, name: &[u8]) -> Option<SubState> {
+        let slot_idx = self.claim_slot().or_else(|| {
+            self.reap_dead();
+            self.claim_slot()
+        })?;
+        let s = self.layout.slot(slot_idx);
+        let (pid, pstart) = self.mem.self_id();
+        // Relaxed: published by the Release store of ACTIVE below.
+        self.mem.store64(s + slot::PID, pid as u64, Relaxed);
+        self.mem.store64(s + slot::START, pstart, Relaxed);
+        self.mem.store64(s + slot::RECEIVED, 0, Relaxed);
+        self.mem.store64(s + slot::LOST, 0, Relaxed);
+        self.mem
+            .store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
+        let mut buf = [0u8; SLOT_NAME_LEN];
+        let n = name.len().min(SLOT_NAME_LEN);
+        buf[..n].copy_from_slice(&name[..n]);
+        for (i, chunk) in buf.chunks_exact(8).enumerate() {
+            let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            self.mem.store64(s + slot::NAME + 8 * i, w, Relaxed);
+        }
+
+        let mut st = SubState {
+            slot: slot_idx,
+            cursor: 0,
+            expected_seq: 0,
+            received: 0,
+            lost: 0,
+        };
+        if self.layout.policy == Policy::Overwrite {
+            self.mem
+                .store32(s + slot::STATE, slot::state::ACTIVE, Release);
+            self.position_overwrite(&mut st, start);
+            self.mem.store64(s + slot::CURSOR, st.cursor, Relaxed);
+        } else {
+            self.join_block(&mut st, start);
+        }
+        self.mem
+            .store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
+        Some(st)
+    }
+
+    fn claim_slot(&self) -> Option<usize> {
+        (0..self.layout.max_subscribers as usize).find(|&i| {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the Release/Relaxed free of the previous
+            // owner; we overwrite all fields anyway.
+            self.mem
+                .cas32(
+                    s + slot::STATE,
+                    slot::state::FREE,
+                    slot::state::CLAIMING,
+                    Acquire,
+                    Relaxed,
+                )
+                .is_ok()
+        })
+    }
+
+    /// The join handshake for `Block` topics (see module docs).
+    fn join_block(&self, st: &mut SubState, start: Start) {
+        let s = self.layout.slot(st.slot);
+        let t0 = self.mem.load64(prod::TAIL, Relaxed);
+        let first = match start {
+            Start::Newest => t0,
+            Start::Oldest => self.oldest_hint(t0),
+        };
+        // Relaxed: published by the Release store of ACTIVE.
+        self.mem.store64(s + slot::CURSOR, first, Relaxed);
+        // Release: pairs with the producer's Acquire load of the state in
+        // its scan, so it sees our cursor.
+        self.mem
+            .store32(s + slot::STATE, slot::state::ACTIVE, Release);
+        // Relaxed: the fence below orders it.
+        self.mem.add64(prod::JOIN_EPOCH, 1, Relaxed);
+        // SeqCst fence: pairs with the producer's post-commit fence.
+        fence_sc!(self.mem, "join_fence");
+        let t1 = self.mem.load64(prod::TAIL, Relaxed);
+        // Claims up to the producer's last fence are in t1; one more claim
+        // may have been made before it sees the epoch. It overwrites only
+        // positions below `safe`.
+        let safe = (t1 + self.max_claim()).saturating_sub(self.cap());
+        let mut cursor = t1;
+        if start == Start::Oldest && first < t1 {
+            if let Some(p) = self.walk_to(first, safe, t1) {
+                cursor = p;
+            }
+        }
+        st.cursor = cursor;
+        // Release: pairs with the producer's Acquire cursor load.
+        self.mem.store64(s + slot::CURSOR, cursor, Release);
+    }
+
+    /// Oldest frame position the producer side advertises, never above `tail`.
+    fn oldest_hint(&self, tail: u64) -> u64 {
+        if self.layout.multi_producer {
+            // No producer tracks frame starts; the slowest active cursor is
+            // a frame start whose frames are all intact.
+            let m = self.scan_min_cursor(tail);
+            if m == NO_SUBSCRIBER {
+                tail
+            } else {
+                m
+            }
+        } else {
+            self.mem.load64(prod::OLDEST, Relaxed).min(tail)
+        }
+    }
+
+    /// From frame start `from`, walks committed frames to the first frame
+    /// start at or after `min_pos`, validating each header against the tail
+    /// (a header the producer may be overwriting is not trusted). Returns
+    /// `None` if the walk hits something it cannot validate.
+    fn walk_to(&self, from: u64, min_pos: u64, tail: u64) -> Option<u64> {
+        let mut p = from;
+        let mut steps = 0u64;
+        while p < min_pos {
+            let (size, _) = self.header_validated(p)?;
+            p += size;
+            steps += 1;
+            if p > tail || steps > self.cap() / FRAME_HEADER as u64 {
+                return None;
+            }
+        }
+        Some(p)
+    }
+
+    /// Reads the header of the committed frame at `p` and validates it
+    /// against overwrite. Returns (frame size, seq).
+    fn header_validated(&self, p: u64) -> Option<(u64, u64)> {
+        let off = self.layout.frame_at(p);
+        // Acquire: pairs with the producer's Release stamp store.
+        if self.mem.load64(off + frame::STAMP, Acquire) != p ^ self.key() {
+            return None;
+        }
+        let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+        let seq = self.mem.load64(off + frame::SEQ, Relaxed);
+        let size = self.frame_len_of(p, lt)?;
+        // Acquire fence: pairs with the producer's Release fence after its
+        // tail (intent) store; if the tail has not passed p + capacity, the
+        // words we read were not being overwritten.
+        self.mem.fence(Acquire);
+        if self.mem.load64(prod::TAIL, Relaxed) > p + self.cap() {
+            return None;
+        }
+        let is_pad = (lt >> 32) as u32 & frame::PADDING != 0;
+        Some((size, if is_pad { u64::MAX } else { seq }))
+    }
+
+    /// Positions an `Overwrite` subscriber: after the last committed frame
+    /// (newest), or at the oldest intact frame.
+    fn position_overwrite(&self, st: &mut SubState, start: Start) {
+        for _ in 0..LAP_RETRIES {
+            let tail = self.mem.load64(prod::TAIL, Relaxed);
+            let target = match start {
+                Start::Newest => {
+                    // Acquire: pairs with the producer's Release store of LAST.
+                    let last = self.mem.load64(prod::LAST, Acquire);
+                    if last == 0 {
+                        st.cursor = 0;
+                        st.expected_seq = 0;
+                        return;
+                    }
+                    last - 1
+                }
+                Start::Oldest => self.mem.load64(prod::OLDEST, Relaxed).min(tail),
+            };
+            // Skip padding frames to a real frame, to learn its sequence.
+            let mut p = target;
+            let mut found = None;
+            for _ in 0..4 {
+                match self.header_validated(p) {
+                    Some((size, u64::MAX)) => p += size,
+                    Some((size, seq)) => {
+                        found = Some((p, size, seq));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if let Some((p, size, seq)) = found {
+                match start {
+                    Start::Newest => {
+                        st.cursor = p + size;
+                        st.expected_seq = seq + 1;
+                    }
+                    Start::Oldest => {
+                        st.cursor = p;
+                        st.expected_seq = seq;
+                    }
+                }
+                return;
+            }
+            if p == tail {
+                // Only padding up to the tail.
+                st.cursor = p;
+                st.expected_seq = self.mem.load64(prod::NEXT_SEQ, Relaxed);
+                return;
+            }
+        }
+        // The producer laps us faster than we can look: start at the tail;
+        // the first frame read fixes the sequence.
+        st.cursor = self.mem.load64(prod::TAIL, Relaxed);
+        st.expected_seq = u64::MAX;
+    }
+
+    /// Leaves: frees the slot (after which the cursor no longer gates).
+    pub fn leave(&self, st: &SubState) {
+        let s = self.layout.slot(st.slot);
+        // Release: our reads of released frames happen before a producer
+        // that sees the slot free overwrites them (pairs with its Acquire
+        // state load).
+        let _ = self.mem.cas32(
+            s + slot::STATE,
+            slot::state::ACTIVE,
+            slot::state::FREE,
+            Release,
+            Relaxed,
+        );
+        // A producer may be waiting on our cursor.
+        self.mem.fence(SeqCst);
+        if self.mem.load32(wake::SPACE_WAITERS, Relaxed) > 0 {
+            self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
+            self.mem.wake(wake::SPACE_FUTEX);
+        }
+    }
+
+    /// Whether this subscriber still owns its slot.
+    pub fn still_owned(&self, st: &SubState) -> bool {
+        let s = self.layout.slot(st.slot);
+        // Relaxed: an ownership check on our own slot.
+        self.mem.load32(s + slot::STATE, Relaxed) == slot::state::ACTIVE
+            && self.mem.load64(s + slot::PID, Relaxed) as u32 == self.mem.self_id().0
+    }
+
+    /// `Block`: the committed frame at the cursor, if any (zero-copy: the
+    /// caller reads the payload in place, then calls [`Ring::release`]).
+    /// Padding frames are skipped and released on the way.
+    pub fn peek(&self, st: &mut SubState) -> Result<Option<FrameView>, ReadError> {
+        loop {
+            let pos = st.cursor;
+            let off = self.layout.frame_at(pos);
+            // Acquire: pairs with the producer's Release stamp store, so the
+            // header and payload below are the committed ones.
+            let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+            if stamp != pos ^ self.key() {
+                return Ok(None);
+            }
+            // Relaxed: ordered after the Acquire stamp load.
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            let Some(size) = self.frame_len_of(pos, lt) else {
+                return Err(ReadError::Corrupt(format!(
+                    "frame at position {pos}: length/type word {lt:#x} is invalid"
+                )));
+            };
+            let ty = (lt >> 32) as u32;
+            if ty & frame::PADDING != 0 {
+                self.release_to(st, pos + size);
+                continue;
+            }
+            return Ok(Some(FrameView {
+                pos,
+                payload_off: off + FRAME_HEADER,
+                len: lt as u32,
+                msg_type: ty,
+                timestamp_ns: self.mem.load64(off + frame::TIMESTAMP, Relaxed),
+                seq: self.mem.load64(off + frame::SEQ, Relaxed),
+                next: pos + size,
+                lost: 0,
+            }));
+        }
+    }
+
+    /// `Block`: releases the frame returned by [`Ring::peek`]: the producer
+    /// may now reuse its bytes.
+    pub fn release(&self, st: &mut SubState, view: &FrameView) {
+        st.received += 1;
+        st.expected_seq = view.seq.wrapping_add(1);
+        self.release_to(st, view.next);
+    }
+
+    /// Publishes the cursor and wakes a producer waiting for space.
+    pub fn release_to(&self, st: &mut SubState, next: u64) {
+        st.cursor = next;
+        let s = self.layout.slot(st.slot);
+        // Relaxed: statistics for inspectors.
+        self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
+        self.mem
+            .store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
+        // Release: our reads of the frame happen before the producer's
+        // overwrite (pairs with its Acquire cursor load).
+        self.mem.store64(
+            s + slot::CURSOR,
+            next,
+            ord!(Release, "cursor_relaxed", Relaxed),
+        );
+        // SeqCst fence: pairs with the producer's fence between its waiter
+        // increment and its re-scan of cursors.
+        fence_sc!(self.mem, "space_fence");
+        // Relaxed: ordered by the fence.
+        if self.mem.load32(wake::SPACE_WAITERS, Relaxed) > 0 {
+            self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
+            self.mem.wake(wake::SPACE_FUTEX);
+        }
+    }
+
+    /// `Overwrite`: copies the next message into `buf` (at least
+    /// `max_message` bytes) and validates it. `Ok(None)`: nothing new (or
+    /// lapped faster than it could read; call again).
+    pub fn read_copy(
+        &self,
+        st: &mut SubState,
+        buf: &mut [u8],
+    ) -> Result<Option<FrameView>, ReadError> {
+        for _ in 0..LAP_RETRIES {
+            let pos = st.cursor;
+            let off = self.layout.frame_at(pos);
+            // Acquire: pairs with the producer's Release stamp store.
+            let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+            if stamp != pos ^ self.key() {
+                // Acquire: pairs with the Release fence after the tail store.
+                if self.mem.load64(prod::TAIL, Acquire) > pos + self.cap() {
+                    self.jump_to_oldest(st);
+                    continue;
+                }
+                return Ok(None);
+            }
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            let ts = self.mem.load64(off + frame::TIMESTAMP, Relaxed);
+            let seq = self.mem.load64(off + frame::SEQ, Relaxed);
+            let size = self.frame_len_of(pos, lt);
+            let len = lt as u32 as usize;
+            let is_pad = (lt >> 32) as u32 & frame::PADDING != 0;
+            if let (Some(_), false) = (size, is_pad) {
+                if len <= buf.len() {
+                    self.mem.read_racy(off + FRAME_HEADER, &mut buf[..len]);
+                }
+            }
+            // Acquire fence: pairs with the producer's Release fence after
+            // its tail store; a tail still below pos + capacity proves the
+            // words we copied were not being overwritten.
+            self.mem.fence(Acquire);
+            if self.mem.load64(prod::TAIL, Relaxed) > pos + self.cap() {
+                self.jump_to_oldest(st);
+                continue;
+            }
+            let Some(size) = size else {
+                return Err(ReadError::Corrupt(format!(
+                    "frame at position {pos}: length/type word {lt:#x} is invalid"
+                )));
+            };
+            if is_pad {
+                st.cursor = pos + size;
+                continue;
+            }
+            if len > buf.len() {
+                return Err(ReadError::Corrupt(format!(
+                    "frame at position {pos}: length {len} exceeds the buffer"
+                )));
+            }
+            let lost = if st.expected_seq == u64::MAX {
+                0
+            } else {
+                seq.saturating_sub(st.expected_seq)
+            };
+            st.lost += lost;
+            st.received += 1;
+            st.expected_seq = seq.wrapping_add(1);
+            st.cursor = pos + size;
+            let s = self.layout.slot(st.slot);
+            // Relaxed: statistics for inspectors (Overwrite cursors never
+            // gate the producer).
+            self.mem.store64(s + slot::CURSOR, st.cursor, Relaxed);
+            self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
+            self.mem.store64(s + slot::LOST, st.lost, Relaxed);
+            self.mem
+                .store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
+            return Ok(Some(FrameView {
+                pos,
+                payload_off: off + FRAME_HEADER,
+                len: len as u32,
+                msg_type: (lt >> 32) as u32,
+                timestamp_ns: ts,
+                seq,
+                next: pos + size,
+                lost,
+            }));
+        }
+        Ok(None)
+    }
+
+    fn jump_to_oldest(&self, st: &mut SubState) {
+        let tail = self.mem.load64(prod::TAIL, Relaxed);
+        let oldest = self.mem.load64(prod::OLDEST, Relaxed).min(tail);
+        // A frame start a whole ring behind the tail is gone already.
+        st.cursor = oldest.max(st.cursor);
+        if st.cursor + self.cap() < tail {
+            st.cursor = oldest;
+        }
+    }
+
+    /// Waits for a frame: `Block` peeks, `Overwrite` copies into `buf`.
+    /// Spins, then sleeps on the data futex; `timeout` `None` waits forever.
+    /// Returns `Ok(None)` on timeout.
+    pub fn wait_frame(
+        &self,
+        st: &mut SubState,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> Result<Option<FrameView>, ReadError> {
+        let deadline = timeout.map(|t| self.mem.now_ns().saturating_add(t.as_nanos() as u64));
+        let mut step = 0u32;
+        loop {
+            if let Some(v) = self.poll(st, buf)? {
+                return Ok(Some(v));
+            }
+            let now = self.mem.now_ns();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+            if step < self.mem.spin_steps() {
+                self.mem.snooze(step);
+                step += 1;
+                continue;
+            }
+            if !self.still_owned(st) {
+                return Err(ReadError::Evicted);
+            }
+            // Relaxed: compared by the futex syscall.
+            let seen = self.mem.load32(wake::DATA_FUTEX, Relaxed);
+            self.mem.add32(wake::DATA_WAITERS, 1, Relaxed);
+            // SeqCst fence: pairs with the producer's post-commit fence.
+            fence_sc!(self.mem, "data_fence");
+            let again = self.poll(st, buf);
+            if !matches!(again, Ok(None)) {
+                self.mem.sub32(wake::DATA_WAITERS, 1, Relaxed);
+                return again;
+            }
+            let slice = deadline.map_or(SLEEP_SLICE, |d| {
+                Duration::from_nanos(d.saturating_sub(now)).min(SLEEP_SLICE)
+            });
+            self.mem.wait(wake::DATA_FUTEX, seen, Some(slice));
+            self.mem.sub32(wake::DATA_WAITERS, 1, Relaxed);
+        }
+    }
+
+    /// One non-blocking look for a frame, for either policy.
+    pub fn poll(&self, st: &mut SubState, buf: &mut [u8]) -> Result<Option<FrameView>, ReadError> {
+        match self.layout.policy {
+            Policy::Block => self.peek(st),
+            Policy::Overwrite => self.read_copy(st, buf),
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! One topic file, mapped: creating it safely, opening it with every header
+//! field checked, and the production [`Memory`] over the mapping.
+//!
+//! # Creation
+//! A topic is built under a hidden temporary name (`.NAME.PID.NANOS.tmp`,
+//! `O_CREAT|O_EXCL|O_NOFOLLOW`, the requested mode set with `fchmod` so the
+//! umask does not widen or narrow it), its space reserved with
+//! `posix_fallocate` (a full /dev/shm is an error now, not a SIGBUS later),
+//! mapped, initialised, marked ready with a `Release` store, and only then
+//! `link`ed to its real name, which fails if the name exists. So a process
+//! killed during creation leaves at most a hidden temporary file (removed
+//! by `shmq gc`), never a half-initialised topic under the real name. An
+//! opener still checks the ready flag (files written by other tools), waits
+//! a bounded time for it, and reports [`OpenError::NotReady`].
+//!
+//! # Opening
+//! The header is read with `pread` and validated against the file's real
+//! length *before* the file is mapped, so a hostile file cannot make us map
+//! or fault in more than its validated geometry.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::OpenError;
+use crate::layout::{hdr, prod, state, Layout, LINE, MAGIC, VERSION};
+use crate::mem::Memory;
+use crate::sys;
+
+/// A mapped topic file.
+#[derive(Debug)]
+pub struct Segment {
+    map: MmapRaw,
+    len: usize,
+    writable: bool,
+    path: PathBuf,
+}
+
+// SAFETY: the mapping is shared memory used only through atomics, through
+// raw copies guarded by the ring protocol, or by `Message` guards whose
+// lifetime is tied to a `Subscriber`; nothing in `Segment` is tied to a
+// thread.
+unsafe impl Send for Segment {}
+// SAFETY: as above; every shared access is atomic or protocol-guarded.
+unsafe impl Sync for Segment {}
+
+fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> OpenError {
+    move |source| OpenError::Io { op, source }
+}
+
+fn random_u64() -> u64 {
+    let mut v = 0u64;
+    // SAFETY: writes at most 8 bytes into `v`, which is valid and writable.
+    let n = unsafe { libc::getrandom((&mut v as *mut u64).cast(), 8, 0) };
+    if n != 8 {
+        v = sys::monotonic_ns()
+            ^ ((std::process::id() as u64) << 32)
+            ^ sys::unix_ns().rotate_left(17);
+    }
+    v | 1
+}
+
+/// Header fields read from a file before mapping it.
+struct RawHeader([u8; 4096]);
+
+impl RawHeader {
+    fn u32(&self, off: usize) -> u32 {
+        u32::from_le_bytes(self.0[off..off + 4].try_into().unwrap_or([0; 4]))
+    }
+    fn u64(&self, off: usize) -> u64 {
+        u64::from_le_bytes(self.0[off..off + 8].try_into().unwrap_or([0; 8]))
+    }
+}
+
+fn read_header(file: &File) -> Result<RawHeader, OpenError> {
+    use std::os::unix::fs::FileExt;
+    let mut h = RawHeader([0; 4096]);
+    let mut got = 0;
+    while got < LINE {
+        match file.read_at(&mut h.0[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io("reading the topic header")(e)),
+        }
+    }
+    if got < LINE {
+        return Err(OpenError::Corrupt {
+            reason: format!("file is only {got} bytes, shorter than a header"),
+        });
+    }
+    Ok(h)
+}
+
+impl Segment {
+    /// Creates the topic file at `dir/name` with `layout`, file mode `mode`.
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        layout: &Layout,
+        mode: u32,
+        liveness_ms: u32,
+    ) -> Result<Segment, OpenError> {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            sys::monotonic_ns()
+        ));
+        let result = Self::create_at(&tmp, &path, layout, mode, liveness_ms);
+        // The temporary name is gone in every case: linked (then removed) or failed.
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+
+    fn create_at(
+        tmp: &Path,
+        path: &Path,
+        layout: &Layout,
+        mode: u32,
+        liveness_ms: u32,
+    ) -> Result<Segment, OpenError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(tmp)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied(format!(
+                    "cannot create files in {}",
+                    tmp.parent().unwrap_or(tmp).display()
+                )),
+                _ => io("creating the topic file")(e),
+            })?;
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(io("setting the topic file mode"))?;
+        let len = layout.file_len();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: `fd` is an open file descriptor owned by `file`.
+        let rc = unsafe { libc::posix_fallocate(fd, 0, len as libc::off_t) };
+        match rc {
+            0 => {}
+            libc::ENOSPC | libc::EFBIG => return Err(OpenError::NoSpace { needed: len }),
+            libc::EOPNOTSUPP | libc::EINVAL => {
+                // File systems without fallocate: size the file; pages are
+                // then allocated on first touch (documented limitation).
+                file.set_len(len).map_err(io("sizing the topic file"))?;
+            }
+            e => {
+                return Err(io("reserving the topic's space")(
+                    std::io::Error::from_raw_os_error(e),
+                ))
+            }
+        }
+        let seg = Self::map(file, len as usize, true, path.to_path_buf())?;
+        seg.init_header(layout, liveness_ms);
+        let c_tmp = CString::new(tmp.as_os_str().as_bytes())
+            .map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
+        // SAFETY: both are valid NUL-terminated paths. `link` never follows
+        // or replaces an existing target: it fails with EEXIST.
+        if unsafe { libc::link(c_tmp.as_ptr(), c_path.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EEXIST) => OpenError::AlreadyExists {
+                    path: path.to_path_buf(),
+                },
+                _ => io("publishing the topic file")(e),
+            });
+        }
+        Ok(seg)
+    }
+
+    fn init_header(&self, layout: &Layout, liveness_ms: u32) {
+        let m = self;
+        // Relaxed: nobody else can see the file yet (it has a private
+        // temporary name); the Release store of READY publishes everything.
+        m.store64(hdr::MAGIC, MAGIC, Ordering::Relaxed);
+        m.store32(hdr::VERSION, VERSION, Ordering::Relaxed);
+        m.store64(
+            hdr::DATA_OFFSET,
+            layout.data_offset as u64,
+            Ordering::Relaxed,
+        );
+        m.store64(hdr::CAPACITY, layout.capacity, Ordering::Relaxed);
+        m.store32(hdr::MAX_MESSAGE, layout.max_message, Ordering::Relaxed);
+        m.store32(
+            hdr::MAX_SUBSCRIBERS,
+            layout.max_subscribers,
+            Ordering::Relaxed,
+        );
+        m.store32(hdr::POLICY, layout.policy.to_raw(), Ordering::Relaxed);
+        m.store32(
+            hdr::MULTI_PRODUCER,
+            layout.multi_producer as u32,
+            Ordering::Relaxed,
+        );
+        m.store64(hdr::STAMP_KEY, layout.stamp_key, Ordering::Relaxed);
+        m.store64(hdr::CREATED_UNIX_NS, sys::unix_ns(), Ordering::Relaxed);
+        m.store32(hdr::CREATOR_PID, std::process::id(), Ordering::Relaxed);
+        m.store32(hdr::LIVENESS_MS, liveness_ms, Ordering::Relaxed);
+        m.store64(hdr::FILE_LEN, layout.file_len(), Ordering::Relaxed);
+        m.store64(prod::TAIL, 0, Ordering::Relaxed);
+        // Release: publishes the header to openers' Acquire load of STATE.
+        m.store32(hdr::STATE, state::READY, Ordering::Release);
+    }
+
+    /// Opens `dir/name`: checks the file (regular, ours unless
+    /// `allow_foreign_owner`), waits up to `ready_timeout` for the ready
+    /// flag, validates the header, then maps it.
+    pub fn open(
+        dir: &Path,
+        name: &str,
+        writable: bool,
+        ready_timeout: Duration,
+        allow_foreign_owner: bool,
+    ) -> Result<(Segment, Layout), OpenError> {
+        Self::open_path(
+            &dir.join(name),
+            writable,
+            ready_timeout,
+            allow_foreign_owner,
+        )
+    }
+
+    /// As [`Segment::open`], for a path.
+    pub fn open_path(
+        path: &Path,
+        writable: bool,
+        ready_timeout: Duration,
+        allow_foreign_owner: bool,
+    ) -> Result<(Segment, Layout), OpenError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match (e.kind(), e.raw_os_error()) {
+                (std::io::ErrorKind::NotFound, _) => OpenError::NotFound {
+                    path: path.to_path_buf(),
+                },
+                (_, Some(libc::ELOOP)) => OpenError::PermissionDenied(format!(
+                    "{} is a symbolic link; refusing to follow it",
+                    path.display()
+                )),
+                (std::io::ErrorKind::PermissionDenied, _) => {
+                    OpenError::PermissionDenied(format!("cannot open {}", path.display()))
+                }
+                _ => io("opening the topic file")(e),
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(io("reading the topic file's metadata"))?;
+        if !meta.file_type().is_file() {
+            return Err(OpenError::Corrupt {
+                reason: format!("{} is not a regular file", path.display()),
+            });
+        }
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if !allow_foreign_owner && meta.uid() != me {
+            return Err(OpenError::PermissionDenied(format!(
+                "{} belongs to uid {}, not to this user (uid {me}); allow foreign owners to open it",
+                path.display(),
+                meta.uid()
+            )));
+        }
+        let deadline = Instant::now() + ready_timeout;
+        let header = loop {
+            let h = read_header(&file)?;
+            if h.u64(hdr::MAGIC) != MAGIC {
+                return Err(OpenError::Corrupt {
+                    reason: "bad magic: not a shmq topic file".into(),
+                });
+            }
+            if h.u32(hdr::STATE) == state::READY {
+                break h;
+            }
+            if Instant::now() >= deadline {
+                return Err(OpenError::NotReady);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let real_len = meta.len();
+        let layout = Layout::validate(real_len, |o| header.u32(o), |o| header.u64(o))?;
+        let seg = Self::map(file, real_len as usize, writable, path.to_path_buf())?;
+        Ok((seg, layout))
+    }
+
+    fn map(file: File, len: usize, writable: bool, path: PathBuf) -> Result<Segment, OpenError> {
+        let mut opts = MmapOptions::new();
+        opts.len(len).populate();
+        let map = if writable {
+            opts.map_raw(&file)
+        } else {
+            opts.map_raw_read_only(&file)
+        }
+        .map_err(io("mapping the topic file"))?;
+        Ok(Segment {
+            map,
+            len,
+            writable,
+            path,
+        })
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the mapping is writable.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Base address of the mapping.
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    fn a64(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off + 8 <= self.len && off % 8 == 0, "bad u64 offset {off}");
+        // SAFETY: the ring only passes in-bounds, 8-aligned offsets (see the
+        // `mem` module contract); the mapping is page-aligned and lives as
+        // long as `self`; all concurrent access to this word is atomic.
+        unsafe { AtomicU64::from_ptr(self.base().add(off).cast()) }
+    }
+
+    fn a32(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off + 4 <= self.len && off % 4 == 0, "bad u32 offset {off}");
+        // SAFETY: as in `a64`, for a 4-aligned u32.
+        unsafe { AtomicU32::from_ptr(self.base().add(off).cast()) }
+    }
+}
+
+impl Memory for Segment {
+    #[inline]
+    fn load64(&self, off: usize, order: Ordering) -> u64 {
+        self.a64(off).load(order)
+    }
+    #[inline]
+    fn store64(&self, off: usize, val: u64, order: Ordering) {
+        self.a64(off).store(val, order)
+    }
+    #[inline]
+    fn cas64(
+        &self,
+        off: usize,
+        cur: u64,
+        new: u64,
+        ok: Ordering,
+        err: Ordering,
+    ) -> Result<u64, u64> {
+        self.a64(off).compare_exchange(cur, new, ok, err)
+    }
+    #[inline]
+    fn add64(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        self.a64(off).fetch_add(val, order)
+    }
+    #[inline]
+    fn load32(&self, off: usize, order: Ordering) -> u32 {
+        self.a32(off).load(order)
+    }
+    #[inline]
+    fn store32(&self, off: usize, val: u32, order: Ordering) {
+        self.a32(off).store(val, order)
+    }
+    #[inline]
+    fn cas32(
+        &self,
+        off: usize,
+        cur: u32,
+        new: u32,
+        ok: Ordering,
+        err: Ordering,
+    ) -> Result<u32, u32> {
+        self.a32(off).compare_exchange(cur, new, ok, err)
+    }
+    #[inline]
+    fn add32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+        self.a32(off).fetch_add(val, order)
+    }
+    #[inline]
+    fn sub32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+        self.a32(off).fetch_sub(val, order)
+    }
+    #[inline]
+    fn fence(&self, order: Ordering) {
+        std::sync::atomic::fence(order)
+    }
+    #[inline]
+    unsafe fn write(&self, off: usize, src: &[u8]) {
+        debug_assert!(off + src.len() <= self.len);
+        // SAFETY: the caller guarantees the range is in bounds and owned by
+        // this producer's claim (no concurrent reader or writer).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base().add(off), src.len()) }
+    }
+    #[inline]
+    unsafe fn read(&self, off: usize, dst: &mut [u8]) {
+        debug_assert!(off + dst.len() <= self.len);
+        // SAFETY: the caller guarantees the range is in bounds and covered by
+        // its cursor, so no producer writes it concurrently.
+        unsafe { std::ptr::copy_nonoverlapping(self.base().add(off), dst.as_mut_ptr(), dst.len()) }
+    }
+    #[inline]
+    unsafe fn write_racy(&self, off: usize, src: &[u8]) {
+        debug_assert!(off + src.len() <= self.len);
+        // SAFETY: in bounds by the caller's contract. Readers in other
+        // processes may copy these bytes concurrently; they use atomic word
+        // loads and discard what they read unless validation proves we had
+        // not started overwriting it (seqlock). This plain copy racing with
+        // atomic loads is the standard seqlock compromise (as crossbeam's
+        // AtomicCell): the bytes are never trusted without validation.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base().add(off), src.len()) }
+    }
+    #[inline]
+    fn read_racy(&self, off: usize, dst: &mut [u8]) {
+        let words = dst.len() / 8;
+        for i in 0..words {
+            let w = self.a64(off + 8 * i).load(Ordering::Relaxed);
+            dst[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        let rest = dst.len() % 8;
+        if rest > 0 {
+            // Frames are padded to 32 bytes, so the whole last word is ours.
+            let w = self.a64(off + 8 * words).load(Ordering::Relaxed);
+            dst[8 * words..].copy_from_slice(&w.to_le_bytes()[..rest]);
+        }
+    }
+    fn wait(&self, off: usize, expected: u32, timeout: Option<Duration>) {
+        sys::futex_wait(self.a32(off), expected, timeout)
+    }
+    fn wake(&self, off: usize) {
+        sys::futex_wake(self.a32(off))
+    }
+    #[inline]
+    fn snooze(&self, step: u32) {
+        if step < 10 {
+            for _ in 0..(1u32 << step.min(6)) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        sys::monotonic_ns()
+    }
+    fn is_alive(&self, pid: u32, start: u64) -> bool {
+        sys::is_alive(pid, start)
+    }
+    fn self_id(&self) -> (u32, u64) {
+        sys::self_id()
+    }
+}
+
+/// Removes the topic file `dir/name`.
+pub fn unlink(dir: &Path, name: &str) -> Result<(), OpenError> {
+    let path = dir.join(name);
+    std::fs::remove_file(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => OpenError::NotFound { path },
+        std::io::ErrorKind::PermissionDenied => {
+            OpenError::PermissionDenied(format!("cannot remove {}", path.display()))
+        }
+        _ => io("removing the topic file")(e),
+    })
+}
+
+/// A fresh random stamp key.
+pub fn new_stamp_key() -> u64 {
+    random_u64()
+}

@@ -1,0 +1,371 @@
+//! Subscribers: each with its own cursor in the topic's subscriber table.
+//!
+//! On a `Block` topic a received [`Message`] borrows the payload in place
+//! (zero-copy): the producer cannot reuse those bytes until the message is
+//! dropped, which moves this subscriber's cursor. On an `Overwrite` topic
+//! the producer may overwrite any byte at any time, so the message is copied
+//! into a buffer owned by the subscriber (allocated once, at subscribe time)
+//! and validated after the copy.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{RecvError, SubscribeError};
+use crate::layout::Policy;
+use crate::ring::{FrameView, ReadError, Ring, Start, SubState};
+use crate::segment::Segment;
+
+/// Receives messages from a topic. Made by [`crate::Topic::subscribe`].
+///
+/// `Send`, not `Sync`. Dropping it frees its slot.
+///
+/// # Examples
+/// ```
+/// # use shmq::{Options, Topic, RecvError};
+/// # use std::time::Duration;
+/// # let dir = std::env::temp_dir().join(format!("shmq-doc-s-{}", std::process::id()));
+/// # let topic = Topic::create("t", &Options::new().dir(&dir).capacity(64 << 10))?;
+/// let mut sub = topic.subscribe()?;
+/// assert_eq!(sub.try_recv().unwrap_err(), RecvError::Empty);
+/// topic.producer()?.publish(b"tick")?;
+/// let msg = sub.recv_timeout(Duration::from_secs(1))?;
+/// assert_eq!(&*msg, b"tick");
+/// # drop(msg); drop((sub, topic)); std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Subscriber {
+    ring: Arc<Ring<Segment>>,
+    st: SubState,
+    buf: Box<[u8]>,
+    pending: Option<FrameView>,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("slot", &self.st.slot)
+            .field("cursor", &self.st.cursor)
+            .finish()
+    }
+}
+
+fn read_err(e: ReadError) -> RecvError {
+    match e {
+        ReadError::Corrupt(r) => RecvError::Corrupt(r),
+        ReadError::Evicted => RecvError::Evicted,
+    }
+}
+
+impl Subscriber {
+    pub(crate) fn attach(
+        ring: Arc<Ring<Segment>>,
+        start: Start,
+        name: &str,
+    ) -> Result<Subscriber, SubscribeError> {
+        let st = ring
+            .join(start, name.as_bytes())
+            .ok_or(SubscribeError::NoFreeSlot {
+                max: ring.layout.max_subscribers,
+            })?;
+        let buf = match ring.layout.policy {
+            Policy::Block => Box::default(),
+            // Rounded up to whole words: the copy reads whole words.
+            Policy::Overwrite => {
+                vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice()
+            }
+        };
+        Ok(Subscriber {
+            ring,
+            st,
+            buf,
+            pending: None,
+        })
+    }
+
+    fn deliver(&mut self, view: FrameView) -> Result<Message<'_>, RecvError> {
+        if view.lost > 0 && self.pending.is_none() {
+            let mut v = view;
+            let lost = v.lost;
+            v.lost = 0;
+            self.pending = Some(v);
+            return Err(RecvError::Lagged(lost));
+        }
+        Ok(Message { sub: self, view })
+    }
+
+    /// A message held back after a gap. If its loss has not been reported
+    /// yet, report it now and keep the message for the next call.
+    fn take_pending(&mut self) -> Result<Option<FrameView>, RecvError> {
+        match self.pending.take() {
+            Some(mut v) if v.lost > 0 => {
+                let lost = v.lost;
+                v.lost = 0;
+                self.pending = Some(v);
+                Err(RecvError::Lagged(lost))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Receives without waiting: [`RecvError::Empty`] if nothing is new.
+    pub fn try_recv(&mut self) -> Result<Message<'_>, RecvError> {
+        if let Some(v) = self.take_pending()? {
+            return Ok(Message { sub: self, view: v });
+        }
+        match self
+            .ring
+            .poll(&mut self.st, &mut self.buf)
+            .map_err(read_err)?
+        {
+            Some(v) => self.deliver(v),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// Receives, waiting as long as it takes (spin, then sleep on a futex).
+    pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
+        self.wait(None)
+    }
+
+    /// Receives, waiting at most `timeout`: [`RecvError::Timeout`] after it.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
+        self.wait(Some(timeout))
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<Message<'_>, RecvError> {
+        if let Some(v) = self.take_pending()? {
+            return Ok(Message { sub: self, view: v });
+        }
+        match self
+            .ring
+            .wait_frame(&mut self.st, &mut self.buf, timeout)
+            .map_err(read_err)?
+        {
+            Some(v) => self.deliver(v),
+            None => Err(RecvError::Timeout),
+        }
+    }
+
+    /// Receives up to `max` waiting messages without blocking, calling `f`
+    /// on each; on a `Block` topic the cursor is published once, at the end
+    /// (one fence for the whole batch). Returns how many were handled.
+    /// Stops early at a gap in an `Overwrite` topic (the next `try_recv`
+    /// reports [`RecvError::Lagged`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmq::{Options, Topic};
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-d-{}", std::process::id()));
+    /// # let topic = Topic::create("t", &Options::new().dir(&dir).capacity(64 << 10))?;
+    /// let mut sub = topic.subscribe()?;
+    /// let mut p = topic.producer()?;
+    /// for i in 0..10u8 { p.publish(&[i])?; }
+    /// let mut sum = 0;
+    /// let n = sub.drain(100, |m| sum += m[0] as u32)?;
+    /// assert_eq!((n, sum), (10, 45));
+    /// # drop((sub, p, topic)); std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn drain(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&MessageRef<'_>),
+    ) -> Result<usize, RecvError> {
+        let mut n = 0;
+        match self.take_pending() {
+            Ok(Some(v)) => {
+                f(&MessageRef {
+                    data: self.payload(&v),
+                    view: v,
+                });
+                n += 1;
+            }
+            Ok(None) => {}
+            Err(e) => return if n == 0 { Err(e) } else { Ok(n) },
+        }
+        match self.ring.layout.policy {
+            Policy::Block => {
+                let mut last = None;
+                while n < max {
+                    let Some(v) = self.ring.peek(&mut self.st).map_err(read_err)? else {
+                        break;
+                    };
+                    // Read in place; the cursor is published once, below.
+                    f(&MessageRef {
+                        data: payload_in_place(&self.ring, &v),
+                        view: v,
+                    });
+                    self.st.cursor = v.next;
+                    self.st.received += 1;
+                    self.st.expected_seq = v.seq.wrapping_add(1);
+                    last = Some(v.next);
+                    n += 1;
+                }
+                if let Some(next) = last {
+                    self.ring.release_to(&mut self.st, next);
+                }
+            }
+            Policy::Overwrite => {
+                while n < max {
+                    match self
+                        .ring
+                        .read_copy(&mut self.st, &mut self.buf)
+                        .map_err(read_err)?
+                    {
+                        Some(v) if v.lost > 0 => {
+                            // Keep it for the next receive, which reports the gap first.
+                            self.pending = Some(v);
+                            break;
+                        }
+                        Some(v) => {
+                            f(&MessageRef {
+                                data: &self.buf[..v.len as usize],
+                                view: v,
+                            });
+                            n += 1;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Messages received so far.
+    pub fn received(&self) -> u64 {
+        self.st.received
+    }
+
+    /// Messages lost to overwriting so far (`Overwrite` topics).
+    pub fn lost(&self) -> u64 {
+        self.st.lost
+    }
+
+    /// Position of the next frame this subscriber reads.
+    pub fn position(&self) -> u64 {
+        self.st.cursor
+    }
+
+    /// Index of this subscriber's slot in the topic's table.
+    pub fn slot(&self) -> usize {
+        self.st.slot
+    }
+
+    fn payload(&self, view: &FrameView) -> &[u8] {
+        match self.ring.layout.policy {
+            Policy::Overwrite => &self.buf[..view.len as usize],
+            Policy::Block => payload_in_place(&self.ring, view),
+        }
+    }
+}
+
+/// The payload of a committed frame at or after this subscriber's cursor.
+fn payload_in_place<'a>(ring: &'a Ring<Segment>, view: &FrameView) -> &'a [u8] {
+    // SAFETY: `view` was validated by `Ring::peek`: the payload lies inside
+    // the mapping (length ≤ max_message, frame before the ring's end) and is
+    // committed (stamp loaded with Acquire). Block policy: the producer
+    // cannot claim these bytes while our published cursor is at or before
+    // the frame, and the cursor moves past it only when the message guard
+    // (which borrows the subscriber mutably) is gone.
+    unsafe { std::slice::from_raw_parts(ring.mem.base().add(view.payload_off), view.len as usize) }
+}
+
+/// The payload and metadata of a message seen in [`Subscriber::drain`].
+pub struct MessageRef<'a> {
+    data: &'a [u8],
+    view: FrameView,
+}
+
+impl MessageRef<'_> {
+    /// The user type given at publish.
+    pub fn msg_type(&self) -> u32 {
+        self.view.msg_type
+    }
+    /// Publish time, `CLOCK_MONOTONIC` nanoseconds.
+    pub fn timestamp_ns(&self) -> u64 {
+        self.view.timestamp_ns
+    }
+    /// Sequence number.
+    pub fn seq(&self) -> u64 {
+        self.view.seq
+    }
+    /// Absolute byte position of the message.
+    pub fn position(&self) -> u64 {
+        self.view.pos
+    }
+}
+
+impl Deref for MessageRef<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.ring.leave(&self.st);
+    }
+}
+
+/// A received message. Derefs to the payload. On a `Block` topic the
+/// payload is read in place in the ring, and the subscriber's cursor moves
+/// past it when the message is dropped.
+pub struct Message<'a> {
+    sub: &'a mut Subscriber,
+    view: FrameView,
+}
+
+impl Message<'_> {
+    /// The payload.
+    pub fn data(&self) -> &[u8] {
+        self.sub.payload(&self.view)
+    }
+    /// The user type given at publish (0 by default).
+    pub fn msg_type(&self) -> u32 {
+        self.view.msg_type
+    }
+    /// Publish time, `CLOCK_MONOTONIC` nanoseconds.
+    pub fn timestamp_ns(&self) -> u64 {
+        self.view.timestamp_ns
+    }
+    /// Sequence number (dense per topic on single-producer topics).
+    pub fn seq(&self) -> u64 {
+        self.view.seq
+    }
+    /// Absolute byte position of the message in the topic's stream; unique
+    /// and increasing, the same for every subscriber.
+    pub fn position(&self) -> u64 {
+        self.view.pos
+    }
+    /// Releases the message now (same as dropping it).
+    pub fn release(self) {}
+}
+
+impl Deref for Message<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("position", &self.view.pos)
+            .field("seq", &self.view.seq)
+            .field("len", &self.view.len)
+            .finish()
+    }
+}
+
+impl Drop for Message<'_> {
+    fn drop(&mut self) {
+        let Subscriber { ring, st, .. } = &mut *self.sub;
+        if ring.layout.policy == Policy::Block {
+            ring.release(st, &self.view);
+        }
+    }
+}

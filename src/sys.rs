@@ -1,0 +1,156 @@
+//! Thin, checked wrappers over the Linux calls shmq needs: futex, the
+//! monotonic clock, and process identity (pid + start time, so a reused pid
+//! is not mistaken for a live peer).
+
+use std::sync::atomic::AtomicU32;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// `CLOCK_MONOTONIC` in nanoseconds (vDSO: no syscall).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Wall clock in nanoseconds since the Unix epoch (for display only).
+pub fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Sleeps while `*word == expected`, at most `timeout`. Shared (not
+/// `FUTEX_PRIVATE_FLAG`), so wakes cross processes.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
+    // the kernel only reads it; `ts_ptr` is null or points to `ts`, alive
+    // until the call returns. Errors (EAGAIN, ETIMEDOUT, EINTR) all mean
+    // "look again", which every caller does.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Wakes every waiter on `word`, in any process.
+pub fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access
+    // memory beyond looking up the futex key.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Start time of process `pid` in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`), or `None` if the process does not exist.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: parse
+    // from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After ')': field 3 is state; field 22 is the 20th field from here.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This process's `(pid, start time)`, computed once.
+pub fn self_id() -> (u32, u64) {
+    static ID: OnceLock<(u32, u64)> = OnceLock::new();
+    // A forked child has another pid: recompute when it changed.
+    let pid = std::process::id();
+    let id = *ID.get_or_init(|| (pid, process_start(pid).unwrap_or(0)));
+    if id.0 == pid {
+        id
+    } else {
+        (pid, process_start(pid).unwrap_or(0))
+    }
+}
+
+/// Whether process `pid` started at `start` is still running. A zombie
+/// (exited, not yet reaped by its parent) counts as dead.
+pub fn is_alive(pid: u32, start: u64) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    if pid == std::process::id() {
+        return true;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
+    let mut fields = stat[close + 1..].split_whitespace();
+    let state = fields.next().unwrap_or("X");
+    if state == "Z" || state == "X" {
+        return false;
+    }
+    match fields.nth(18).and_then(|f| f.parse::<u64>().ok()) {
+        Some(s) => start == 0 || s == start,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_is_alive_and_has_a_start_time() {
+        let (pid, start) = self_id();
+        assert_eq!(pid, std::process::id());
+        assert!(start > 0);
+        assert!(is_alive(pid, start));
+        assert_eq!(process_start(pid), Some(start));
+    }
+
+    #[test]
+    fn reused_pid_is_not_alive() {
+        let (pid, start) = self_id();
+        // Same pid, another start time: a different process.
+        assert!(is_alive(pid, start));
+        let parent = std::os::unix::process::parent_id();
+        let pstart = process_start(parent).expect("parent exists");
+        assert!(is_alive(parent, pstart));
+        assert!(!is_alive(parent, pstart + 1));
+        assert!(!is_alive(0, 0));
+    }
+
+    #[test]
+    fn exited_child_is_dead() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        let start = process_start(pid).unwrap_or(1);
+        child.wait().expect("wait");
+        assert!(!is_alive(pid, start));
+    }
+}

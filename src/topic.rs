@@ -1,0 +1,402 @@
+//! Topics: creating, opening and removing them, and the options that
+//! describe them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{OpenError, ProducerError, SubscribeError};
+use crate::layout::{hdr, Layout, Policy};
+use crate::mem::Memory;
+use crate::name::validate_name;
+use crate::producer::Producer;
+use crate::ring::{Ring, Start};
+use crate::segment::{self, Segment};
+use crate::subscriber::Subscriber;
+
+/// Directory used when neither [`Options::dir`] nor `SHMQ_DIR` says otherwise.
+pub const DEFAULT_DIR: &str = "/dev/shm/shmq";
+
+/// The topic directory: `SHMQ_DIR` if set and not empty, else [`DEFAULT_DIR`].
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os("SHMQ_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(DEFAULT_DIR),
+    }
+}
+
+/// Settings of a topic, for creating it, and the settings an opener
+/// requires of it.
+///
+/// Every setting is optional: `create` fills in the defaults (1 MiB ring,
+/// 64 KiB max message, 64 subscribers, `Block`, single producer, mode
+/// 0600); `open` checks only the settings that were set and reports the
+/// first that differs as [`OpenError::Incompatible`].
+///
+/// # Examples
+/// ```
+/// use shmq::{Options, Policy};
+/// let opts = Options::new()
+///     .capacity(1 << 20)
+///     .max_message(4096)
+///     .policy(Policy::Overwrite);
+/// assert_eq!(opts.capacity_value(), 1 << 20);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    capacity: Option<u64>,
+    max_message: Option<u32>,
+    max_subscribers: Option<u32>,
+    policy: Option<Policy>,
+    multi_producer: Option<bool>,
+    mode: Option<u32>,
+    dir: Option<PathBuf>,
+    ready_timeout: Option<Duration>,
+    allow_foreign_owner: bool,
+}
+
+/// Default ring capacity (1 MiB).
+pub const DEFAULT_CAPACITY: u64 = 1 << 20;
+/// Default largest message (64 KiB, or what the ring allows).
+pub const DEFAULT_MAX_MESSAGE: u32 = 64 << 10;
+/// Default number of subscriber slots.
+pub const DEFAULT_MAX_SUBSCRIBERS: u32 = 64;
+/// Default file mode (owner read/write only).
+pub const DEFAULT_MODE: u32 = 0o600;
+
+impl Options {
+    /// All settings unset.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Ring capacity in bytes; rounded up to a power of two (at least 256).
+    pub fn capacity(mut self, bytes: u64) -> Self {
+        self.capacity = Some(bytes);
+        self
+    }
+    /// Largest message in bytes; at most half the capacity minus 32.
+    pub fn max_message(mut self, bytes: u32) -> Self {
+        self.max_message = Some(bytes);
+        self
+    }
+    /// Number of subscriber slots (1..=4096).
+    pub fn max_subscribers(mut self, n: u32) -> Self {
+        self.max_subscribers = Some(n);
+        self
+    }
+    /// Loss policy.
+    pub fn policy(mut self, p: Policy) -> Self {
+        self.policy = Some(p);
+        self
+    }
+    /// Several producers at once (`Block` topics only).
+    pub fn multi_producer(mut self, yes: bool) -> Self {
+        self.multi_producer = Some(yes);
+        self
+    }
+    /// File mode of a created topic, e.g. `0o660` to share with the group.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+    /// Topic directory (default: `SHMQ_DIR`, else `/dev/shm/shmq`). A
+    /// directory on a disk gives a file-backed topic.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// How long `open` waits for a topic still being initialised (default 1 s).
+    pub fn ready_timeout(mut self, t: Duration) -> Self {
+        self.ready_timeout = Some(t);
+        self
+    }
+    /// Accept topic files owned by another user (refused by default).
+    pub fn allow_foreign_owner(mut self, yes: bool) -> Self {
+        self.allow_foreign_owner = yes;
+        self
+    }
+
+    /// The capacity `create` would use (rounded up to a power of two).
+    pub fn capacity_value(&self) -> u64 {
+        self.capacity
+            .unwrap_or(DEFAULT_CAPACITY)
+            .max(crate::layout::MIN_CAPACITY)
+            .next_power_of_two()
+    }
+
+    /// The directory these options point at.
+    pub fn dir_value(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(default_dir)
+    }
+
+    fn layout(&self) -> Result<Layout, OpenError> {
+        let raw_cap = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+        if raw_cap > crate::layout::MAX_CAPACITY {
+            return Err(OpenError::InvalidOptions(format!(
+                "capacity {raw_cap} exceeds 1 TiB"
+            )));
+        }
+        let capacity = self.capacity_value();
+        let max_message = self
+            .max_message
+            .unwrap_or_else(|| DEFAULT_MAX_MESSAGE.min(Layout::max_message_for(capacity) as u32));
+        Layout::new(
+            capacity,
+            max_message,
+            self.max_subscribers.unwrap_or(DEFAULT_MAX_SUBSCRIBERS),
+            self.policy.unwrap_or(Policy::Block),
+            self.multi_producer.unwrap_or(false),
+            segment::new_stamp_key(),
+        )
+        .map_err(OpenError::InvalidOptions)
+    }
+
+    fn check(&self, l: &Layout) -> Result<(), OpenError> {
+        let differ = |field, expected: String, found: String| {
+            Err(OpenError::Incompatible {
+                field,
+                expected,
+                found,
+            })
+        };
+        if self.capacity.is_some() && self.capacity_value() != l.capacity {
+            return differ(
+                "capacity",
+                self.capacity_value().to_string(),
+                l.capacity.to_string(),
+            );
+        }
+        if let Some(m) = self.max_message {
+            if m != l.max_message {
+                return differ("max_message", m.to_string(), l.max_message.to_string());
+            }
+        }
+        if let Some(n) = self.max_subscribers {
+            if n != l.max_subscribers {
+                return differ(
+                    "max_subscribers",
+                    n.to_string(),
+                    l.max_subscribers.to_string(),
+                );
+            }
+        }
+        if let Some(p) = self.policy {
+            if p != l.policy {
+                return differ("policy", p.to_string(), l.policy.to_string());
+            }
+        }
+        if let Some(m) = self.multi_producer {
+            if m != l.multi_producer {
+                let s = |b: bool| {
+                    if b {
+                        "multi-producer"
+                    } else {
+                        "single-producer"
+                    }
+                    .to_string()
+                };
+                return differ("producer mode", s(m), s(l.multi_producer));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A topic: one ring in one file, mapped into this process.
+///
+/// `Topic` is cheap to clone (it shares the mapping) and `Send + Sync`;
+/// producers and subscribers made from it keep the mapping alive.
+///
+/// # Examples
+/// ```
+/// use shmq::{Options, Topic};
+/// # let dir = std::env::temp_dir().join(format!("shmq-doc-{}", std::process::id()));
+/// let opts = Options::new().dir(&dir).capacity(64 << 10);
+/// let topic = Topic::create("quotes", &opts)?;
+/// let mut sub = topic.subscribe()?;
+/// let mut prod = topic.producer()?;
+/// prod.publish(b"hello")?;
+/// assert_eq!(&*sub.try_recv()?, b"hello");
+/// # drop(sub); drop(prod);
+/// Topic::unlink_in(&dir, "quotes")?;
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Topic {
+    ring: Arc<Ring<Segment>>,
+    name: String,
+}
+
+impl Topic {
+    /// Creates a new topic; fails with [`OpenError::AlreadyExists`] if one of
+    /// that name exists. Creates the directory (mode 0700) if needed.
+    pub fn create(name: &str, opts: &Options) -> Result<Topic, OpenError> {
+        validate_name(name)?;
+        let layout = opts.layout()?;
+        let dir = opts.dir_value();
+        ensure_dir(&dir)?;
+        let seg = Segment::create(&dir, name, &layout, opts.mode.unwrap_or(DEFAULT_MODE), 1000)?;
+        Ok(Topic {
+            ring: Arc::new(Ring::new(seg, layout)),
+            name: name.to_string(),
+        })
+    }
+
+    /// Opens an existing topic for producing and subscribing; checks the
+    /// settings `opts` sets.
+    pub fn open(name: &str, opts: &Options) -> Result<Topic, OpenError> {
+        Self::open_mode(name, opts, true)
+    }
+
+    /// Opens an existing topic read-only, for inspection: it can report
+    /// counters and subscribers but neither publish nor subscribe, and never
+    /// changes the ring.
+    pub fn open_read_only(name: &str, opts: &Options) -> Result<Topic, OpenError> {
+        Self::open_mode(name, opts, false)
+    }
+
+    fn open_mode(name: &str, opts: &Options, writable: bool) -> Result<Topic, OpenError> {
+        validate_name(name)?;
+        let (seg, layout) = Segment::open(
+            &opts.dir_value(),
+            name,
+            writable,
+            opts.ready_timeout.unwrap_or(Duration::from_secs(1)),
+            opts.allow_foreign_owner,
+        )?;
+        opts.check(&layout)?;
+        Ok(Topic {
+            ring: Arc::new(Ring::new(seg, layout)),
+            name: name.to_string(),
+        })
+    }
+
+    /// Opens the topic, or creates it with `opts` if it does not exist
+    /// (safe against a concurrent creator: exactly one creates it).
+    pub fn open_or_create(name: &str, opts: &Options) -> Result<Topic, OpenError> {
+        loop {
+            match Self::open(name, opts) {
+                Err(OpenError::NotFound { .. }) => {}
+                other => return other,
+            }
+            match Self::create(name, opts) {
+                Err(OpenError::AlreadyExists { .. }) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Removes the topic named `name` from the default directory
+    /// (`SHMQ_DIR`). Processes that have it mapped keep using it; new
+    /// opens fail.
+    pub fn unlink(name: &str) -> Result<(), OpenError> {
+        Self::unlink_in(&default_dir(), name)
+    }
+
+    /// Removes the topic named `name` from `dir`.
+    pub fn unlink_in(dir: &Path, name: &str) -> Result<(), OpenError> {
+        validate_name(name)?;
+        segment::unlink(dir, name)
+    }
+
+    /// Attaches a producer. On a single-producer topic, only one live
+    /// producer at a time: another gets [`ProducerError::Busy`]; a producer
+    /// whose process died is taken over (and its unfinished frame turned
+    /// into padding).
+    pub fn producer(&self) -> Result<Producer, ProducerError> {
+        if !self.ring.mem.writable() {
+            return Err(ProducerError::ReadOnly);
+        }
+        Producer::attach(self.ring.clone())
+    }
+
+    /// Subscribes from the newest message: receives every message
+    /// published after this call returns.
+    pub fn subscribe(&self) -> Result<Subscriber, SubscribeError> {
+        self.subscribe_with(Start::Newest, "")
+    }
+
+    /// Subscribes from the oldest message the ring still holds.
+    pub fn subscribe_from_oldest(&self) -> Result<Subscriber, SubscribeError> {
+        self.subscribe_with(Start::Oldest, "")
+    }
+
+    /// Subscribes at `start`, with a `name` shown by inspection tools.
+    pub fn subscribe_with(&self, start: Start, name: &str) -> Result<Subscriber, SubscribeError> {
+        if !self.ring.mem.writable() {
+            return Err(SubscribeError::ReadOnly);
+        }
+        Subscriber::attach(self.ring.clone(), start, name)
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Path of the topic file.
+    pub fn path(&self) -> &Path {
+        self.ring.mem.path()
+    }
+    /// Ring capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.ring.layout.capacity
+    }
+    /// Largest message in bytes.
+    pub fn max_message(&self) -> usize {
+        self.ring.layout.max_message as usize
+    }
+    /// Number of subscriber slots.
+    pub fn max_subscribers(&self) -> u32 {
+        self.ring.layout.max_subscribers
+    }
+    /// Loss policy.
+    pub fn policy(&self) -> Policy {
+        self.ring.layout.policy
+    }
+    /// Whether several producers may publish at once.
+    pub fn multi_producer(&self) -> bool {
+        self.ring.layout.multi_producer
+    }
+    /// Pid of the creating process.
+    pub fn creator_pid(&self) -> u32 {
+        self.ring
+            .mem
+            .load32(hdr::CREATOR_PID, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A snapshot of the counters and the subscriber table, read without
+    /// taking part in the protocol.
+    pub fn info(&self) -> crate::info::TopicInfo {
+        crate::info::TopicInfo::read(&self.ring, &self.name)
+    }
+
+    /// Frees the slots of subscribers whose processes died. Returns how many.
+    pub fn reap_dead_subscribers(&self) -> u32 {
+        if !self.ring.mem.writable() {
+            return 0;
+        }
+        self.ring.reap_dead()
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), OpenError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied(format!(
+                "cannot create the topic directory {}",
+                dir.display()
+            )),
+            _ => OpenError::Io {
+                op: "creating the topic directory",
+                source: e,
+            },
+        })
+}

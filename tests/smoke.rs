@@ -1,0 +1,144 @@
+//! In-process behaviour of one topic: the basics every other test builds on.
+
+mod common;
+use common::TestDir;
+use shmq::{Policy, PublishError, RecvError, Topic};
+use std::time::Duration;
+
+#[test]
+fn publish_then_receive_in_order() {
+    let d = TestDir::new();
+    let topic = Topic::create("t", &d.opts().capacity(4096).max_message(100)).unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    let mut p = topic.producer().unwrap();
+    for round in 0..50u32 {
+        for i in 0..20u32 {
+            let v = round * 100 + i;
+            let len = (v % 90) as usize;
+            let mut msg = vec![(v & 0xff) as u8; len + 4];
+            msg[..4].copy_from_slice(&v.to_le_bytes());
+            p.publish(&msg).unwrap();
+        }
+        for i in 0..20u32 {
+            let v = round * 100 + i;
+            let m = sub.try_recv().unwrap();
+            assert_eq!(u32::from_le_bytes(m[..4].try_into().unwrap()), v);
+            assert_eq!(m.len(), (v % 90) as usize + 4);
+            assert!(m[4..].iter().all(|&b| b == (v & 0xff) as u8));
+        }
+        assert_eq!(sub.try_recv().unwrap_err(), RecvError::Empty);
+    }
+}
+
+#[test]
+fn block_full_ring_returns_full_and_resumes() {
+    let d = TestDir::new();
+    let topic = Topic::create("t", &d.opts().capacity(1024).max_message(64)).unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    let mut p = topic.producer().unwrap();
+    let mut sent = 0u32;
+    loop {
+        match p.try_publish(&sent.to_le_bytes()) {
+            Ok(()) => sent += 1,
+            Err(PublishError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // 1024-byte ring, 64-byte frames: 16 fit.
+    assert_eq!(sent, 16);
+    assert_eq!(
+        p.publish_timeout(b"x", Duration::from_millis(20)),
+        Err(PublishError::Full)
+    );
+    for i in 0..sent {
+        assert_eq!(sub.try_recv().unwrap()[..], i.to_le_bytes());
+    }
+    p.try_publish(b"again").unwrap();
+    assert_eq!(&*sub.try_recv().unwrap(), b"again");
+}
+
+#[test]
+fn overwrite_reports_lagged_and_counts_add_up() {
+    let d = TestDir::new();
+    let topic = Topic::create(
+        "t",
+        &d.opts()
+            .capacity(1024)
+            .max_message(64)
+            .policy(Policy::Overwrite),
+    )
+    .unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    let mut p = topic.producer().unwrap();
+    for i in 0..100u32 {
+        p.try_publish(&i.to_le_bytes()).unwrap();
+    }
+    let mut got = Vec::new();
+    let mut lost = 0;
+    loop {
+        match sub.try_recv() {
+            Ok(m) => got.push(u32::from_le_bytes(m[..4].try_into().unwrap())),
+            Err(RecvError::Lagged(n)) => lost += n,
+            Err(RecvError::Empty) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(lost > 0);
+    assert_eq!(got.len() as u64 + lost, 100);
+    assert_eq!(*got.last().unwrap(), 99);
+    assert!(got.windows(2).all(|w| w[1] == w[0] + 1));
+    assert_eq!(got[0] as u64, lost);
+}
+
+#[test]
+fn too_large_and_zero_length_and_exact_max() {
+    let d = TestDir::new();
+    let topic = Topic::create("t", &d.opts().capacity(4096).max_message(1000)).unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    let mut p = topic.producer().unwrap();
+    assert_eq!(
+        p.publish(&[0; 1001]),
+        Err(PublishError::TooLarge {
+            len: 1001,
+            max: 1000
+        })
+    );
+    p.publish(b"").unwrap();
+    p.publish(&[7; 1000]).unwrap();
+    assert_eq!(sub.try_recv().unwrap().len(), 0);
+    let m = sub.try_recv().unwrap();
+    assert_eq!(m.len(), 1000);
+    assert!(m.iter().all(|&b| b == 7));
+}
+
+#[test]
+fn recv_timeout_expires_with_nothing_published() {
+    let d = TestDir::new();
+    let topic = Topic::create("t", &d.opts()).unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(30)).unwrap_err(),
+        RecvError::Timeout
+    );
+}
+
+#[test]
+fn grant_commit_and_drop() {
+    let d = TestDir::new();
+    let topic = Topic::create("t", &d.opts().capacity(4096).max_message(256)).unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    let mut p = topic.producer().unwrap();
+    {
+        let mut g = p.reserve(200).unwrap();
+        g[..3].copy_from_slice(b"abc");
+        g.set_type(9);
+        g.commit(3);
+    }
+    drop(p.reserve(100).unwrap());
+    p.publish(b"after").unwrap();
+    let m = sub.try_recv().unwrap();
+    assert_eq!((&*m, m.msg_type()), (&b"abc"[..], 9));
+    drop(m);
+    assert_eq!(&*sub.try_recv().unwrap(), b"after");
+    assert_eq!(sub.try_recv().unwrap_err(), RecvError::Empty);
+}

@@ -317,7 +317,10 @@ impl Topic {
         self.subscribe_with(Start::Newest, "")
     }
 
-    /// Subscribes from the oldest message the ring still holds.
+    /// Subscribes from the oldest message the ring still holds. On a
+    /// `Block` topic the oldest frames within two max-size messages of
+    /// being overwritten are skipped: a producer that has not yet seen the
+    /// new subscriber may be overwriting them.
     pub fn subscribe_from_oldest(&self) -> Result<Subscriber, SubscribeError> {
         self.subscribe_with(Start::Oldest, "")
     }

@@ -280,9 +280,13 @@ impl<M: Memory> Ring<M> {
         if !st.rescan && (st.cached_min == NO_SUBSCRIBER || end <= st.cached_min + self.cap()) {
             return true;
         }
-        // Relaxed: the epoch only triggers rescans; the handshake's ordering
-        // comes from the SeqCst fences (see module docs).
-        st.epoch = self.mem.load64(prod::JOIN_EPOCH, Relaxed);
+        // Acquire: pairs with the joining subscriber's Release increment, so
+        // a scan that follows a new epoch sees that subscriber's slot. (With
+        // Relaxed, loom found the producer recording the new epoch, missing
+        // the slot, and never rescanning: `join_and_leave_while_publishing`.)
+        st.epoch = self
+            .mem
+            .load64(prod::JOIN_EPOCH, ord!(Acquire, "epoch_relaxed", Relaxed));
         st.rescan = false;
         st.cached_min = self.scan_min_cursor(tail);
         st.cached_min == NO_SUBSCRIBER || end <= st.cached_min + self.cap()
@@ -750,8 +754,10 @@ impl<M: Memory> Ring<M> {
         // its scan, so it sees our cursor.
         self.mem
             .store32(s + slot::STATE, slot::state::ACTIVE, Release);
-        // Relaxed: the fence below orders it.
-        self.mem.add64(prod::JOIN_EPOCH, 1, Relaxed);
+        // Release: publishes the slot (state, cursor) to a producer that
+        // loads the new epoch with Acquire before it rescans.
+        self.mem
+            .add64(prod::JOIN_EPOCH, 1, ord!(Release, "epoch_relaxed", Relaxed));
         // SeqCst fence: pairs with the producer's post-commit fence.
         fence_sc!(self.mem, "join_fence");
         let t1 = self.mem.load64(prod::TAIL, Relaxed);
@@ -829,7 +835,10 @@ impl<M: Memory> Ring<M> {
     /// Positions an `Overwrite` subscriber: after the last committed frame
     /// (newest), or at the oldest intact frame.
     fn position_overwrite(&self, st: &mut SubState, start: Start) {
-        for _ in 0..LAP_RETRIES {
+        for attempt in 0..LAP_RETRIES {
+            if attempt > 0 {
+                self.mem.snooze(attempt);
+            }
             let tail = self.mem.load64(prod::TAIL, Relaxed);
             let target = match start {
                 Start::Newest => {
@@ -991,7 +1000,11 @@ impl<M: Memory> Ring<M> {
         st: &mut SubState,
         buf: &mut [u8],
     ) -> Result<Option<FrameView>, ReadError> {
-        for _ in 0..LAP_RETRIES {
+        for attempt in 0..LAP_RETRIES {
+            if attempt > 0 {
+                // Retrying after a lap or a padding frame: let the producer run.
+                self.mem.snooze(attempt);
+            }
             let pos = st.cursor;
             let off = self.layout.frame_at(pos);
             // Acquire: pairs with the producer's Release stamp store.

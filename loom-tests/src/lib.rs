@@ -1,1 +1,83 @@
+//! Helpers for the loom scenarios in `tests/`: a small ring over
+//! [`shmq::loom_mem::LoomMem`] running the production algorithm
+//! ([`shmq::ring::Ring`]), and message patterns that make a torn read
+//! visible.
 
+use loom::sync::Arc;
+use shmq::layout::{Layout, Policy, LINE, SLOT_SIZE};
+use shmq::loom_mem::LoomMem;
+use shmq::mem::Memory;
+use shmq::ring::{FrameView, ProducerState, Ring, Start, SubState};
+
+/// The stamp key used in the models (any value works).
+pub const KEY: u64 = 0x5EED_0000_0000_0001;
+
+/// Capacity of the model rings: two 64-byte frames (8-byte payloads), so a
+/// third message wraps, fills or laps the ring.
+pub const CAP: u64 = 128;
+/// Largest payload in the models (a 64-byte frame: half the ring).
+pub const MAX: u32 = 32;
+
+/// A [`CAP`]-byte ring over loom memory. Real topics have at least 256
+/// bytes and a 4096-byte aligned data region; both only cost the model
+/// time, so the layout is built for 256 bytes and then shrunk (the ring
+/// code reads only the validated fields, which stay consistent).
+pub fn ring(subscribers: u32, policy: Policy, multi: bool) -> Arc<Ring<LoomMem>> {
+    let mut layout = Layout::new(256, MAX, subscribers, policy, multi, KEY).expect("valid layout");
+    layout.capacity = CAP;
+    layout.data_offset = 5 * LINE + subscribers as usize * SLOT_SIZE;
+    let capacity = CAP;
+    let mem = LoomMem::new(layout.data_offset + capacity as usize, layout.data_offset);
+    Arc::new(Ring::new(mem, layout))
+}
+
+/// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS`
+/// (default 2).
+pub fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(f);
+}
+
+/// Payload of message `id` with `len` bytes: every byte is `id`, so a
+/// torn or stale read shows as a mixed pattern.
+pub fn payload(id: u8, len: usize) -> Vec<u8> {
+    vec![id; len]
+}
+
+/// Publishes `data` as message `id`, waiting for room.
+pub fn publish(r: &Ring<LoomMem>, st: &mut ProducerState, data: &[u8]) {
+    let c = r.claim_wait(st, data.len(), None).expect("claim");
+    r.write_payload(&c, data);
+    r.commit(st, &c, data.len() as u32, 0);
+}
+
+/// Block: waits for the next frame, copies its payload out (a tracked,
+/// non-atomic read of the ring's cells), releases it.
+pub fn recv_block(r: &Ring<LoomMem>, st: &mut SubState) -> Vec<u8> {
+    let v: FrameView = r
+        .wait_frame(st, &mut [], None)
+        .expect("read")
+        .expect("a frame");
+    let mut out = vec![0; v.len as usize];
+    // SAFETY: `v` is a committed frame at this subscriber's cursor; loom
+    // reports the read if it is not ordered after the producer's write.
+    unsafe { r.mem.read(v.payload_off, &mut out) };
+    r.release(st, &v);
+    out
+}
+
+/// Asserts `msg` is an intact pattern message and returns its id (0 for an
+/// empty message).
+pub fn intact(msg: &[u8]) -> u8 {
+    let id = msg.first().copied().unwrap_or(0);
+    assert!(msg.iter().all(|&b| b == id), "torn message: {msg:?}");
+    id
+}
+
+/// Joins a subscriber from the newest message.
+pub fn join(r: &Ring<LoomMem>) -> SubState {
+    r.join(Start::Newest, b"").expect("free slot")
+}

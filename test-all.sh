@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test shmq has: formatting and lints, unit and doc tests,
+# cross-process tests, the FFI tests (C and C++ programs), the CLI tests,
+# the loom model-checking suite and its mutation check. This is the command
+# README.md shows and .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "unit, doc, cross-process, FFI and CLI tests (release: the cross-process tests move 10^6 messages)"
+cargo test --workspace --release --exclude shmq-loom-tests
+
+step "loom model checking (preemption bound ${LOOM_MAX_PREEMPTIONS:-2})"
+cargo test -p shmq-loom-tests --release
+
+step "loom mutations: each weakened ordering must be caught"
+bash loom-tests/mutations.sh

@@ -48,5 +48,8 @@ pub use layout::Policy;
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use producer::{Grant, Producer};
 pub use ring::Start;
-pub use subscriber::{Message, MessageRef, Subscriber};
-pub use topic::{default_dir, Options, Topic, DEFAULT_DIR};
+pub use subscriber::{Message, MessageRef, RawMessage, Subscriber};
+pub use topic::{
+    default_dir, Options, Topic, DEFAULT_CAPACITY, DEFAULT_DIR, DEFAULT_MAX_MESSAGE,
+    DEFAULT_MAX_SUBSCRIBERS, DEFAULT_MODE,
+};

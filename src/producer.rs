@@ -38,6 +38,8 @@ pub struct Producer {
     ring: Arc<Ring<Segment>>,
     st: ProducerState,
     owner_word: u64,
+    /// The claim lent through [`Producer::reserve_raw`], if any.
+    raw: Option<Claim>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -56,6 +58,7 @@ impl Producer {
                 ring,
                 st,
                 owner_word: 0,
+                raw: None,
             });
         }
         let (pid, start) = ring.mem.self_id();
@@ -86,6 +89,7 @@ impl Producer {
             ring,
             st,
             owner_word: mine,
+            raw: None,
         })
     }
 
@@ -181,10 +185,66 @@ impl Producer {
     pub fn max_message(&self) -> usize {
         self.ring.layout.max_message as usize
     }
+
+    /// For language bindings (the C API): claims `len` bytes like
+    /// [`Producer::reserve`] (`wait`: `None` do not wait, `Some(None)` wait
+    /// forever, `Some(Some(t))` at most `t`) and returns a pointer to them.
+    /// The pointer stays valid until [`Producer::commit_raw`] or
+    /// [`Producer::abort_raw`]; at most one raw claim is outstanding
+    /// (`Ok(None)` if one already is). Rust code should use `reserve`.
+    pub fn reserve_raw(
+        &mut self,
+        len: usize,
+        wait: Option<Option<Duration>>,
+    ) -> Result<Option<*mut u8>, PublishError> {
+        if self.raw.is_some() {
+            return Ok(None);
+        }
+        let claim = match wait {
+            None => self.ring.try_claim(&mut self.st, len),
+            Some(t) => self.ring.claim_wait(&mut self.st, len, t),
+        }
+        .map_err(|e| self.map_err(e, len))?;
+        let off = self.ring.payload_off(&claim);
+        self.raw = Some(claim);
+        // SAFETY: `off` is the in-bounds payload offset of our claim.
+        Ok(Some(unsafe { self.ring.mem.base().add(off) }))
+    }
+
+    /// Commits the outstanding raw claim with `len` bytes (clamped to the
+    /// claimed length) and user type `msg_type`. Returns `false` if no raw
+    /// claim is outstanding.
+    pub fn commit_raw(&mut self, len: usize, msg_type: u32) -> bool {
+        match self.raw.take() {
+            Some(c) => {
+                self.ring.commit(
+                    &mut self.st,
+                    &c,
+                    len.min(u32::MAX as usize) as u32,
+                    msg_type,
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Abandons the outstanding raw claim (it becomes padding). Returns
+    /// `false` if none is outstanding.
+    pub fn abort_raw(&mut self) -> bool {
+        match self.raw.take() {
+            Some(c) => {
+                self.ring.abort(&mut self.st, &c);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
+        self.abort_raw();
         if self.owner_word != 0 {
             // Release: our last tail and counters are visible to the next
             // owner's Acquire CAS.

@@ -39,6 +39,30 @@ pub struct Subscriber {
     st: SubState,
     buf: Box<[u8]>,
     pending: Option<FrameView>,
+    /// The frame lent through [`Subscriber::recv_raw`], not yet released.
+    held: Option<FrameView>,
+}
+
+/// A message lent to a language binding by [`Subscriber::recv_raw`]: the
+/// payload pointer stays valid until [`Subscriber::release_raw`] or the
+/// next `recv_raw`.
+#[derive(Clone, Copy, Debug)]
+pub struct RawMessage {
+    /// Payload (in the ring on `Block` topics, in the subscriber's buffer
+    /// on `Overwrite` topics).
+    pub data: *const u8,
+    /// Payload length.
+    pub len: usize,
+    /// Publish time, `CLOCK_MONOTONIC` ns.
+    pub timestamp_ns: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// Absolute byte position.
+    pub position: u64,
+    /// User type.
+    pub msg_type: u32,
+    /// Messages lost just before this one (`Overwrite`).
+    pub lost: u64,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -80,6 +104,7 @@ impl Subscriber {
             st,
             buf,
             pending: None,
+            held: None,
         })
     }
 
@@ -233,6 +258,68 @@ impl Subscriber {
         Ok(n)
     }
 
+    /// For language bindings (the C API): receives like `try_recv` /
+    /// `recv_timeout` (`wait`: `None` do not wait, `Some(None)` forever,
+    /// `Some(Some(t))` at most `t`) but holds the message instead of
+    /// borrowing it: the payload pointer stays valid until
+    /// [`Subscriber::release_raw`] or the next `recv_raw`, which releases
+    /// the previous message first. A lapped `Overwrite` subscriber gets the
+    /// next message with `lost` set instead of `Lagged`.
+    pub fn recv_raw(&mut self, wait: Option<Option<Duration>>) -> Result<RawMessage, RecvError> {
+        self.release_raw();
+        let r = match self.pending.take() {
+            Some(v) => Some(v),
+            None => match wait {
+                None => self.ring.poll(&mut self.st, &mut self.buf),
+                Some(t) => self.ring.wait_frame(&mut self.st, &mut self.buf, t),
+            }
+            .map_err(read_err)?,
+        };
+        let view = match r {
+            Some(v) => v,
+            None if wait.is_none() => return Err(RecvError::Empty),
+            None => return Err(RecvError::Timeout),
+        };
+        let data = self.payload(&view).as_ptr();
+        self.held = Some(view);
+        Ok(RawMessage {
+            data,
+            len: view.len as usize,
+            timestamp_ns: view.timestamp_ns,
+            seq: view.seq,
+            position: view.pos,
+            msg_type: view.msg_type,
+            lost: view.lost,
+        })
+    }
+
+    /// Releases the message held by [`Subscriber::recv_raw`]. Returns
+    /// `false` if none is held.
+    pub fn release_raw(&mut self) -> bool {
+        match self.held.take() {
+            Some(v) => {
+                if self.ring.layout.policy == Policy::Block {
+                    self.ring.release(&mut self.st, &v);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// For language bindings: puts the message held by
+    /// [`Subscriber::recv_raw`] back, unreleased, so the next receive
+    /// returns it again (used when a caller's buffer was too small).
+    pub fn unrelease_raw(&mut self) {
+        if let Some(v) = self.held.take() {
+            if self.ring.layout.policy == Policy::Overwrite {
+                // The copy is in our buffer and the cursor moved past it.
+                self.pending = Some(v);
+            }
+            // Block: the cursor still points at the frame.
+        }
+    }
+
     /// Messages received so far.
     pub fn received(&self) -> u64 {
         self.st.received
@@ -306,6 +393,7 @@ impl Deref for MessageRef<'_> {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        self.release_raw();
         self.ring.leave(&self.st);
     }
 }

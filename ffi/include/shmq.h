@@ -1,0 +1,131 @@
+/*
+ * shmq.h: C API of shmq, a lock-free shared-memory message queue for
+ * processes on one Linux host. C99; usable from C++ as is.
+ *
+ * Conventions
+ *  - Every int-returning function returns 0 on success or a negative errno
+ *    value; shmq_strerror(rc) describes it. Codes per function are below.
+ *  - NULL or invalid arguments give -EINVAL; nothing here aborts or
+ *    unwinds into your program.
+ *  - Timeouts are in nanoseconds: negative waits forever, 0 does not wait.
+ *  - Ownership: shmq_topic_* open/create allocate a shmq_topic that
+ *    shmq_topic_close frees; likewise shmq_producer_open / close and
+ *    shmq_subscribe / shmq_subscriber_close. Producers and subscribers stay
+ *    valid after their topic handle is closed.
+ *  - Threads: a shmq_topic may be shared by threads. A shmq_producer or
+ *    shmq_subscriber must be used by one thread at a time (it may move
+ *    between threads); make one per thread.
+ *  - The topic directory is opts->dir, else $SHMQ_DIR, else /dev/shm/shmq.
+ *
+ * Link: -lshmq (shared or static; static also needs -lpthread -ldl -lm).
+ */
+#ifndef SHMQ_H
+#define SHMQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMQ_POLICY_BLOCK 0     /* lossless: producers wait for the slowest subscriber */
+#define SHMQ_POLICY_OVERWRITE 1 /* lossy: producers never wait; laggards are told what they lost */
+#define SHMQ_ANY (-1)           /* for shmq_topic_open: accept the topic's value */
+
+typedef struct shmq_topic shmq_topic;
+typedef struct shmq_producer shmq_producer;
+typedef struct shmq_subscriber shmq_subscriber;
+
+/* Topic settings. Fill with shmq_options_init (defaults, for create) or
+ * shmq_options_init_any (requires nothing, for open), then change fields.
+ * For open, 0 / SHMQ_ANY fields are not checked; the others must match. */
+typedef struct shmq_options {
+    uint32_t size;            /* sizeof(shmq_options); set by the init functions */
+    uint32_t max_message;     /* largest message in bytes (default 65536) */
+    uint64_t capacity;        /* ring bytes, rounded up to a power of two (default 1 MiB) */
+    uint32_t max_subscribers; /* subscriber slots (default 64) */
+    int policy;               /* SHMQ_POLICY_BLOCK (default) or SHMQ_POLICY_OVERWRITE */
+    int multi_producer;       /* 1: several producers may publish at once (Block only) */
+    uint32_t mode;            /* file mode of a created topic (default 0600) */
+    const char *dir;          /* topic directory, or NULL */
+} shmq_options;
+
+/* A received message. */
+typedef struct shmq_msg {
+    const void *data;      /* payload; valid until shmq_release or the next receive */
+    size_t len;            /* payload length */
+    uint64_t timestamp_ns; /* publish time, CLOCK_MONOTONIC */
+    uint64_t seq;          /* sequence number (dense on single-producer topics) */
+    uint64_t position;     /* absolute byte position in the topic's stream */
+    uint64_t lost;         /* messages lost just before this one (Overwrite topics) */
+    uint32_t msg_type;     /* user type given at publish */
+} shmq_msg;
+
+void shmq_options_init(shmq_options *opts);
+void shmq_options_init_any(shmq_options *opts);
+
+/* -EINVAL bad name/options, -EEXIST, -ENOSPC directory full, -EACCES. */
+int shmq_topic_create(const char *name, const shmq_options *opts, shmq_topic **out);
+/* opts may be NULL (any settings, default directory). -EINVAL bad name or
+ * settings differ, -ENOENT, -EBADMSG corrupt file, -EPROTO layout version,
+ * -EAGAIN still being created, -EACCES symlink / foreign owner. */
+int shmq_topic_open(const char *name, const shmq_options *opts, shmq_topic **out);
+/* Opens, or creates with opts. Errors of both. */
+int shmq_topic_open_or_create(const char *name, const shmq_options *opts, shmq_topic **out);
+void shmq_topic_close(shmq_topic *topic);
+/* Removes the name from $SHMQ_DIR (or dir). -EINVAL, -ENOENT, -EACCES. */
+int shmq_topic_unlink(const char *name);
+int shmq_topic_unlink_in(const char *dir, const char *name);
+
+/* -EINVAL, -EBUSY another live process holds this single-producer topic. */
+int shmq_producer_open(shmq_topic *topic, shmq_producer **out);
+void shmq_producer_close(shmq_producer *producer);
+/* Copies data in. -EMSGSIZE too large, -ETIMEDOUT still full after the
+ * timeout (Block topics), -EAGAIN full with timeout 0, -EBUSY a
+ * reservation is outstanding. */
+int shmq_publish(shmq_producer *producer, const void *data, size_t len, int64_t timeout_ns);
+/* Never waits: -EAGAIN when full. */
+int shmq_try_publish(shmq_producer *producer, const void *data, size_t len);
+/* Zero-copy: *buf points to len bytes inside the ring; write the message
+ * there, then shmq_commit (or shmq_abort). Waits for room. -EMSGSIZE,
+ * -EBUSY a reservation is already outstanding. */
+int shmq_reserve(shmq_producer *producer, size_t len, void **buf);
+/* As shmq_reserve, without waiting: -EAGAIN when full. */
+int shmq_try_reserve(shmq_producer *producer, size_t len, void **buf);
+/* Publishes the first len bytes of the reservation. -EINVAL none outstanding. */
+int shmq_commit(shmq_producer *producer, size_t len);
+int shmq_commit_typed(shmq_producer *producer, size_t len, uint32_t msg_type);
+/* Gives the reservation back; subscribers skip it. -EINVAL none outstanding. */
+int shmq_abort(shmq_producer *producer);
+
+/* Subscribes from the newest message. -EINVAL, -ENOSPC no free slot. */
+int shmq_subscribe(shmq_topic *topic, shmq_subscriber **out);
+/* from_oldest: 1 to start at the oldest message the ring holds. */
+int shmq_subscribe_from(shmq_topic *topic, int from_oldest, shmq_subscriber **out);
+void shmq_subscriber_close(shmq_subscriber *subscriber);
+/* Zero-copy receive: out->data points into the ring (Block) or into the
+ * subscriber's own buffer (Overwrite) until shmq_release or the next
+ * receive, which releases it. -ETIMEDOUT, -EAGAIN nothing new with
+ * timeout 0, -EBADMSG corrupt ring, -ECONNRESET slot reclaimed. */
+int shmq_recv(shmq_subscriber *subscriber, shmq_msg *out, int64_t timeout_ns);
+/* Never waits: -EAGAIN when nothing is new. */
+int shmq_try_recv(shmq_subscriber *subscriber, shmq_msg *out);
+/* Releases the last received message. -EINVAL none held. */
+int shmq_release(shmq_subscriber *subscriber);
+/* Copies the next message into buf and releases it; *len gets its length.
+ * -EMSGSIZE if it does not fit (*len tells the size needed; the message
+ * stays for the next receive), else as shmq_recv. */
+int shmq_recv_copy(shmq_subscriber *subscriber, void *buf, size_t cap, size_t *len, int64_t timeout_ns);
+
+/* A static description of a return code; never NULL. */
+const char *shmq_strerror(int rc);
+
+/* For tests: writes sizeof/offsetof values of this ABI (6 values). */
+int shmq_abi_layout(uint64_t *out, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMQ_H */

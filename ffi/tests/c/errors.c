@@ -1,0 +1,171 @@
+/* Every error path of the C API, and the ABI layout. Run by
+ * ffi/tests/c_programs.rs with SHMQ_DIR set to a fresh directory (and once
+ * under valgrind). Prints each failed check; exits 1 if any failed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <string.h>
+#include "shmq.h"
+
+static int failures = 0;
+#define EXPECT(call, want)                                                                      \
+    do {                                                                                        \
+        int rc_ = (call);                                                                       \
+        if (rc_ != (want)) {                                                                    \
+            printf("FAIL line %d: %s = %d (%s), want %d\n", __LINE__, #call, rc_, shmq_strerror(rc_), (want)); \
+            failures++;                                                                         \
+        }                                                                                       \
+    } while (0)
+#define CHECK(cond)                                                      \
+    do {                                                                 \
+        if (!(cond)) {                                                   \
+            printf("FAIL line %d: %s\n", __LINE__, #cond);               \
+            failures++;                                                  \
+        }                                                                \
+    } while (0)
+
+int main(void) {
+    /* ABI: the header's structs match the library's. */
+    uint64_t abi[6];
+    EXPECT(shmq_abi_layout(abi, 6), 0);
+    EXPECT(shmq_abi_layout(NULL, 6), -EINVAL);
+    CHECK(abi[0] == sizeof(shmq_options));
+    CHECK(abi[1] == offsetof(shmq_options, capacity));
+    CHECK(abi[2] == offsetof(shmq_options, dir));
+    CHECK(abi[3] == sizeof(shmq_msg));
+    CHECK(abi[4] == offsetof(shmq_msg, lost));
+    CHECK(abi[5] == offsetof(shmq_msg, msg_type));
+
+    shmq_options opts;
+    shmq_options_init(&opts);
+    opts.capacity = 4096;
+    opts.max_message = 256;
+    opts.max_subscribers = 1;
+    shmq_options_init(NULL); /* must not crash */
+    shmq_topic *t = NULL, *t2 = NULL;
+
+    /* Bad names and NULLs. */
+    EXPECT(shmq_topic_create(NULL, &opts, &t), -EINVAL);
+    EXPECT(shmq_topic_create("a/b", &opts, &t), -EINVAL);
+    EXPECT(shmq_topic_create("../x", &opts, &t), -EINVAL);
+    EXPECT(shmq_topic_create("", &opts, &t), -EINVAL);
+    EXPECT(shmq_topic_create("ok", &opts, NULL), -EINVAL);
+    EXPECT(shmq_topic_open("missing", NULL, &t), -ENOENT);
+    EXPECT(shmq_topic_unlink("missing"), -ENOENT);
+    EXPECT(shmq_topic_unlink(NULL), -EINVAL);
+
+    /* Bad options. */
+    shmq_options bad = opts;
+    bad.policy = 7;
+    EXPECT(shmq_topic_create("bad", &bad, &t), -EINVAL);
+    bad = opts;
+    bad.size = 3;
+    EXPECT(shmq_topic_create("bad", &bad, &t), -EINVAL);
+    bad = opts;
+    bad.max_message = 4096; /* more than half the ring */
+    EXPECT(shmq_topic_create("bad", &bad, &t), -EINVAL);
+    bad = opts;
+    bad.policy = SHMQ_POLICY_OVERWRITE;
+    bad.multi_producer = 1;
+    EXPECT(shmq_topic_create("bad", &bad, &t), -EINVAL);
+
+    /* Create, create again, open with different settings. */
+    EXPECT(shmq_topic_create("t", &opts, &t), 0);
+    EXPECT(shmq_topic_create("t", &opts, &t2), -EEXIST);
+    shmq_options want;
+    shmq_options_init_any(&want);
+    want.policy = SHMQ_POLICY_OVERWRITE;
+    EXPECT(shmq_topic_open("t", &want, &t2), -EINVAL);
+    shmq_options_init_any(&want);
+    want.capacity = 4096;
+    EXPECT(shmq_topic_open("t", &want, &t2), 0);
+    shmq_topic_close(t2);
+    EXPECT(shmq_topic_open("t", NULL, &t2), 0);
+    shmq_topic_close(t2);
+
+    /* Producers. */
+    shmq_producer *p = NULL, *p2 = NULL;
+    EXPECT(shmq_producer_open(NULL, &p), -EINVAL);
+    EXPECT(shmq_producer_open(t, NULL), -EINVAL);
+    EXPECT(shmq_producer_open(t, &p), 0);
+    EXPECT(shmq_producer_open(t, &p2), -EBUSY);
+
+    /* Subscribers. */
+    shmq_subscriber *s = NULL, *s2 = NULL;
+    EXPECT(shmq_subscribe(NULL, &s), -EINVAL);
+    EXPECT(shmq_subscribe(t, &s), 0);
+    EXPECT(shmq_subscribe(t, &s2), -ENOSPC); /* one slot */
+
+    unsigned char big[512] = {0};
+    shmq_msg m;
+    size_t len = 0;
+    EXPECT(shmq_publish(NULL, big, 1, 0), -EINVAL);
+    EXPECT(shmq_publish(p, NULL, 1, 0), -EINVAL);
+    EXPECT(shmq_publish(p, big, 257, -1), -EMSGSIZE);
+    EXPECT(shmq_try_recv(s, &m), -EAGAIN);
+    EXPECT(shmq_try_recv(NULL, &m), -EINVAL);
+    EXPECT(shmq_try_recv(s, NULL), -EINVAL);
+    EXPECT(shmq_recv(s, &m, 1000000), -ETIMEDOUT);
+    EXPECT(shmq_release(s), -EINVAL);
+    EXPECT(shmq_release(NULL), -EINVAL);
+    EXPECT(shmq_publish(p, NULL, 0, 0), 0); /* an empty message is fine */
+    EXPECT(shmq_try_recv(s, &m), 0);
+    CHECK(m.len == 0);
+    EXPECT(shmq_release(s), 0);
+
+    /* Fill the ring: try_publish -EAGAIN, publish with a timeout -ETIMEDOUT. */
+    int sent = 0;
+    while (shmq_try_publish(p, big, 200) == 0) sent++;
+    CHECK(sent > 0 && sent < 20);
+    EXPECT(shmq_try_publish(p, big, 200), -EAGAIN);
+    EXPECT(shmq_publish(p, big, 200, 1000000), -ETIMEDOUT);
+    void *buf = NULL;
+    EXPECT(shmq_try_reserve(p, 200, &buf), -EAGAIN);
+
+    /* recv_copy: too small a buffer keeps the message. */
+    EXPECT(shmq_recv_copy(s, big, 10, &len, 0), -EMSGSIZE);
+    CHECK(len == 200);
+    EXPECT(shmq_recv_copy(s, big, sizeof big, &len, 0), 0);
+    CHECK(len == 200);
+    EXPECT(shmq_recv_copy(s, big, sizeof big, NULL, 0), -EINVAL);
+
+    /* Reservation protocol. */
+    while (shmq_recv_copy(s, big, sizeof big, &len, 0) == 0) {}
+    EXPECT(shmq_commit(p, 1), -EINVAL);
+    EXPECT(shmq_abort(p), -EINVAL);
+    EXPECT(shmq_reserve(p, 100, NULL), -EINVAL);
+    EXPECT(shmq_reserve(p, 300, &buf), -EMSGSIZE);
+    EXPECT(shmq_reserve(p, 100, &buf), 0);
+    EXPECT(shmq_reserve(p, 100, &buf), -EBUSY);
+    EXPECT(shmq_publish(p, big, 1, 0), -EBUSY);
+    memcpy(buf, "abc", 3);
+    EXPECT(shmq_commit_typed(p, 3, 42), 0);
+    EXPECT(shmq_reserve(p, 50, &buf), 0);
+    EXPECT(shmq_abort(p), 0);
+    EXPECT(shmq_recv(s, &m, -1), 0);
+    CHECK(m.len == 3 && memcmp(m.data, "abc", 3) == 0 && m.msg_type == 42);
+    EXPECT(shmq_try_recv(s, &m), -EAGAIN); /* the aborted one is skipped */
+
+    /* strerror never returns NULL. */
+    int codes[] = {0, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOENT, -EEXIST, -EMSGSIZE, -ENOSPC, -EBUSY,
+                   -EBADMSG, -EPROTO, -EACCES, -EROFS, -ECONNRESET, -EFAULT, -12345, 12345};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) CHECK(shmq_strerror(codes[i]) != NULL);
+
+    /* Closing NULL is a no-op; closing the topic first is fine. */
+    shmq_topic_close(NULL);
+    shmq_producer_close(NULL);
+    shmq_subscriber_close(NULL);
+    shmq_topic_close(t);
+    EXPECT(shmq_publish(p, "x", 1, 0), 0);
+    shmq_producer_close(p);
+    shmq_subscriber_close(s);
+    EXPECT(shmq_topic_unlink("t"), 0);
+    EXPECT(shmq_topic_unlink("t"), -ENOENT);
+
+    if (failures) {
+        printf("%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("DONE all error paths behave\n");
+    return 0;
+}

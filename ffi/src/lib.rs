@@ -79,7 +79,7 @@ pub struct shmq_msg {
 
 /// Sizes the header's tests compare against (C `sizeof`/`offsetof`).
 #[no_mangle]
-pub extern "C" fn shmq_abi_layout(out: *mut u64, n: usize) -> c_int {
+pub unsafe extern "C" fn shmq_abi_layout(out: *mut u64, n: usize) -> c_int {
     let vals = [
         std::mem::size_of::<shmq_options>() as u64,
         std::mem::offset_of!(shmq_options, capacity) as u64,

@@ -40,6 +40,7 @@ pub mod ring;
 mod segment;
 mod subscriber;
 pub mod sys;
+mod tail;
 mod topic;
 
 pub use error::{OpenError, ProducerError, PublishError, RecvError, SubscribeError};
@@ -49,6 +50,7 @@ pub use name::{validate_name, MAX_NAME_LEN};
 pub use producer::{Grant, Producer};
 pub use ring::Start;
 pub use subscriber::{Message, MessageRef, RawMessage, Subscriber};
+pub use tail::{Tail, TailEvent, TailMessage};
 pub use topic::{
     default_dir, Options, Topic, DEFAULT_CAPACITY, DEFAULT_DIR, DEFAULT_MAX_MESSAGE,
     DEFAULT_MAX_SUBSCRIBERS, DEFAULT_MODE,

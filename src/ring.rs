@@ -127,6 +127,19 @@ pub enum ReadError {
     Evicted,
 }
 
+/// What a passive reader (no slot, read-only) found at a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passive {
+    /// A committed message, copied and validated.
+    Frame(FrameView),
+    /// A padding frame; the next frame starts at the given position.
+    Skip(u64),
+    /// Nothing committed there yet.
+    Empty,
+    /// The producer overwrote the position before it could be read.
+    Lapped,
+}
+
 /// Where a new subscriber starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -1079,6 +1092,72 @@ impl<M: Memory> Ring<M> {
             }));
         }
         Ok(None)
+    }
+
+    /// Reads the frame at `pos` without taking part in the protocol: loads
+    /// only, so it works on a read-only mapping, and never slows a producer.
+    /// Copies into `buf` (at least `max_message` bytes) and validates the
+    /// copy against the tail, as an `Overwrite` subscriber does.
+    pub fn read_passive(&self, pos: u64, buf: &mut [u8]) -> Result<Passive, ReadError> {
+        let off = self.layout.frame_at(pos);
+        // Acquire: pairs with the producer's Release stamp store.
+        let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+        if stamp != pos ^ self.key() {
+            // Acquire: pairs with the producer's Release fence after its tail store.
+            return Ok(if self.mem.load64(prod::TAIL, Acquire) > pos + self.cap() {
+                Passive::Lapped
+            } else {
+                Passive::Empty
+            });
+        }
+        let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+        let ts = self.mem.load64(off + frame::TIMESTAMP, Relaxed);
+        let seq = self.mem.load64(off + frame::SEQ, Relaxed);
+        let size = self.frame_len_of(pos, lt);
+        let len = lt as u32 as usize;
+        let is_pad = (lt >> 32) as u32 & frame::PADDING != 0;
+        if size.is_some() && !is_pad && len <= buf.len() {
+            self.mem.read_racy(off + FRAME_HEADER, &mut buf[..len]);
+        }
+        // Acquire fence: pairs with the producer's Release fence after its
+        // tail store (see `read_copy`).
+        self.mem.fence(Acquire);
+        if self.mem.load64(prod::TAIL, Relaxed) > pos + self.cap() {
+            return Ok(Passive::Lapped);
+        }
+        let Some(size) = size else {
+            return Err(ReadError::Corrupt(format!(
+                "frame at position {pos}: length/type word {lt:#x} is invalid"
+            )));
+        };
+        if is_pad {
+            return Ok(Passive::Skip(pos + size));
+        }
+        if len > buf.len() {
+            return Err(ReadError::Corrupt(format!(
+                "frame at position {pos}: length {len} exceeds the buffer"
+            )));
+        }
+        Ok(Passive::Frame(FrameView {
+            pos,
+            payload_off: off + FRAME_HEADER,
+            len: len as u32,
+            msg_type: (lt >> 32) as u32,
+            timestamp_ns: ts,
+            seq,
+            next: pos + size,
+            lost: 0,
+        }))
+    }
+
+    /// Where a passive reader starts: the tail (newest), or the oldest
+    /// frame the ring advertises.
+    pub fn passive_start(&self, start: Start) -> u64 {
+        let tail = self.mem.load64(prod::TAIL, Relaxed);
+        match start {
+            Start::Newest => tail,
+            Start::Oldest => self.oldest_hint(tail),
+        }
     }
 
     fn jump_to_oldest(&self, st: &mut SubState) {

@@ -118,6 +118,40 @@ pub fn is_alive(pid: u32, start: u64) -> bool {
     }
 }
 
+/// Pids of the processes (other than this one) that have `path` mapped,
+/// found by scanning `/proc/*/maps`. Processes whose maps this user cannot
+/// read are not seen.
+pub fn processes_mapping(path: &std::path::Path) -> Vec<u32> {
+    let Ok(canon) = std::fs::canonicalize(path) else {
+        return Vec::new();
+    };
+    let want = canon.to_string_lossy().into_owned();
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            continue;
+        };
+        // The path is the last field (it may contain spaces).
+        if maps.lines().any(|l| {
+            l.strip_suffix(want.as_str())
+                .is_some_and(|rest| rest.ends_with(' '))
+        }) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

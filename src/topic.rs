@@ -374,12 +374,46 @@ impl Topic {
         crate::info::TopicInfo::read(&self.ring, &self.name)
     }
 
+    /// A passive reader from `start`: reads through loads only (works on a
+    /// read-only topic) and never slows a producer; see [`crate::Tail`].
+    pub fn tail(&self, start: Start) -> crate::Tail {
+        crate::Tail::new(self.ring.clone(), start)
+    }
+
+    /// Pids of the other processes that have this topic's file mapped
+    /// (from `/proc/*/maps`; processes of other users may be invisible).
+    pub fn users(&self) -> Vec<u32> {
+        crate::sys::processes_mapping(self.path())
+    }
+
     /// Frees the slots of subscribers whose processes died. Returns how many.
     pub fn reap_dead_subscribers(&self) -> u32 {
         if !self.ring.mem.writable() {
             return 0;
         }
         self.ring.reap_dead()
+    }
+
+    /// Repairs what dead processes left: reaps dead subscribers' slots and,
+    /// on a single-producer topic whose producer died, takes ownership
+    /// briefly to turn its unfinished frame into padding. Returns (slots
+    /// reaped, frames repaired). Needs a writable handle.
+    pub fn repair(&self) -> (u32, u32) {
+        if !self.ring.mem.writable() {
+            return (0, 0);
+        }
+        let reaped = self.ring.reap_dead();
+        let before = self.info().repaired;
+        let mut repaired = 0;
+        if !self.multi_producer() && self.info().producer_pid.is_some() {
+            // Attaching takes over from a dead owner and repairs its claim;
+            // a live owner makes this fail with Busy, which is fine.
+            if let Ok(p) = self.producer() {
+                drop(p);
+                repaired = (self.info().repaired - before) as u32;
+            }
+        }
+        (reaped, repaired)
     }
 }
 

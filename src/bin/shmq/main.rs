@@ -5,6 +5,7 @@
 //! Inspection (`ls`, `info`, `tail` without `--subscribe`, `watch`) maps
 //! topics read-only and never changes a ring.
 
+mod bench;
 mod json;
 mod units;
 
@@ -192,6 +193,30 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Measure shmq against the hardware's limits and the alternatives
+    #[command(after_help = "Examples:
+  shmq bench --quick                 # under a minute; the README's figures
+  shmq bench --json > bench.json     # full run, machine-readable
+  shmq bench --c-pingpong target/release/c-tests/pingpong   # add the C API
+
+Processes are pinned to two CPUs (--cpus A,B). See docs/BENCHMARKS.md.")]
+    Bench {
+        /// Fewer rounds and bytes (about a minute)
+        #[arg(long)]
+        quick: bool,
+        /// Print JSON instead of tables
+        #[arg(long)]
+        json: bool,
+        /// The two CPUs to pin the processes to
+        #[arg(long, default_value = "0,1")]
+        cpus: String,
+        /// A C ping-pong binary (ffi/examples/pingpong.c) to measure the C API
+        #[arg(long, value_name = "PATH")]
+        c_pingpong: Option<PathBuf>,
+    },
+    /// (internal) the child side of a benchmark
+    #[command(hide = true)]
+    BenchChild { args: Vec<String> },
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  shmq completions bash > ~/.local/share/bash-completion/completions/shmq"
@@ -270,6 +295,33 @@ fn main() -> ExitCode {
             once,
             json,
         } => watch(&dir, &opts, &topics, interval, once, json),
+        Cmd::Bench {
+            quick,
+            json,
+            cpus,
+            c_pingpong,
+        } => {
+            let parsed: Vec<usize> = cpus
+                .split(',')
+                .filter_map(|c| c.trim().parse().ok())
+                .collect();
+            match parsed[..] {
+                [a, b] => bench::run(
+                    bench::Plan {
+                        quick,
+                        cpus: (a, b),
+                    },
+                    json,
+                    c_pingpong,
+                )
+                .map_err(fail),
+                _ => Err(Fail(
+                    EXIT_USAGE,
+                    format!("invalid --cpus {cpus:?}: expected two CPU numbers, e.g. 0,1"),
+                )),
+            }
+        }
+        Cmd::BenchChild { args } => bench::child(&args).map_err(fail),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "shmq", &mut std::io::stdout());
             Ok(())

@@ -1,0 +1,1115 @@
+//! `shmq bench`: shmq against the hardware's limits and the usual
+//! alternatives, measured side by side in one run, one pair of processes at
+//! a time, pinned to two CPUs.
+//!
+//! Latency is a round trip (reported one-way, i.e. halved) between a
+//! pinger on CPU A and a ponger on CPU B; the ponger reads every byte of the
+//! ping and sends it back. Throughput is one producer and one consumer; the
+//! consumer checks every byte of every message against the pattern the
+//! producer wrote. The baselines:
+//! - `raw`: one cache line each way, spin-waited: the latency floor;
+//! - `futex`: a shared word each way, every wait a futex sleep: the floor
+//!   for a blocking wake-up;
+//! - `bare ring`: a fixed-slot SPSC ring in shared memory with cached
+//!   indices, no headers, no features: the throughput ceiling;
+//! - `unix socket`, `pipe`, `posix mq`: what people use today.
+//!
+//! The child side is this binary again (`shmq bench-child`, hidden).
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::json::J;
+use shmq::{Options, RecvError, Topic};
+
+/// How many rounds / messages, and which sizes.
+pub struct Plan {
+    pub quick: bool,
+    pub cpus: (usize, usize),
+}
+
+impl Plan {
+    fn rounds(&self, size: usize) -> u64 {
+        let base = if self.quick { 20_000 } else { 200_000 };
+        if size > 4096 {
+            base / 20
+        } else {
+            base
+        }
+    }
+    fn messages(&self, size: usize) -> u64 {
+        let bytes: u64 = if self.quick { 128 << 20 } else { 1 << 30 };
+        (bytes / size as u64).clamp(64, 4_000_000)
+    }
+}
+
+// ------------------------------------------------------------ shared memory
+
+/// A shared-memory file mapped by both processes.
+struct Shm {
+    map: memmap2::MmapRaw,
+}
+
+impl Shm {
+    fn create(path: &Path, len: usize) -> std::io::Result<Shm> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        f.set_len(len as u64)?;
+        Ok(Shm {
+            map: memmap2::MmapOptions::new().populate().map_raw(&f)?,
+        })
+    }
+    fn open(path: &Path) -> std::io::Result<Shm> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        Ok(Shm {
+            map: memmap2::MmapOptions::new().populate().map_raw(&f)?,
+        })
+    }
+    fn u64(&self, off: usize) -> &AtomicU64 {
+        assert!(off + 8 <= self.map.len() && off % 8 == 0);
+        // SAFETY: in bounds and aligned (checked); the mapping outlives the
+        // reference; both processes access the word only atomically.
+        unsafe { AtomicU64::from_ptr(self.map.as_mut_ptr().add(off).cast()) }
+    }
+    fn u32(&self, off: usize) -> &AtomicU32 {
+        assert!(off + 4 <= self.map.len() && off % 4 == 0);
+        // SAFETY: as in `u64`.
+        unsafe { AtomicU32::from_ptr(self.map.as_mut_ptr().add(off).cast()) }
+    }
+    /// The bytes at `off..off + len`.
+    ///
+    /// # Safety
+    /// The caller owns the range (the bare ring's protocol hands each slot
+    /// to one side at a time).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn bytes(&self, off: usize, len: usize) -> &mut [u8] {
+        assert!(off + len <= self.map.len());
+        // SAFETY: in bounds (checked); exclusivity is the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(off), len) }
+    }
+}
+
+// ------------------------------------------------------------ helpers
+
+pub fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Fills `buf` with message `k`'s pattern (one word per 8 bytes).
+fn fill(k: u64, buf: &mut [u8]) {
+    let seed = k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for (i, c) in buf.chunks_exact_mut(8).enumerate() {
+        c.copy_from_slice(&(seed ^ i as u64).to_le_bytes());
+    }
+}
+
+/// Checks every word of message `k`.
+fn verify(k: u64, buf: &[u8]) -> bool {
+    let seed = k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut bad = 0u64;
+    for (i, c) in buf.chunks_exact(8).enumerate() {
+        bad |= u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) ^ (seed ^ i as u64);
+    }
+    bad == 0
+}
+
+fn futex_wait(w: &AtomicU32, v: u32) {
+    shmq::sys::futex_wait(w, v, Some(Duration::from_millis(100)));
+}
+
+fn percentiles(mut rtt: Vec<u64>) -> [u64; 5] {
+    rtt.sort_unstable();
+    let q = |f: f64| rtt[((rtt.len() as f64 * f) as usize).min(rtt.len() - 1)] / 2;
+    [q(0.5), q(0.9), q(0.99), q(0.999), rtt[rtt.len() - 1] / 2]
+}
+
+fn socketpair() -> std::io::Result<(RawFd, RawFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors. Not CLOEXEC: the child inherits one end.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((fds[0], fds[1]))
+}
+
+fn pipe() -> std::io::Result<(RawFd, RawFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Larger pipe buffers, as a throughput-minded user would set.
+    // SAFETY: F_SETPIPE_SZ on our own pipe; failure is harmless.
+    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 1 << 20) };
+    Ok((fds[0], fds[1]))
+}
+
+fn close(fd: RawFd) {
+    // SAFETY: closes a descriptor this process owns and no longer uses.
+    unsafe { libc::close(fd) };
+}
+
+/// A stream over an inherited descriptor.
+fn stream(fd: RawFd) -> std::fs::File {
+    // SAFETY: `fd` is an open descriptor handed to us, owned from here on.
+    unsafe { std::fs::File::from_raw_fd(fd) }
+}
+
+struct Mq(libc::mqd_t, std::ffi::CString);
+
+impl Mq {
+    fn open(name: &str, size: usize, create: bool) -> std::io::Result<Mq> {
+        let c = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
+        // SAFETY: zeroed mq_attr is valid; fields set below.
+        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+        attr.mq_maxmsg = 10;
+        attr.mq_msgsize = size as libc::c_long;
+        let flags = libc::O_RDWR | if create { libc::O_CREAT } else { 0 };
+        // SAFETY: valid name and attributes.
+        let q = unsafe {
+            libc::mq_open(
+                c.as_ptr(),
+                flags,
+                0o600 as libc::mode_t,
+                &attr as *const libc::mq_attr,
+            )
+        };
+        if q == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Mq(q, c))
+    }
+    fn send(&self, buf: &[u8]) -> std::io::Result<()> {
+        // SAFETY: `buf` is valid for its length.
+        if unsafe { libc::mq_send(self.0, buf.as_ptr().cast(), buf.len(), 0) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: `buf` is valid and writable for its length.
+        let n = unsafe {
+            libc::mq_receive(
+                self.0,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+    fn unlink(&self) {
+        // SAFETY: valid name.
+        unsafe { libc::mq_unlink(self.1.as_ptr()) };
+    }
+}
+
+fn mq_max() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(8192)
+}
+
+// ------------------------------------------------------------ the child
+
+/// Runs the child side of one measurement: `args` = kind, mode (lat|tput),
+/// size, count, dir, fd-a, fd-b, cpu.
+pub fn child(args: &[String]) -> Result<(), String> {
+    let kind = args.first().ok_or("kind")?.as_str();
+    let mode = args.get(1).ok_or("mode")?.as_str();
+    let num = |i: usize| {
+        args.get(i)
+            .and_then(|a| a.parse::<u64>().ok())
+            .ok_or(format!("argument {i}"))
+    };
+    let size = num(2)? as usize;
+    let count = num(3)?;
+    let dir = PathBuf::from(args.get(4).ok_or("dir")?);
+    let fda = num(5)? as RawFd;
+    let fdb = num(6)? as RawFd;
+    pin(num(7)? as usize);
+    let e = |x: std::io::Error| x.to_string();
+    let mut buf = vec![0u8; size.max(8)];
+    match (kind, mode) {
+        ("raw", "lat") => {
+            let shm = Shm::open(&dir.join("shm")).map_err(e)?;
+            ready();
+            let (a, b) = (shm.u64(0), shm.u64(128));
+            for i in 1..=count {
+                while a.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                b.store(i, Ordering::Release);
+            }
+        }
+        ("futex", "lat") => {
+            let shm = Shm::open(&dir.join("shm")).map_err(e)?;
+            ready();
+            let (a, b) = (shm.u32(0), shm.u32(128));
+            for i in 1..=count as u32 {
+                loop {
+                    let v = a.load(Ordering::Acquire);
+                    if v == i {
+                        break;
+                    }
+                    futex_wait(a, v);
+                }
+                b.store(i, Ordering::Release);
+                shmq::sys::futex_wake(b);
+            }
+        }
+        ("shmq" | "shmq-block", "lat") => {
+            let opts = Options::new().dir(&dir);
+            let ping = Topic::open("ping", &opts).map_err(|x| x.to_string())?;
+            let pong = Topic::open("pong", &opts).map_err(|x| x.to_string())?;
+            let mut sub = ping.subscribe().map_err(|x| x.to_string())?;
+            let mut p = pong.producer().map_err(|x| x.to_string())?;
+            ready();
+            let block = kind == "shmq-block";
+            let mut done = 0;
+            while done < count {
+                let r = if block { sub.recv() } else { sub.try_recv() };
+                match r {
+                    Ok(m) => {
+                        let mut g = p.reserve(m.len()).map_err(|x| x.to_string())?;
+                        g.copy_from_slice(&m);
+                        drop(m);
+                        g.commit(size);
+                        done += 1;
+                    }
+                    Err(RecvError::Empty) => std::hint::spin_loop(),
+                    Err(x) => return Err(x.to_string()),
+                }
+            }
+        }
+        ("unix" | "pipe", "lat") => {
+            let mut rd = stream(fda);
+            // A socket is one descriptor for both directions.
+            let mut wr = if fda == fdb {
+                rd.try_clone().map_err(e)?
+            } else {
+                stream(fdb)
+            };
+            ready();
+            for _ in 0..count {
+                rd.read_exact(&mut buf[..size]).map_err(e)?;
+                wr.write_all(&buf[..size]).map_err(e)?;
+            }
+        }
+        ("mq", "lat") => {
+            let a = Mq::open(&format!("/shmq-bench-{fda}-a"), size, false).map_err(e)?;
+            let b = Mq::open(&format!("/shmq-bench-{fda}-b"), size, false).map_err(e)?;
+            ready();
+            for _ in 0..count {
+                let n = a.recv(&mut buf).map_err(e)?;
+                b.send(&buf[..n]).map_err(e)?;
+            }
+        }
+        (_, "tput") => return consume(kind, size, count, &dir, fda, &mut buf),
+        _ => return Err(format!("unknown child {kind} {mode}")),
+    }
+    Ok(())
+}
+
+fn ready() {
+    println!("READY");
+    let _ = std::io::stdout().flush();
+}
+
+/// Throughput consumer: receives `count` messages of `size` bytes and
+/// checks every byte; prints `DONE bad=N`.
+fn consume(
+    kind: &str,
+    size: usize,
+    count: u64,
+    dir: &Path,
+    fd: RawFd,
+    buf: &mut [u8],
+) -> Result<(), String> {
+    let e = |x: std::io::Error| x.to_string();
+    let mut bad = 0u64;
+    match kind {
+        "bare" => {
+            let shm = Shm::open(&dir.join("shm")).map_err(e)?;
+            ready();
+            let slots = bare_slots(size);
+            let (head, tail) = (shm.u64(0), shm.u64(128));
+            let mut cached_head = 0u64;
+            for k in 0..count {
+                while cached_head <= k {
+                    // Acquire: pairs with the producer's Release head store.
+                    cached_head = head.load(Ordering::Acquire);
+                    if cached_head <= k {
+                        std::hint::spin_loop();
+                    }
+                }
+                // SAFETY: slot k is published (head > k) and not reused
+                // until our tail passes it.
+                let slot = unsafe { shm.bytes(BARE_DATA + (k % slots) as usize * size, size) };
+                bad += !verify(k, slot) as u64;
+                // Release: our reads happen before the producer reuses the slot.
+                tail.store(k + 1, Ordering::Release);
+            }
+        }
+        "shmq" => {
+            let topic = Topic::open("tput", &Options::new().dir(dir)).map_err(|x| x.to_string())?;
+            let mut sub = topic.subscribe().map_err(|x| x.to_string())?;
+            ready();
+            let mut k = 0u64;
+            while k < count {
+                let n = sub
+                    .drain(1024, |m| {
+                        bad += !(m.len() == size && verify(k, &m)) as u64;
+                        k += 1;
+                    })
+                    .map_err(|x| x.to_string())?;
+                if n == 0 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        "unix" | "pipe" => {
+            let mut rd = stream(fd);
+            ready();
+            for k in 0..count {
+                rd.read_exact(&mut buf[..size]).map_err(e)?;
+                bad += !verify(k, &buf[..size]) as u64;
+            }
+        }
+        "mq" => {
+            let q = Mq::open(&format!("/shmq-bench-{fd}-t"), size, false).map_err(e)?;
+            ready();
+            for k in 0..count {
+                let n = q.recv(buf).map_err(e)?;
+                bad += !(n == size && verify(k, &buf[..n])) as u64;
+            }
+        }
+        other => return Err(format!("unknown throughput kind {other}")),
+    }
+    println!("DONE bad={bad}");
+    Ok(())
+}
+
+const BARE_DATA: usize = 4096;
+const RING_BYTES: usize = 8 << 20;
+
+fn bare_slots(size: usize) -> u64 {
+    (RING_BYTES / size).max(4) as u64
+}
+
+// ------------------------------------------------------------ the parent
+
+struct Peer {
+    child: Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Peer {
+    fn start(
+        plan: &Plan,
+        kind: &str,
+        mode: &str,
+        size: usize,
+        count: u64,
+        dir: &Path,
+        fds: (RawFd, RawFd),
+    ) -> Result<Peer, String> {
+        let mut child = Command::new(std::env::current_exe().map_err(|x| x.to_string())?)
+            .arg("bench-child")
+            .args([kind, mode, &size.to_string(), &count.to_string()])
+            .arg(dir)
+            .args([
+                fds.0.to_string(),
+                fds.1.to_string(),
+                plan.cpus.1.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|x| x.to_string())?;
+        let out = std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut p = Peer { child, out };
+        let l = p.line();
+        if l != "READY" {
+            return Err(format!("{kind} child did not start: {l:?}"));
+        }
+        Ok(p)
+    }
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        let _ = std::io::BufRead::read_line(&mut self.out, &mut l);
+        l.trim().to_string()
+    }
+    fn finish(mut self) -> Result<String, String> {
+        let l = self.line();
+        let st = self.child.wait().map_err(|x| x.to_string())?;
+        if !st.success() {
+            return Err(format!("child failed: {st}"));
+        }
+        Ok(l)
+    }
+}
+
+/// One latency measurement: one-way p50, p90, p99, p99.9, max in ns.
+fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u64; 5]>, String> {
+    let rounds = plan.rounds(size);
+    let e = |x: std::io::Error| x.to_string();
+    let mut rtt = Vec::with_capacity(rounds as usize);
+    let mut buf = vec![0u8; size.max(8)];
+    match kind {
+        "raw" | "futex" => {
+            let shm = Shm::create(&dir.join("shm"), 4096).map_err(e)?;
+            let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (0, 0))?;
+            pin(plan.cpus.0);
+            if kind == "raw" {
+                let (a, b) = (shm.u64(0), shm.u64(128));
+                for i in 1..=rounds {
+                    let t = Instant::now();
+                    a.store(i, Ordering::Release);
+                    while b.load(Ordering::Acquire) != i {
+                        std::hint::spin_loop();
+                    }
+                    rtt.push(t.elapsed().as_nanos() as u64);
+                }
+            } else {
+                let (a, b) = (shm.u32(0), shm.u32(128));
+                for i in 1..=rounds as u32 {
+                    let t = Instant::now();
+                    a.store(i, Ordering::Release);
+                    shmq::sys::futex_wake(a);
+                    loop {
+                        let v = b.load(Ordering::Acquire);
+                        if v == i {
+                            break;
+                        }
+                        futex_wait(b, v);
+                    }
+                    rtt.push(t.elapsed().as_nanos() as u64);
+                }
+            }
+            peer.finish()?;
+        }
+        "shmq" | "shmq-block" => {
+            let opts = Options::new()
+                .dir(dir)
+                .capacity(1 << 20)
+                .max_message(64 << 10);
+            let ping = Topic::create("ping", &opts).map_err(|x| x.to_string())?;
+            let pong = Topic::create("pong", &opts).map_err(|x| x.to_string())?;
+            let mut sub = pong.subscribe().map_err(|x| x.to_string())?;
+            let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (0, 0))?;
+            pin(plan.cpus.0);
+            let mut p = ping.producer().map_err(|x| x.to_string())?;
+            let block = kind == "shmq-block";
+            for i in 0..rounds {
+                fill(i, &mut buf[..size]);
+                let t = Instant::now();
+                p.publish(&buf[..size]).map_err(|x| x.to_string())?;
+                loop {
+                    let r = if block { sub.recv() } else { sub.try_recv() };
+                    match r {
+                        Ok(m) => {
+                            if !verify(i, &m) {
+                                return Err(format!("{kind}: corrupt pong {i}"));
+                            }
+                            break;
+                        }
+                        Err(RecvError::Empty) => std::hint::spin_loop(),
+                        Err(x) => return Err(x.to_string()),
+                    }
+                }
+                rtt.push(t.elapsed().as_nanos() as u64);
+            }
+            peer.finish()?;
+            drop((sub, p, ping, pong));
+            let _ = std::fs::remove_file(dir.join("ping"));
+            let _ = std::fs::remove_file(dir.join("pong"));
+        }
+        "unix" | "pipe" => {
+            let ((my_rd, their_wr), (their_rd, my_wr)) = if kind == "unix" {
+                let (a, b) = socketpair().map_err(e)?;
+                ((a, b), (b, a))
+            } else {
+                (pipe().map_err(e)?, pipe().map_err(e)?)
+            };
+            let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (their_rd, their_wr))?;
+            pin(plan.cpus.0);
+            if kind == "pipe" {
+                close(their_rd);
+                close(their_wr);
+            } else {
+                close(their_wr); // == my_wr's peer end; the pair is (my_rd=a, b) with the child on b
+            }
+            let (mut rd, mut wr) = if kind == "unix" {
+                let f = stream(my_rd);
+                let g = f.try_clone().map_err(e)?;
+                (f, g)
+            } else {
+                (stream(my_rd), stream(my_wr))
+            };
+            for i in 0..rounds {
+                fill(i, &mut buf[..size]);
+                let t = Instant::now();
+                wr.write_all(&buf[..size]).map_err(e)?;
+                rd.read_exact(&mut buf[..size]).map_err(e)?;
+                rtt.push(t.elapsed().as_nanos() as u64);
+                if !verify(i, &buf[..size]) {
+                    return Err(format!("{kind}: corrupt pong {i}"));
+                }
+            }
+            drop((rd, wr));
+            peer.finish()?;
+        }
+        "mq" => {
+            if size > mq_max() {
+                return Ok(None);
+            }
+            let tag = std::process::id() as RawFd;
+            let a = Mq::open(&format!("/shmq-bench-{tag}-a"), size, true).map_err(e)?;
+            let b = Mq::open(&format!("/shmq-bench-{tag}-b"), size, true).map_err(e)?;
+            let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (tag, 0))?;
+            pin(plan.cpus.0);
+            for i in 0..rounds {
+                fill(i, &mut buf[..size]);
+                let t = Instant::now();
+                a.send(&buf[..size]).map_err(e)?;
+                let n = b.recv(&mut buf).map_err(e)?;
+                rtt.push(t.elapsed().as_nanos() as u64);
+                if n != size || !verify(i, &buf[..size]) {
+                    return Err("mq: corrupt pong".into());
+                }
+            }
+            peer.finish()?;
+            a.unlink();
+            b.unlink();
+        }
+        other => return Err(format!("unknown latency kind {other}")),
+    }
+    Ok(Some(percentiles(rtt)))
+}
+
+/// One throughput measurement: messages per second, with every byte checked.
+fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<f64>, String> {
+    let count = plan.messages(size);
+    let e = |x: std::io::Error| x.to_string();
+    let mut buf = vec![0u8; size];
+    let t;
+    let peer;
+    match kind {
+        "bare" => {
+            let slots = bare_slots(size);
+            let shm =
+                Shm::create(&dir.join("shm"), BARE_DATA + slots as usize * size).map_err(e)?;
+            peer = Peer::start(plan, kind, "tput", size, count, dir, (0, 0))?;
+            pin(plan.cpus.0);
+            let (head, tail) = (shm.u64(0), shm.u64(128));
+            let mut cached_tail = 0u64;
+            t = Instant::now();
+            for k in 0..count {
+                while k - cached_tail >= slots {
+                    // Acquire: pairs with the consumer's Release tail store.
+                    cached_tail = tail.load(Ordering::Acquire);
+                    if k - cached_tail >= slots {
+                        std::hint::spin_loop();
+                    }
+                }
+                // SAFETY: slot k is free (the consumer's tail passed k - slots).
+                fill(k, unsafe {
+                    shm.bytes(BARE_DATA + (k % slots) as usize * size, size)
+                });
+                // Release: publishes the slot's bytes to the consumer.
+                head.store(k + 1, Ordering::Release);
+            }
+        }
+        "shmq" => {
+            let opts = Options::new()
+                .dir(dir)
+                .capacity(RING_BYTES as u64)
+                .max_message((1 << 20) + 64);
+            let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
+            peer = Peer::start(plan, kind, "tput", size, count, dir, (0, 0))?;
+            pin(plan.cpus.0);
+            let mut p = topic.producer().map_err(|x| x.to_string())?;
+            t = Instant::now();
+            for k in 0..count {
+                let mut g = p.reserve(size).map_err(|x| x.to_string())?;
+                fill(k, &mut g);
+                g.commit(size);
+            }
+            drop(p);
+            drop(topic);
+        }
+        "unix" | "pipe" => {
+            let (rd, wr) = if kind == "unix" {
+                socketpair().map_err(e)?
+            } else {
+                pipe().map_err(e)?
+            };
+            let (theirs, mine) = if kind == "unix" { (rd, wr) } else { (rd, wr) };
+            peer = Peer::start(plan, kind, "tput", size, count, dir, (theirs, 0))?;
+            close(theirs);
+            pin(plan.cpus.0);
+            let mut w = stream(mine);
+            t = Instant::now();
+            for k in 0..count {
+                fill(k, &mut buf);
+                w.write_all(&buf).map_err(e)?;
+            }
+        }
+        "mq" => {
+            if size > mq_max() {
+                return Ok(None);
+            }
+            let tag = std::process::id() as RawFd;
+            let q = Mq::open(&format!("/shmq-bench-{tag}-t"), size, true).map_err(e)?;
+            peer = Peer::start(plan, kind, "tput", size, count, dir, (tag, 0))?;
+            pin(plan.cpus.0);
+            t = Instant::now();
+            for k in 0..count {
+                fill(k, &mut buf);
+                q.send(&buf).map_err(e)?;
+            }
+            let done = peer.finish()?;
+            let secs = t.elapsed().as_secs_f64();
+            q.unlink();
+            return check_done(kind, &done).map(|()| Some(count as f64 / secs));
+        }
+        other => return Err(format!("unknown throughput kind {other}")),
+    }
+    let done = peer.finish()?;
+    let secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(dir.join("tput"));
+    let _ = std::fs::remove_file(dir.join("shm"));
+    check_done(kind, &done)?;
+    Ok(Some(count as f64 / secs))
+}
+
+fn check_done(kind: &str, done: &str) -> Result<(), String> {
+    if done != "DONE bad=0" {
+        return Err(format!("{kind}: consumer reported {done:?}"));
+    }
+    Ok(())
+}
+
+/// Fan-out: one producer, `k` subscriber processes (not pinned: with more
+/// processes than CPUs the scheduler shares them), 64-byte messages,
+/// every byte checked. Returns delivered messages per second (all
+/// subscribers together).
+fn fanout(plan: &Plan, k: usize, dir: &Path) -> Result<f64, String> {
+    let size = 64;
+    let count = plan.messages(size) / 4;
+    let opts = Options::new()
+        .dir(dir)
+        .capacity(RING_BYTES as u64)
+        .max_message(1024);
+    let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
+    let mut peers = Vec::new();
+    for i in 0..k {
+        let cpu_plan = Plan {
+            quick: plan.quick,
+            cpus: (
+                plan.cpus.0,
+                if i % 2 == 0 { plan.cpus.1 } else { plan.cpus.0 },
+            ),
+        };
+        peers.push(Peer::start(
+            &cpu_plan,
+            "shmq",
+            "tput",
+            size,
+            count,
+            dir,
+            (0, 0),
+        )?);
+    }
+    pin(plan.cpus.0);
+    let mut p = topic.producer().map_err(|x| x.to_string())?;
+    let t = Instant::now();
+    for m in 0..count {
+        let mut g = p.reserve(size).map_err(|x| x.to_string())?;
+        fill(m, &mut g);
+        g.commit(size);
+    }
+    for peer in peers {
+        check_done("fanout", &peer.finish()?)?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    drop((p, topic));
+    let _ = std::fs::remove_file(dir.join("tput"));
+    Ok((count * k as u64) as f64 / secs)
+}
+
+// ------------------------------------------------------------ report
+
+struct Progress {
+    total: usize,
+    done: usize,
+    tty: bool,
+}
+
+impl Progress {
+    fn step(&mut self, what: &str) {
+        self.done += 1;
+        let width = 30;
+        let filled = width * self.done / self.total.max(1);
+        let bar = format!(
+            "[{}{}] {:>2}/{} {what}",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            self.done,
+            self.total
+        );
+        if self.tty {
+            eprint!("\r\x1b[2K{bar}");
+        } else {
+            eprintln!("{bar}");
+        }
+        let _ = std::io::stderr().flush();
+    }
+    fn end(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+const LAT_KINDS: [&str; 7] = ["raw", "shmq", "futex", "shmq-block", "unix", "pipe", "mq"];
+const LAT_SIZES: [usize; 3] = [64, 1024, 64 << 10];
+const TPUT_KINDS: [&str; 5] = ["bare", "shmq", "unix", "pipe", "mq"];
+const TPUT_SIZES: [usize; 3] = [64, 4096, 1 << 20];
+
+fn label(kind: &str) -> &'static str {
+    match kind {
+        "raw" => "raw cache line (floor)",
+        "shmq" => "shmq busy-poll",
+        "futex" => "futex ping-pong (floor)",
+        "shmq-block" => "shmq blocking recv",
+        "unix" => "unix socket",
+        "pipe" => "pipe",
+        "mq" => "posix mq",
+        "bare" => "bare SPSC ring (ceiling)",
+        "c" => "shmq C API busy-poll",
+        _ => "?",
+    }
+}
+
+fn size_name(s: usize) -> String {
+    if s >= 1 << 20 {
+        format!("{} MiB", s >> 20)
+    } else if s >= 1024 {
+        format!("{} KiB", s >> 10)
+    } else {
+        format!("{s} B")
+    }
+}
+
+/// Runs the whole comparison and prints it (table, or JSON).
+pub fn run(plan: Plan, json: bool, c_binary: Option<PathBuf>) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("shmq-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|x| x.to_string())?;
+    let result = run_in(&plan, json, c_binary, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run_c(path: &Path, plan: &Plan, size: usize, dir: &Path) -> Result<[u64; 5], String> {
+    let out = Command::new(path)
+        .args([
+            &plan.rounds(size).to_string(),
+            &size.to_string(),
+            &plan.cpus.0.to_string(),
+            &plan.cpus.1.to_string(),
+        ])
+        .env("SHMQ_DIR", dir)
+        .output()
+        .map_err(|x| format!("running {}: {x}", path.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    if !out.status.success() || nums.len() < 5 {
+        return Err(format!(
+            "C ping-pong failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok([nums[0], nums[1], nums[2], nums[3], nums[4]])
+}
+
+fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Result<(), String> {
+    let fan_ks = [1usize, 2, 3];
+    let total = LAT_KINDS.len() * LAT_SIZES.len()
+        + TPUT_KINDS.len() * TPUT_SIZES.len()
+        + fan_ks.len()
+        + c_binary.as_ref().map_or(0, |_| 1);
+    // SAFETY: isatty has no preconditions.
+    let mut prog = Progress {
+        total,
+        done: 0,
+        tty: unsafe { libc::isatty(2) } == 1,
+    };
+    let mut lat: Vec<(String, usize, [u64; 5])> = Vec::new();
+    for &size in &LAT_SIZES {
+        for kind in LAT_KINDS {
+            prog.step(&format!("latency {} {}", label(kind), size_name(size)));
+            if let Some(p) = latency(plan, kind, size, dir)? {
+                lat.push((kind.to_string(), size, p));
+            }
+        }
+    }
+    if let Some(c) = &c_binary {
+        prog.step("latency shmq C API 64 B");
+        lat.push(("c".into(), 64, run_c(c, plan, 64, dir)?));
+    }
+    let mut tput: Vec<(String, usize, f64)> = Vec::new();
+    for &size in &TPUT_SIZES {
+        for kind in TPUT_KINDS {
+            prog.step(&format!("throughput {} {}", label(kind), size_name(size)));
+            if let Some(r) = throughput(plan, kind, size, dir)? {
+                tput.push((kind.to_string(), size, r));
+            }
+        }
+    }
+    let mut fan = Vec::new();
+    for k in fan_ks {
+        prog.step(&format!("fan-out to {k} subscriber(s)"));
+        fan.push((k, fanout(plan, k, dir)?));
+    }
+    prog.end();
+
+    let l = |kind: &str, size: usize| lat.iter().find(|x| x.0 == kind && x.1 == size).map(|x| x.2);
+    let tp = |kind: &str, size: usize| {
+        tput.iter()
+            .find(|x| x.0 == kind && x.1 == size)
+            .map(|x| x.2)
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    let targets: Vec<(&str, Option<f64>, &str, f64)> = vec![
+        (
+            "one-way p50 / raw cache line p50 (64 B)",
+            ratio(
+                l("shmq", 64).map(|p| p[0] as f64),
+                l("raw", 64).map(|p| p[0] as f64),
+            ),
+            "<=",
+            1.25,
+        ),
+        (
+            "shmq p99.9 / shmq p50 (64 B)",
+            l("shmq", 64).map(|p| p[3] as f64 / p[0] as f64),
+            "<=",
+            3.0,
+        ),
+        (
+            "64 B throughput / bare ring",
+            ratio(tp("shmq", 64), tp("bare", 64)),
+            ">=",
+            0.7,
+        ),
+        (
+            "64 B throughput / unix socket",
+            ratio(tp("shmq", 64), tp("unix", 64)),
+            ">=",
+            30.0,
+        ),
+        (
+            "4 KiB throughput / bare ring",
+            ratio(tp("shmq", 4096), tp("bare", 4096)),
+            ">=",
+            0.9,
+        ),
+        (
+            "blocking round trip p50 / futex ping-pong p50",
+            ratio(
+                l("shmq-block", 64).map(|p| p[0] as f64),
+                l("futex", 64).map(|p| p[0] as f64),
+            ),
+            "<=",
+            1.1,
+        ),
+        (
+            "C API p50 / Rust API p50 (64 B)",
+            ratio(
+                l("c", 64).map(|p| p[0] as f64),
+                l("shmq", 64).map(|p| p[0] as f64),
+            ),
+            "<=",
+            1.1,
+        ),
+    ];
+    let met = |v: f64, op: &str, t: f64| if op == "<=" { v <= t } else { v >= t };
+
+    if json {
+        let v = J::O(vec![
+            (
+                "cpus",
+                J::A(vec![J::U(plan.cpus.0 as u64), J::U(plan.cpus.1 as u64)]),
+            ),
+            ("quick", J::Bool(plan.quick)),
+            (
+                "latency_one_way_ns",
+                J::A(
+                    lat.iter()
+                        .map(|(k, s, p)| {
+                            J::O(vec![
+                                ("kind", J::s(k.as_str())),
+                                ("size", J::U(*s as u64)),
+                                ("p50", J::U(p[0])),
+                                ("p90", J::U(p[1])),
+                                ("p99", J::U(p[2])),
+                                ("p999", J::U(p[3])),
+                                ("max", J::U(p[4])),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "throughput",
+                J::A(
+                    tput.iter()
+                        .map(|(k, s, r)| {
+                            J::O(vec![
+                                ("kind", J::s(k.as_str())),
+                                ("size", J::U(*s as u64)),
+                                ("msgs_per_s", J::F(*r)),
+                                ("gb_per_s", J::F(r * *s as f64 / 1e9)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "fanout_64b",
+                J::A(
+                    fan.iter()
+                        .map(|(k, r)| {
+                            J::O(vec![
+                                ("subscribers", J::U(*k as u64)),
+                                ("delivered_msgs_per_s", J::F(*r)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "targets",
+                J::A(
+                    targets
+                        .iter()
+                        .map(|(n, v, op, t)| {
+                            J::O(vec![
+                                ("name", J::s(*n)),
+                                ("ratio", v.map_or(J::Null, J::F)),
+                                ("op", J::s(*op)),
+                                ("target", J::F(*t)),
+                                ("met", v.map_or(J::Null, |v| J::Bool(met(v, op, *t)))),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ]);
+        println!("{v}");
+        return Ok(());
+    }
+
+    println!(
+        "shmq bench: processes pinned to CPUs {} and {}{}",
+        plan.cpus.0,
+        plan.cpus.1,
+        if plan.quick { " (quick)" } else { "" }
+    );
+    for &size in &LAT_SIZES {
+        println!(
+            "\nround-trip latency, {} messages, reported one-way (ns)",
+            size_name(size)
+        );
+        println!(
+            "  {:<26} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
+            "", "p50", "p90", "p99", "p99.9", "max", "p50/raw"
+        );
+        let raw = l("raw", size).map(|p| p[0] as f64);
+        for (k, s, p) in lat.iter().filter(|x| x.1 == size) {
+            let _ = s;
+            let r = raw.map_or(String::from("-"), |r| format!("{:.2}x", p[0] as f64 / r));
+            println!(
+                "  {:<26} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
+                label(k),
+                p[0],
+                p[1],
+                p[2],
+                p[3],
+                p[4],
+                r
+            );
+        }
+    }
+    for &size in &TPUT_SIZES {
+        println!(
+            "\nthroughput, {} messages, every byte checked",
+            size_name(size)
+        );
+        println!(
+            "  {:<26} {:>13} {:>9} {:>10} {:>10}",
+            "", "msgs/s", "GB/s", "vs bare", "vs unix"
+        );
+        let bare = tp("bare", size);
+        let unix = tp("unix", size);
+        for (k, _, r) in tput.iter().filter(|x| x.1 == size) {
+            let vb = bare.map_or("-".into(), |b| format!("{:.2}x", r / b));
+            let vu = unix.map_or("-".into(), |u| format!("{:.1}x", r / u));
+            println!(
+                "  {:<26} {:>13.0} {:>9.3} {:>10} {:>10}",
+                label(k),
+                r,
+                r * size as f64 / 1e9,
+                vb,
+                vu
+            );
+        }
+    }
+    println!(
+        "\nfan-out, 64 B messages, one producer (CPU {}) and k subscriber processes",
+        plan.cpus.0
+    );
+    for (k, r) in &fan {
+        println!(
+            "  k = {k}: {r:>12.0} messages/s delivered in total ({:.0} per subscriber)",
+            r / *k as f64
+        );
+    }
+    println!("\ntargets (ratios from this run)");
+    for (n, v, op, t) in &targets {
+        match v {
+            Some(v) => println!(
+                "  {} {:<48} {:>7.2} (target {op} {t})",
+                if met(*v, op, *t) { "met " } else { "MISS" },
+                n,
+                v
+            ),
+            None => println!("  n/a  {n:<48} (not measured)"),
+        }
+    }
+    Ok(())
+}

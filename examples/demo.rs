@@ -53,10 +53,7 @@ fn pin(cpu: usize) {
 }
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.windows(2)
-        .find(|w| w[0] == name)
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(default)
+    args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
 }
 
 fn opts(dir: &str) -> Options {
@@ -106,11 +103,7 @@ fn subscriber(dir: &str, n: u64) -> Result<(), Box<dyn std::error::Error>> {
     }
     let secs = (now_ns() - first_ns) as f64 / 1e9;
     lat.sort_unstable();
-    let q = |f: f64| {
-        lat.get(((lat.len() as f64 * f) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let q = |f: f64| lat.get(((lat.len() as f64 * f) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
     println!(
         "DONE received={next} lost={} errors={errors} bytes={bytes} secs={secs:.6} p50={} p99={} p999={}",
         sub.lost(),
@@ -172,11 +165,7 @@ fn spawn(
         .env("DEMO_DIR", dir)
         .stdout(Stdio::piped())
         .spawn()?;
-    let out = BufReader::new(
-        c.stdout
-            .take()
-            .ok_or_else(|| std::io::Error::other("no stdout"))?,
-    );
+    let out = BufReader::new(c.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?);
     Ok((c, out))
 }
 
@@ -255,13 +244,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "every subscriber checks every byte of every message; {} CPUs",
         std::thread::available_parallelism()?.get()
     );
-    let _topic = Topic::create(
-        "demo.fanout",
-        &opts(&dir_s)
-            .capacity(8 << 20)
-            .max_message(MAX as u32)
-            .policy(Policy::Block),
-    )?;
+    let _topic =
+        Topic::create("demo.fanout", &opts(&dir_s).capacity(8 << 20).max_message(MAX as u32).policy(Policy::Block))?;
     let extra = vec!["--messages".to_string(), n.to_string()];
     let mut children = Vec::new();
     for _ in 0..subs {
@@ -274,21 +258,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut pc, mut pout) = spawn("pub", &dir_s, &extra)?;
     let pdone = line(&mut pout);
     pc.wait()?;
-    println!(
-        "\n  producer: {n} messages published in {:.3} s",
-        field(&pdone, "secs")
-    );
+    println!("\n  producer: {n} messages published in {:.3} s", field(&pdone, "secs"));
     println!(
         "  {:<12} {:>10} {:>6} {:>7} {:>12} {:>9} {:>11} {:>11} {:>11}",
-        "subscriber",
-        "received",
-        "lost",
-        "errors",
-        "msgs/s",
-        "MB/s",
-        "lat p50",
-        "lat p99",
-        "lat p99.9"
+        "subscriber", "received", "lost", "errors", "msgs/s", "MB/s", "lat p50", "lat p99", "lat p99.9"
     );
     let mut ok = true;
     for (i, (mut c, mut out)) in children.into_iter().enumerate() {

@@ -29,16 +29,10 @@ fn wait(sub: &mut Subscriber, block: bool, out: &mut [u8; 64]) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let block = args.iter().any(|a| a == "--block");
-    let rounds: usize = args
-        .iter()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let rounds: usize = args.iter().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let dir = std::env::var("PINGPONG_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::env::temp_dir().join(format!("shmq-pingpong-{}", std::process::id()))
-        });
+        .unwrap_or_else(|_| std::env::temp_dir().join(format!("shmq-pingpong-{}", std::process::id())));
     let opts = Options::new().dir(&dir).capacity(1 << 16).max_message(64);
     if std::env::var("PINGPONG_CHILD").is_ok() {
         let ping = Topic::open("ping", &opts)?;
@@ -63,10 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?),
-        &mut line,
-    )?;
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?), &mut line)?;
     let mut p = ping.producer()?;
     let mut rtt = Vec::with_capacity(rounds);
     let mut msg = [0u8; 64];

@@ -10,11 +10,7 @@ use shmq::RecvError;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let topic = shmq::Topic::open_or_create("demo.ticks", &shmq::Options::new())?;
     let mut sub = topic.subscribe()?;
-    println!(
-        "subscribed to {} (slot {})",
-        topic.path().display(),
-        sub.slot()
-    );
+    println!("subscribed to {} (slot {})", topic.path().display(), sub.slot());
     loop {
         match sub.recv() {
             Ok(msg) => println!("seq {:>6}  {}", msg.seq(), String::from_utf8_lossy(&msg)),

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 # mutation                 scenario that must catch it
 MUTATIONS=(
-  "commit_relaxed          block_spmc_wrap_full_and_gating"
+  "commit_relaxed          mpsc_claims_are_disjoint_and_ordered"
   "cursor_relaxed          producer_sleep_never_misses_a_release"
   "epoch_relaxed           join_and_leave_while_publishing"
   "data_fence              subscriber_sleep_never_misses_a_wake"

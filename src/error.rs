@@ -80,31 +80,17 @@ impl fmt::Display for OpenError {
                 write!(f, "topic not found: {} (create it first)", path.display())
             }
             OpenError::AlreadyExists { path } => {
-                write!(
-                    f,
-                    "topic already exists: {} (open it, or remove it first)",
-                    path.display()
-                )
+                write!(f, "topic already exists: {} (open it, or remove it first)", path.display())
             }
-            OpenError::Incompatible {
-                field,
-                expected,
-                found,
-            } => {
+            OpenError::Incompatible { field, expected, found } => {
                 write!(f, "topic {field} is {found}, but {expected} was required")
             }
             OpenError::Corrupt { reason } => write!(f, "not a valid topic file: {reason}"),
             OpenError::VersionMismatch { found, supported } => {
-                write!(
-                    f,
-                    "topic layout version {found}, this library reads version {supported}"
-                )
+                write!(f, "topic layout version {found}, this library reads version {supported}")
             }
             OpenError::NotReady => {
-                write!(
-                    f,
-                    "topic is still being created (or its creator died: run `shmq gc`)"
-                )
+                write!(f, "topic is still being created (or its creator died: run `shmq gc`)")
             }
             OpenError::NoSpace { needed } => write!(
                 f,
@@ -173,10 +159,7 @@ impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PublishError::TooLarge { len, max } => {
-                write!(
-                    f,
-                    "message of {len} bytes exceeds the topic's max message size {max}"
-                )
+                write!(f, "message of {len} bytes exceeds the topic's max message size {max}")
             }
             PublishError::Full => {
                 write!(f, "ring full: the slowest subscriber has not released room")
@@ -202,10 +185,9 @@ pub enum SubscribeError {
 impl fmt::Display for SubscribeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SubscribeError::NoFreeSlot { max } => write!(
-                f,
-                "all {max} subscriber slots are in use (recreate the topic with more max_subscribers)"
-            ),
+            SubscribeError::NoFreeSlot { max } => {
+                write!(f, "all {max} subscriber slots are in use (recreate the topic with more max_subscribers)")
+            }
             SubscribeError::ReadOnly => write!(f, "topic was opened read-only"),
         }
     }
@@ -237,10 +219,7 @@ impl fmt::Display for RecvError {
         match self {
             RecvError::Empty => write!(f, "no message waiting"),
             RecvError::Timeout => write!(f, "timed out waiting for a message"),
-            RecvError::Lagged(n) => write!(
-                f,
-                "subscriber lagged: {n} messages were overwritten before it read them"
-            ),
+            RecvError::Lagged(n) => write!(f, "subscriber lagged: {n} messages were overwritten before it read them"),
             RecvError::Corrupt(r) => write!(f, "corrupt ring: {r}"),
             RecvError::Evicted => write!(f, "subscriber slot was reclaimed; subscribe again"),
         }

@@ -48,6 +48,8 @@ pub struct TopicInfo {
     pub policy: Policy,
     /// Several producers allowed.
     pub multi_producer: bool,
+    /// Messages carry publish timestamps.
+    pub timestamps: bool,
     /// Creation time, ns since the Unix epoch.
     pub created_unix_ns: u64,
     /// Pid of the creator.
@@ -77,15 +79,9 @@ impl TopicInfo {
         // Relaxed everywhere: a snapshot for display, each word read atomically.
         let tail = m.load64(prod::TAIL, Relaxed);
         let (published_messages, published_bytes) = if l.multi_producer {
-            (
-                m.load64(ctr::MP_SEQ, Relaxed),
-                m.load64(ctr::MP_BYTES, Relaxed),
-            )
+            (m.load64(ctr::MP_SEQ, Relaxed), m.load64(ctr::MP_BYTES, Relaxed))
         } else {
-            (
-                m.load64(prod::NEXT_SEQ, Relaxed),
-                m.load64(prod::BYTES, Relaxed),
-            )
+            (m.load64(prod::NEXT_SEQ, Relaxed), m.load64(prod::BYTES, Relaxed))
         };
         let owner = m.load64(prod::OWNER, Relaxed);
         let mut subscribers = Vec::new();
@@ -101,10 +97,7 @@ impl TopicInfo {
             for (k, chunk) in name_bytes.chunks_exact_mut(8).enumerate() {
                 chunk.copy_from_slice(&m.load64(s + slot::NAME + 8 * k, Relaxed).to_le_bytes());
             }
-            let end = name_bytes
-                .iter()
-                .position(|&b| b == 0)
-                .unwrap_or(SLOT_NAME_LEN);
+            let end = name_bytes.iter().position(|&b| b == 0).unwrap_or(SLOT_NAME_LEN);
             let next_seq = m.load64(s + slot::NEXT_SEQ, Relaxed);
             subscribers.push(SubscriberInfo {
                 slot: i,
@@ -113,11 +106,7 @@ impl TopicInfo {
                 alive: m.is_alive(pid, start),
                 cursor,
                 lag_bytes: tail.saturating_sub(cursor),
-                lag_messages: if tail > cursor {
-                    published_messages.saturating_sub(next_seq)
-                } else {
-                    0
-                },
+                lag_messages: if tail > cursor { published_messages.saturating_sub(next_seq) } else { 0 },
                 received: m.load64(s + slot::RECEIVED, Relaxed),
                 lost: m.load64(s + slot::LOST, Relaxed),
             });
@@ -129,6 +118,7 @@ impl TopicInfo {
             max_subscribers: l.max_subscribers,
             policy: l.policy,
             multi_producer: l.multi_producer,
+            timestamps: l.timestamps,
             created_unix_ns: m.load64(hdr::CREATED_UNIX_NS, Relaxed),
             creator_pid: m.load32(hdr::CREATOR_PID, Relaxed),
             producer_pid: (owner >> 32 == 1).then_some(owner as u32),

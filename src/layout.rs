@@ -18,6 +18,8 @@
 //!  512    ├──────────────────┤
 //!         │ shared counters  │ multi-producer counters, waits, reaps, repairs
 //!  640    ├──────────────────┤
+//!         │ commit line      │ single producer: end of the committed frames
+//!  768    ├──────────────────┤
 //!         │ subscriber slots │ max_subscribers × 256 bytes; the first line of
 //!         │                  │ a slot holds what the producer scans (state,
 //!         │                  │ cursor), the second what only the CLI reads
@@ -91,6 +93,11 @@ pub mod hdr {
     pub const LIVENESS_MS: usize = 68;
     /// u64 total file length the creator wrote.
     pub const FILE_LEN: usize = 72;
+    /// u32 fence mode: 0 symmetric `SeqCst` fences, 1 asymmetric
+    /// (membarrier). Every process of a topic must use the topic's mode.
+    pub const FENCES: usize = 80;
+    /// u32 1 if producers stamp each message with the publish time.
+    pub const TIMESTAMPS: usize = 84;
 }
 
 /// Offsets inside the producer line.
@@ -128,6 +135,18 @@ pub mod wake {
     pub const SPACE_FUTEX: usize = 3 * LINE;
     /// u32 number of producers asleep or about to sleep.
     pub const SPACE_WAITERS: usize = 3 * LINE + 4;
+}
+
+/// Number of header lines before the subscriber table.
+pub const HEADER_LINES: usize = 6;
+
+/// The commit line: written once per message by a single producer, polled
+/// by subscribers that have caught up (instead of the frame the producer is
+/// writing; see `ring` module docs).
+pub mod commit {
+    use super::LINE;
+    /// u64 single producer: position after the last committed frame.
+    pub const HORIZON: usize = 5 * LINE;
 }
 
 /// Offsets of the shared counters line.
@@ -258,6 +277,10 @@ pub struct Layout {
     pub stamp_key: u64,
     /// Offset of the data region; a multiple of 4096.
     pub data_offset: usize,
+    /// Asymmetric fences (`membarrier`) instead of `SeqCst` on hot paths.
+    pub asymmetric_fences: bool,
+    /// Producers write a `CLOCK_MONOTONIC` publish time into every frame.
+    pub timestamps: bool,
 }
 
 impl Layout {
@@ -269,7 +292,7 @@ impl Layout {
 
     /// Offset of the data region for a table of `max_subscribers` slots.
     pub const fn data_offset_for(max_subscribers: u32) -> usize {
-        let end = 5 * LINE + max_subscribers as usize * SLOT_SIZE;
+        let end = HEADER_LINES * LINE + max_subscribers as usize * SLOT_SIZE;
         (end + 4095) & !4095
     }
 
@@ -283,9 +306,7 @@ impl Layout {
         stamp_key: u64,
     ) -> Result<Layout, String> {
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-            return Err(format!(
-                "capacity {capacity} must be a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"
-            ));
+            return Err(format!("capacity {capacity} must be a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"));
         }
         if max_message as u64 > Self::max_message_for(capacity) {
             return Err(format!(
@@ -298,16 +319,12 @@ impl Layout {
             return Err("max message must be below 2 GiB".into());
         }
         if max_subscribers == 0 || max_subscribers > MAX_SUBSCRIBERS {
-            return Err(format!(
-                "max subscribers {max_subscribers} must be in 1..={MAX_SUBSCRIBERS}"
-            ));
+            return Err(format!("max subscribers {max_subscribers} must be in 1..={MAX_SUBSCRIBERS}"));
         }
         if policy == Policy::Overwrite && multi_producer {
-            return Err(
-                "the overwrite policy supports one producer only: exact loss counts \
+            return Err("the overwrite policy supports one producer only: exact loss counts \
                         need one writer to number the messages (use Block for several producers)"
-                    .into(),
-            );
+                .into());
         }
         Ok(Layout {
             capacity,
@@ -317,6 +334,8 @@ impl Layout {
             multi_producer,
             stamp_key,
             data_offset: Self::data_offset_for(max_subscribers),
+            asymmetric_fences: false,
+            timestamps: true,
         })
     }
 
@@ -327,7 +346,7 @@ impl Layout {
 
     /// Offset of subscriber slot `i` (caller guarantees `i < max_subscribers`).
     pub fn slot(&self, i: usize) -> usize {
-        5 * LINE + i * SLOT_SIZE
+        HEADER_LINES * LINE + i * SLOT_SIZE
     }
 
     /// Offset of the frame at absolute position `pos`.
@@ -354,10 +373,7 @@ impl Layout {
         }
         let version = read_u32(hdr::VERSION);
         if version != VERSION {
-            return Err(OpenError::VersionMismatch {
-                found: version,
-                supported: VERSION,
-            });
+            return Err(OpenError::VersionMismatch { found: version, supported: VERSION });
         }
         let capacity = read_u64(hdr::CAPACITY);
         let max_message = read_u32(hdr::MAX_MESSAGE);
@@ -369,15 +385,18 @@ impl Layout {
             1 => true,
             v => return Err(corrupt(format!("bad producer mode {v}"))),
         };
-        let layout = Layout::new(
-            capacity,
-            max_message,
-            max_subscribers,
-            policy,
-            multi,
-            read_u64(hdr::STAMP_KEY),
-        )
-        .map_err(|e| corrupt(format!("header geometry: {e}")))?;
+        let mut layout = Layout::new(capacity, max_message, max_subscribers, policy, multi, read_u64(hdr::STAMP_KEY))
+            .map_err(|e| corrupt(format!("header geometry: {e}")))?;
+        layout.asymmetric_fences = match read_u32(hdr::FENCES) {
+            0 => false,
+            1 => true,
+            v => return Err(corrupt(format!("bad fence mode {v}"))),
+        };
+        layout.timestamps = match read_u32(hdr::TIMESTAMPS) {
+            0 => false,
+            1 => true,
+            v => return Err(corrupt(format!("bad timestamps flag {v}"))),
+        };
         let data_offset = read_u64(hdr::DATA_OFFSET);
         if data_offset != layout.data_offset as u64 {
             return Err(corrupt(format!(
@@ -423,7 +442,7 @@ mod tests {
         for n in [1, 4, 64, 4096] {
             let off = Layout::data_offset_for(n);
             assert_eq!(off % 4096, 0);
-            assert!(off >= 5 * LINE + n as usize * SLOT_SIZE);
+            assert!(off >= HEADER_LINES * LINE + n as usize * SLOT_SIZE);
         }
     }
 }

@@ -52,6 +52,6 @@ pub use ring::Start;
 pub use subscriber::{Message, MessageRef, RawMessage, Subscriber};
 pub use tail::{Tail, TailEvent, TailMessage};
 pub use topic::{
-    default_dir, Options, Topic, DEFAULT_CAPACITY, DEFAULT_DIR, DEFAULT_MAX_MESSAGE,
-    DEFAULT_MAX_SUBSCRIBERS, DEFAULT_MODE,
+    default_dir, Options, Topic, DEFAULT_CAPACITY, DEFAULT_DIR, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_SUBSCRIBERS,
+    DEFAULT_MODE,
 };

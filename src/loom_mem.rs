@@ -41,9 +41,7 @@ impl LoomMem {
         LoomMem {
             words: (0..len / 8).map(|_| AtomicU64::new(0)).collect(),
             halves: (0..len / 4).map(|_| AtomicU32::new(0)).collect(),
-            cells: (0..(len - data_offset) / 8)
-                .map(|_| UnsafeCell::new(0))
-                .collect(),
+            cells: (0..(len - data_offset) / 8).map(|_| UnsafeCell::new(0)).collect(),
             data_offset,
             lock: Mutex::new(()),
             cv: Condvar::new(),
@@ -72,14 +70,7 @@ impl Memory for LoomMem {
     fn store64(&self, off: usize, val: u64, order: Ordering) {
         self.w(off).store(val, order)
     }
-    fn cas64(
-        &self,
-        off: usize,
-        cur: u64,
-        new: u64,
-        ok: Ordering,
-        err: Ordering,
-    ) -> Result<u64, u64> {
+    fn cas64(&self, off: usize, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64> {
         self.w(off).compare_exchange(cur, new, ok, err)
     }
     fn add64(&self, off: usize, val: u64, order: Ordering) -> u64 {
@@ -91,14 +82,7 @@ impl Memory for LoomMem {
     fn store32(&self, off: usize, val: u32, order: Ordering) {
         self.h(off).store(val, order)
     }
-    fn cas32(
-        &self,
-        off: usize,
-        cur: u32,
-        new: u32,
-        ok: Ordering,
-        err: Ordering,
-    ) -> Result<u32, u32> {
+    fn cas32(&self, off: usize, cur: u32, new: u32, ok: Ordering, err: Ordering) -> Result<u32, u32> {
         self.h(off).compare_exchange(cur, new, ok, err)
     }
     fn add32(&self, off: usize, val: u32, order: Ordering) -> u32 {
@@ -116,8 +100,7 @@ impl Memory for LoomMem {
             b[..chunk.len()].copy_from_slice(chunk);
             // SAFETY: loom checks that no other thread accesses this cell
             // concurrently; that check is the point of the model.
-            self.cell(off + 8 * i)
-                .with_mut(|p| unsafe { *p = u64::from_le_bytes(b) });
+            self.cell(off + 8 * i).with_mut(|p| unsafe { *p = u64::from_le_bytes(b) });
         }
     }
     unsafe fn read(&self, off: usize, dst: &mut [u8]) {
@@ -131,8 +114,7 @@ impl Memory for LoomMem {
         for (i, chunk) in src.chunks(8).enumerate() {
             let mut b = [0u8; 8];
             b[..chunk.len()].copy_from_slice(chunk);
-            self.w(off + 8 * i)
-                .store(u64::from_le_bytes(b), Ordering::Relaxed);
+            self.w(off + 8 * i).store(u64::from_le_bytes(b), Ordering::Relaxed);
         }
     }
     fn read_racy(&self, off: usize, dst: &mut [u8]) {

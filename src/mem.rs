@@ -25,14 +25,7 @@ pub trait Memory {
     /// Atomic store of the u64 at `off`.
     fn store64(&self, off: usize, val: u64, order: Ordering);
     /// Atomic compare-exchange of the u64 at `off`.
-    fn cas64(
-        &self,
-        off: usize,
-        cur: u64,
-        new: u64,
-        ok: Ordering,
-        err: Ordering,
-    ) -> Result<u64, u64>;
+    fn cas64(&self, off: usize, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64>;
     /// Atomic fetch-add on the u64 at `off`; returns the previous value.
     fn add64(&self, off: usize, val: u64, order: Ordering) -> u64;
     /// Atomic load of the u32 at `off`.
@@ -40,20 +33,23 @@ pub trait Memory {
     /// Atomic store of the u32 at `off`.
     fn store32(&self, off: usize, val: u32, order: Ordering);
     /// Atomic compare-exchange of the u32 at `off`.
-    fn cas32(
-        &self,
-        off: usize,
-        cur: u32,
-        new: u32,
-        ok: Ordering,
-        err: Ordering,
-    ) -> Result<u32, u32>;
+    fn cas32(&self, off: usize, cur: u32, new: u32, ok: Ordering, err: Ordering) -> Result<u32, u32>;
     /// Atomic fetch-add on the u32 at `off` (wrapping); returns the previous value.
     fn add32(&self, off: usize, val: u32, order: Ordering) -> u32;
     /// Atomic fetch-sub on the u32 at `off` (wrapping); returns the previous value.
     fn sub32(&self, off: usize, val: u32, order: Ordering) -> u32;
     /// A memory fence.
     fn fence(&self, order: Ordering);
+    /// The cheap half of an asymmetric `SeqCst` fence, for the hot paths
+    /// (after a commit, after a release). Pairs with [`Memory::fence_heavy`]
+    /// in another process: together they order like two `SeqCst` fences.
+    fn fence_light(&self) {
+        self.fence(Ordering::SeqCst)
+    }
+    /// The expensive half, for the rare paths (about to sleep, joining).
+    fn fence_heavy(&self) {
+        self.fence(Ordering::SeqCst)
+    }
 
     /// Copies `src` to `off`, where the caller owns the bytes (no concurrent
     /// reader: `Block` policy, bytes inside this producer's claim).

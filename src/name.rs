@@ -18,12 +18,7 @@ pub const MAX_NAME_LEN: usize = 200;
 /// assert!(shmq::validate_name("").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<(), OpenError> {
-    let bad = |reason| {
-        Err(OpenError::InvalidName {
-            name: name.to_string(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(OpenError::InvalidName { name: name.to_string(), reason });
     if name.is_empty() {
         return bad("empty");
     }
@@ -33,10 +28,7 @@ pub fn validate_name(name: &str) -> Result<(), OpenError> {
     if name.starts_with('.') {
         return bad("starts with '.'");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
         return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -48,19 +40,7 @@ mod tests {
 
     #[test]
     fn rejects_escapes_and_junk() {
-        for n in [
-            "",
-            ".",
-            "..",
-            "../x",
-            "a/b",
-            "/abs",
-            "a\0b",
-            ".hidden",
-            "sp ace",
-            "é",
-            &"x".repeat(201),
-        ] {
+        for n in ["", ".", "..", "../x", "a/b", "/abs", "a\0b", ".hidden", "sp ace", "é", &"x".repeat(201)] {
             assert!(validate_name(n).is_err(), "{n:?} accepted");
         }
         for n in ["a", "A9", "md.quotes", "x_y-z", &"x".repeat(200)] {

@@ -44,9 +44,7 @@ pub struct Producer {
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer")
-            .field("path", &self.ring.mem.path())
-            .finish_non_exhaustive()
+        f.debug_struct("Producer").field("path", &self.ring.mem.path()).finish_non_exhaustive()
     }
 }
 
@@ -54,12 +52,7 @@ impl Producer {
     pub(crate) fn attach(ring: Arc<Ring<Segment>>) -> Result<Producer, ProducerError> {
         if ring.layout.multi_producer {
             let st = ring.producer_state();
-            return Ok(Producer {
-                ring,
-                st,
-                owner_word: 0,
-                raw: None,
-            });
+            return Ok(Producer { ring, st, owner_word: 0, raw: None });
         }
         let (pid, start) = ring.mem.self_id();
         let mine = OWNED | pid as u64;
@@ -72,8 +65,7 @@ impl Producer {
                 Err(found) => {
                     let holder = found as u32;
                     let holder_start = ring.mem.load64(prod::OWNER_START, Relaxed);
-                    let dead = found & OWNED == 0
-                        || (holder != pid && !ring.mem.is_alive(holder, holder_start));
+                    let dead = found & OWNED == 0 || (holder != pid && !ring.mem.is_alive(holder, holder_start));
                     if found == mine || !dead {
                         return Err(ProducerError::Busy { pid: holder });
                     }
@@ -85,38 +77,24 @@ impl Producer {
         let mut st = ring.producer_state();
         // The previous owner may have died between claim and commit.
         ring.repair_single_claim(&mut st);
-        Ok(Producer {
-            ring,
-            st,
-            owner_word: mine,
-            raw: None,
-        })
+        Ok(Producer { ring, st, owner_word: mine, raw: None })
     }
 
     fn map_err(&self, e: ClaimError, len: usize) -> PublishError {
         match e {
-            ClaimError::TooLarge => PublishError::TooLarge {
-                len,
-                max: self.ring.layout.max_message as usize,
-            },
+            ClaimError::TooLarge => PublishError::TooLarge { len, max: self.ring.layout.max_message as usize },
             ClaimError::Full => PublishError::Full,
         }
     }
 
-    fn send(
-        &mut self,
-        data: &[u8],
-        msg_type: u32,
-        wait: Option<Option<Duration>>,
-    ) -> Result<(), PublishError> {
+    fn send(&mut self, data: &[u8], msg_type: u32, wait: Option<Option<Duration>>) -> Result<(), PublishError> {
         let claim = match wait {
             None => self.ring.try_claim(&mut self.st, data.len()),
             Some(t) => self.ring.claim_wait(&mut self.st, data.len(), t),
         }
         .map_err(|e| self.map_err(e, data.len()))?;
         self.ring.write_payload(&claim, data);
-        self.ring
-            .commit(&mut self.st, &claim, data.len() as u32, msg_type);
+        self.ring.commit(&mut self.st, &claim, data.len() as u32, msg_type);
         Ok(())
     }
 
@@ -142,22 +120,13 @@ impl Producer {
         self.send(data, msg_type, Some(None))
     }
 
-    fn grant(
-        &mut self,
-        len: usize,
-        wait: Option<Option<Duration>>,
-    ) -> Result<Grant<'_>, PublishError> {
+    fn grant(&mut self, len: usize, wait: Option<Option<Duration>>) -> Result<Grant<'_>, PublishError> {
         let claim = match wait {
             None => self.ring.try_claim(&mut self.st, len),
             Some(t) => self.ring.claim_wait(&mut self.st, len, t),
         }
         .map_err(|e| self.map_err(e, len))?;
-        Ok(Grant {
-            producer: self,
-            claim,
-            msg_type: 0,
-            done: false,
-        })
+        Ok(Grant { producer: self, claim, msg_type: 0, done: false })
     }
 
     /// Lends `len` bytes inside the ring to write a message in place,
@@ -168,11 +137,7 @@ impl Producer {
     }
 
     /// As [`Producer::reserve`], waiting at most `timeout`.
-    pub fn reserve_timeout(
-        &mut self,
-        len: usize,
-        timeout: Duration,
-    ) -> Result<Grant<'_>, PublishError> {
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Grant<'_>, PublishError> {
         self.grant(len, Some(Some(timeout)))
     }
 
@@ -192,11 +157,7 @@ impl Producer {
     /// The pointer stays valid until [`Producer::commit_raw`] or
     /// [`Producer::abort_raw`]; at most one raw claim is outstanding
     /// (`Ok(None)` if one already is). Rust code should use `reserve`.
-    pub fn reserve_raw(
-        &mut self,
-        len: usize,
-        wait: Option<Option<Duration>>,
-    ) -> Result<Option<*mut u8>, PublishError> {
+    pub fn reserve_raw(&mut self, len: usize, wait: Option<Option<Duration>>) -> Result<Option<*mut u8>, PublishError> {
         if self.raw.is_some() {
             return Ok(None);
         }
@@ -217,12 +178,7 @@ impl Producer {
     pub fn commit_raw(&mut self, len: usize, msg_type: u32) -> bool {
         match self.raw.take() {
             Some(c) => {
-                self.ring.commit(
-                    &mut self.st,
-                    &c,
-                    len.min(u32::MAX as usize) as u32,
-                    msg_type,
-                );
+                self.ring.commit(&mut self.st, &c, len.min(u32::MAX as usize) as u32, msg_type);
                 true
             }
             None => false,
@@ -248,10 +204,7 @@ impl Drop for Producer {
         if self.owner_word != 0 {
             // Release: our last tail and counters are visible to the next
             // owner's Acquire CAS.
-            let _ = self
-                .ring
-                .mem
-                .cas64(prod::OWNER, self.owner_word, 0, Release, Relaxed);
+            let _ = self.ring.mem.cas64(prod::OWNER, self.owner_word, 0, Release, Relaxed);
         }
     }
 }
@@ -275,12 +228,7 @@ impl Grant<'_> {
     /// length); the rest of the reservation becomes padding.
     pub fn commit(mut self, len: usize) {
         let p = &mut *self.producer;
-        p.ring.commit(
-            &mut p.st,
-            &self.claim,
-            len.min(u32::MAX as usize) as u32,
-            self.msg_type,
-        );
+        p.ring.commit(&mut p.st, &self.claim, len.min(u32::MAX as usize) as u32, self.msg_type);
         self.done = true;
     }
 
@@ -295,12 +243,7 @@ impl Deref for Grant<'_> {
         // SAFETY: the claim is in bounds (frame fits before the ring's end)
         // and owned by this producer: in Block mode no cursor covers it; in
         // Overwrite mode readers only copy it with atomic loads and validate.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.producer.ring.mem.base().add(off),
-                self.claim.len as usize,
-            )
-        }
+        unsafe { std::slice::from_raw_parts(self.producer.ring.mem.base().add(off), self.claim.len as usize) }
     }
 }
 
@@ -308,12 +251,7 @@ impl DerefMut for Grant<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let off = self.producer.ring.payload_off(&self.claim);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.producer.ring.mem.base().add(off),
-                self.claim.len as usize,
-            )
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.producer.ring.mem.base().add(off), self.claim.len as usize) }
     }
 }
 

@@ -62,6 +62,19 @@
 //! never lost. Producers waiting for space use the mirror-image handshake
 //! with the subscribers' cursor release. Every sleep has a timeout.
 //!
+//! The fences are *asymmetric* (as in liburcu and folly): the side on the
+//! hot path (a producer after every commit, a subscriber after every
+//! release) issues only a compiler fence, and the side on the rare path (a
+//! process about to sleep, a joining subscriber) calls
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, which makes every CPU
+//! running a registered process execute a full barrier. Whichever of the
+//! two comes first in time, the pair orders like two `SeqCst` fences; an
+//! `mfence` per message drained the store buffer and exposed every cache
+//! miss of the message's writes (about 6x the cost at 64 bytes, measured).
+//! Topics whose creator could not register for `membarrier` use plain
+//! `SeqCst` fences on both sides (header field `fences`). Loom models both
+//! halves as `SeqCst` fences.
+//!
 //! # Untrusted memory
 //! Other processes write this memory. Every value read from it (stamps,
 //! lengths, cursors, the tail) is checked before it is used to compute an
@@ -69,12 +82,10 @@
 //! end of the ring or a padding length that is not a whole number of frames
 //! is reported as [`ReadError::Corrupt`], never used.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
 
-use crate::layout::{
-    ctr, frame, frame_size, prod, slot, wake, Layout, Policy, FRAME_HEADER, SLOT_NAME_LEN,
-};
+use crate::layout::{commit, ctr, frame, frame_size, prod, slot, wake, Layout, Policy, FRAME_HEADER, SLOT_NAME_LEN};
 use crate::mem::Memory;
 
 /// `cached_min` value meaning "no active subscriber gates the producer".
@@ -84,6 +95,8 @@ const NO_SUBSCRIBER: u64 = u64::MAX;
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
 /// How often a blocked producer checks whether gating subscribers are alive.
 const LIVENESS_CHECK_NS: u64 = 20_000_000;
+/// Segments per ring for tracking the oldest frame (see `advance_oldest`).
+const MARKS: u64 = 64;
 /// How many times a lapped `Overwrite` reader retries before giving up for
 /// this call.
 const LAP_RETRIES: u32 = 64;
@@ -101,11 +114,17 @@ macro_rules! ord {
     }};
 }
 
-/// A `SeqCst` fence, left out when the named mutation is compiled in.
+/// One half of an asymmetric `SeqCst` fence (`light` on hot paths, `heavy`
+/// on the rare paths that pair with them; see "Sleeping" above), left out
+/// when the named mutation is compiled in.
 macro_rules! fence_sc {
-    ($mem:expr, $mutation:literal) => {{
+    ($mem:expr, light, $mutation:literal) => {{
         #[cfg(not(shmq_mutation = $mutation))]
-        $mem.fence(SeqCst);
+        $mem.fence_light();
+    }};
+    ($mem:expr, heavy, $mutation:literal) => {{
+        #[cfg(not(shmq_mutation = $mutation))]
+        $mem.fence_heavy();
     }};
 }
 
@@ -174,6 +193,10 @@ pub struct ProducerState {
     oldest: u64,
     next_seq: u64,
     bytes: u64,
+    /// First frame start recorded in each of the last [`MARKS`] segments.
+    marks: [u64; MARKS as usize],
+    /// Segment of the last recorded mark.
+    mark_seg: Option<u64>,
 }
 
 /// A subscriber's private state.
@@ -189,6 +212,9 @@ pub struct SubState {
     pub received: u64,
     /// Messages lost (overwrite).
     pub lost: u64,
+    /// Single producer: the commit horizon last read (frames before it are
+    /// committed); a hint, every frame is still checked by its stamp.
+    pub horizon: u64,
 }
 
 /// A committed frame found at a subscriber's cursor.
@@ -261,6 +287,8 @@ impl<M: Memory> Ring<M> {
             oldest,
             next_seq: self.mem.load64(prod::NEXT_SEQ, Relaxed),
             bytes: self.mem.load64(prod::BYTES, Relaxed),
+            marks: [0; MARKS as usize],
+            mark_seg: None,
         }
     }
 
@@ -276,9 +304,7 @@ impl<M: Memory> Ring<M> {
             }
             // Acquire: pairs with the subscriber's Release cursor store on
             // release, so its reads of the bytes happen before our overwrite.
-            let c = self
-                .mem
-                .load64(s + slot::CURSOR, ord!(Acquire, "cursor_relaxed", Relaxed));
+            let c = self.mem.load64(s + slot::CURSOR, ord!(Acquire, "cursor_relaxed", Relaxed));
             // A cursor ahead of the tail is corrupt; treat it as caught up.
             min = min.min(c.min(tail));
         }
@@ -297,9 +323,7 @@ impl<M: Memory> Ring<M> {
         // a scan that follows a new epoch sees that subscriber's slot. (With
         // Relaxed, loom found the producer recording the new epoch, missing
         // the slot, and never rescanning: `join_and_leave_while_publishing`.)
-        st.epoch = self
-            .mem
-            .load64(prod::JOIN_EPOCH, ord!(Acquire, "epoch_relaxed", Relaxed));
+        st.epoch = self.mem.load64(prod::JOIN_EPOCH, ord!(Acquire, "epoch_relaxed", Relaxed));
         st.rescan = false;
         st.cached_min = self.scan_min_cursor(tail);
         st.cached_min == NO_SUBSCRIBER || end <= st.cached_min + self.cap()
@@ -318,12 +342,7 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    fn claim_single(
-        &self,
-        st: &mut ProducerState,
-        len: u32,
-        fsize: u64,
-    ) -> Result<Claim, ClaimError> {
+    fn claim_single(&self, st: &mut ProducerState, len: u32, fsize: u64) -> Result<Claim, ClaimError> {
         let tail = st.tail;
         let room = self.layout.room_to_end(tail);
         let pad = if room < fsize { room } else { 0 };
@@ -332,7 +351,7 @@ impl<M: Memory> Ring<M> {
         if !self.gate_ok(st, end, tail) {
             return Err(ClaimError::Full);
         }
-        self.advance_oldest(st, end);
+        self.advance_oldest(st, tail, pos, end);
         // Relaxed: read back only by a producer that takes over after this
         // one died (it acquires ownership first).
         self.mem.store64(prod::CLAIM_START, tail, Relaxed);
@@ -352,12 +371,7 @@ impl<M: Memory> Ring<M> {
         Ok(Claim { pos, end, len, seq })
     }
 
-    fn claim_multi(
-        &self,
-        st: &mut ProducerState,
-        len: u32,
-        fsize: u64,
-    ) -> Result<Claim, ClaimError> {
+    fn claim_multi(&self, st: &mut ProducerState, len: u32, fsize: u64) -> Result<Claim, ClaimError> {
         loop {
             // Relaxed: the tail only arbitrates claims between producers (the
             // CAS makes them disjoint); frame contents are ordered by stamps.
@@ -369,11 +383,7 @@ impl<M: Memory> Ring<M> {
             if !self.gate_ok(st, end, tail) {
                 return Err(ClaimError::Full);
             }
-            if self
-                .mem
-                .cas64(prod::TAIL, tail, end, Relaxed, Relaxed)
-                .is_ok()
-            {
+            if self.mem.cas64(prod::TAIL, tail, end, Relaxed, Relaxed).is_ok() {
                 if pad > 0 {
                     self.write_padding(tail, pad);
                 }
@@ -384,32 +394,41 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// Single producer: moves `oldest` past every frame the claim ending at
-    /// `end` is about to overwrite. Reads headers this producer wrote; a
-    /// value that does not parse resets `oldest` to the tail (nothing older
-    /// is trusted).
-    fn advance_oldest(&self, st: &mut ProducerState, end: u64) {
-        let limit = end.saturating_sub(self.cap());
-        if st.oldest >= limit {
+    /// Single producer: keeps `oldest` (a frame start that the claim ending
+    /// at `end` does not overwrite) without reading old frames on the hot
+    /// path. The ring is cut into [`MARKS`] segments; as the producer passes
+    /// frame starts it records the first one in each segment (`marks`, in
+    /// its own memory); when the overwrite edge `end - capacity` enters a
+    /// new segment, it advertises the recorded start of a later segment.
+    /// `oldest` thus trails the true oldest frame by at most two segments.
+    fn advance_oldest(&self, st: &mut ProducerState, claim_start: u64, frame_pos: u64, end: u64) {
+        let shift = self.layout.capacity.trailing_zeros() - MARKS.trailing_zeros();
+        for p in [claim_start, frame_pos] {
+            let seg = p >> shift;
+            if st.mark_seg.is_none_or(|m| seg > m) {
+                st.marks[(seg % MARKS) as usize] = p;
+                st.mark_seg = Some(seg);
+            }
+        }
+        let edge = end.saturating_sub(self.cap());
+        if edge == 0 {
+            return; // nothing overwritten yet: oldest stays at the start
+        }
+        let edge_seg = edge >> shift;
+        if st.oldest >= edge && st.oldest >> shift > edge_seg {
             return;
         }
-        while st.oldest < limit {
-            let p = st.oldest;
-            if p >= st.tail {
-                st.oldest = end;
+        let last = st.mark_seg.unwrap_or(0);
+        let mut oldest = st.tail.max(end);
+        for seg in edge_seg..=last {
+            let m = st.marks[(seg % MARKS) as usize];
+            // A mark from this lap lies inside its segment.
+            if m >> shift == seg && m >= edge {
+                oldest = m;
                 break;
             }
-            let off = self.layout.frame_at(p);
-            // Relaxed: our own earlier writes (single producer).
-            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
-            match self.frame_len_of(p, lt) {
-                Some(size) => st.oldest = p + size,
-                None => {
-                    st.oldest = end;
-                    break;
-                }
-            }
         }
+        st.oldest = oldest.min(frame_pos);
         // Relaxed: readers validate any frame they find there (stamp, then
         // the tail check), so a stale value only costs them a retry.
         self.mem.store64(prod::OLDEST, st.oldest, Relaxed);
@@ -428,25 +447,16 @@ impl<M: Memory> Ring<M> {
             }
             frame_size(len as u64)
         };
-        (size >= FRAME_HEADER as u64 && size % FRAME_HEADER as u64 == 0 && size <= room)
-            .then_some(size)
+        (size >= FRAME_HEADER as u64 && size % FRAME_HEADER as u64 == 0 && size <= room).then_some(size)
     }
 
     /// Writes and commits a padding frame of `size` bytes at `pos`.
     fn write_padding(&self, pos: u64, size: u64) {
         let off = self.layout.frame_at(pos);
         // Relaxed: published by the stamp's Release store below.
-        self.mem.store64(
-            off + frame::LEN_TYPE,
-            size | ((frame::PADDING as u64) << 32),
-            Relaxed,
-        );
+        self.mem.store64(off + frame::LEN_TYPE, size | ((frame::PADDING as u64) << 32), Relaxed);
         // Release: publishes the padding header to subscribers' Acquire stamp load.
-        self.mem.store64(
-            off + frame::STAMP,
-            pos ^ self.key(),
-            ord!(Release, "commit_relaxed", Relaxed),
-        );
+        self.mem.store64(off + frame::STAMP, pos ^ self.key(), ord!(Release, "commit_relaxed", Relaxed));
     }
 
     /// Offset of the payload of a claim.
@@ -483,21 +493,14 @@ impl<M: Memory> Ring<M> {
         let off = self.layout.frame_at(claim.pos);
         let ty = msg_type & !frame::PADDING;
         // Relaxed: these header words are published by the stamp's Release.
-        self.mem.store64(
-            off + frame::LEN_TYPE,
-            len as u64 | ((ty as u64) << 32),
-            Relaxed,
-        );
-        self.mem
-            .store64(off + frame::TIMESTAMP, self.mem.now_ns(), Relaxed);
+        self.mem.store64(off + frame::LEN_TYPE, len as u64 | ((ty as u64) << 32), Relaxed);
+        // A clock read costs 20-45 ns in VMs; topics may opt out.
+        let ts = if self.layout.timestamps { self.mem.now_ns() } else { 0 };
+        self.mem.store64(off + frame::TIMESTAMP, ts, Relaxed);
         self.mem.store64(off + frame::SEQ, claim.seq, Relaxed);
         // Release: publishes header and payload to the subscribers' Acquire
         // load of the stamp.
-        self.mem.store64(
-            off + frame::STAMP,
-            claim.pos ^ self.key(),
-            ord!(Release, "commit_relaxed", Relaxed),
-        );
+        self.mem.store64(off + frame::STAMP, claim.pos ^ self.key(), ord!(Release, "commit_relaxed", Relaxed));
         self.account(st, claim, len as u64);
         self.after_commit(st);
     }
@@ -510,6 +513,7 @@ impl<M: Memory> Ring<M> {
             // The sequence number was not used: give it back, so overwrite
             // loss counts stay exact.
             st.next_seq = claim.seq;
+            self.publish_horizon(claim.end);
         }
         self.after_commit(st);
     }
@@ -527,15 +531,42 @@ impl<M: Memory> Ring<M> {
             // Release: a reader that loads LAST with Acquire and finds the
             // frame's stamp sees a committed frame (it validates anyway).
             self.mem.store64(prod::LAST, claim.pos + 1, Release);
+            self.publish_horizon(claim.end);
         }
+    }
+
+    /// Single producer: everything before `end` is committed.
+    fn publish_horizon(&self, end: u64) {
+        if !self.layout.multi_producer {
+            // Relaxed: a hint only. Subscribers still read each frame's
+            // stamp with Acquire, which pairs with the stamp's Release and
+            // orders the payload; the loom mutation suite showed a Release
+            // here was redundant with it.
+            self.mem.store64(commit::HORIZON, end, Relaxed);
+        }
+    }
+
+    /// Whether a subscriber at `cursor` has anything to look at: on a
+    /// single-producer topic, polls the commit line instead of the frame
+    /// the producer is writing (so a caught-up subscriber does not pull
+    /// that frame's cache line away between the producer's stores).
+    #[inline]
+    fn nothing_committed(&self, cursor: u64, horizon: &mut u64) -> bool {
+        if self.layout.multi_producer || cursor < *horizon {
+            return false;
+        }
+        // Acquire: pairs with the producer's Release horizon store.
+        // Relaxed: a hint (see `publish_horizon`); the stamp load orders.
+        *horizon = self.mem.load64(commit::HORIZON, Relaxed);
+        cursor >= *horizon
     }
 
     /// The producer half of the sleep/wake handshake, and the epoch check.
     fn after_commit(&self, st: &mut ProducerState) {
-        // SeqCst fence: orders our stamp store before the waiter-count load,
-        // pairing with the subscriber's fence between its waiter-count
-        // increment and its stamp re-check (store-buffer litmus test).
-        fence_sc!(self.mem, "data_fence");
+        // SeqCst fence (light half): orders our stamp store before the
+        // waiter-count load, pairing with the subscriber's heavy fence between
+        // its waiter-count increment and its stamp re-check.
+        fence_sc!(self.mem, light, "data_fence");
         // Relaxed: ordered by the fence above.
         if self.mem.load32(wake::DATA_WAITERS, Relaxed) > 0 {
             // Relaxed: the futex word only needs to change; the syscall orders.
@@ -585,18 +616,16 @@ impl<M: Memory> Ring<M> {
             // fence below orders the re-check.
             let seen = self.mem.load32(wake::SPACE_FUTEX, Relaxed);
             self.mem.add32(wake::SPACE_WAITERS, 1, Relaxed);
-            // SeqCst fence: pairs with the subscriber's fence between its
-            // cursor release and its load of the waiter count.
-            fence_sc!(self.mem, "space_fence");
+            // SeqCst fence (heavy half): pairs with the subscriber's light
+            // fence between its cursor release and its waiter-count load.
+            fence_sc!(self.mem, heavy, "space_fence");
             st.rescan = true;
             let res = self.try_claim(st, len);
             if !matches!(res, Err(ClaimError::Full)) {
                 self.mem.sub32(wake::SPACE_WAITERS, 1, Relaxed);
                 return res;
             }
-            let slice = deadline.map_or(SLEEP_SLICE, |d| {
-                Duration::from_nanos(d.saturating_sub(now)).min(SLEEP_SLICE)
-            });
+            let slice = deadline.map_or(SLEEP_SLICE, |d| Duration::from_nanos(d.saturating_sub(now)).min(SLEEP_SLICE));
             self.mem.wait(wake::SPACE_FUTEX, seen, Some(slice));
             self.mem.sub32(wake::SPACE_WAITERS, 1, Relaxed);
         }
@@ -606,9 +635,7 @@ impl<M: Memory> Ring<M> {
     /// every [`LIVENESS_CHECK_NS`]).
     fn check_liveness(&self, st: &mut ProducerState) {
         let now = self.mem.now_ns();
-        if st.last_liveness_check != 0
-            && now.saturating_sub(st.last_liveness_check) < LIVENESS_CHECK_NS
-        {
+        if st.last_liveness_check != 0 && now.saturating_sub(st.last_liveness_check) < LIVENESS_CHECK_NS {
             return;
         }
         st.last_liveness_check = now.max(1);
@@ -632,17 +659,7 @@ impl<M: Memory> Ring<M> {
             if pid != 0 && !self.mem.is_alive(pid, start) {
                 // Relaxed: the slot's owner is gone; a new owner claims with
                 // an Acquire CAS and rewrites everything.
-                if self
-                    .mem
-                    .cas32(
-                        s + slot::STATE,
-                        slot::state::ACTIVE,
-                        slot::state::FREE,
-                        Relaxed,
-                        Relaxed,
-                    )
-                    .is_ok()
-                {
+                if self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Relaxed, Relaxed).is_ok() {
                     self.mem.add64(ctr::REAPED, 1, Relaxed);
                     reaped += 1;
                 }
@@ -683,6 +700,7 @@ impl<M: Memory> Ring<M> {
         }
         if repaired > 0 {
             self.mem.add64(ctr::REPAIRED, repaired as u64, Relaxed);
+            self.publish_horizon(tail);
             self.after_commit(st);
         }
         repaired
@@ -706,8 +724,7 @@ impl<M: Memory> Ring<M> {
         self.mem.store64(s + slot::START, pstart, Relaxed);
         self.mem.store64(s + slot::RECEIVED, 0, Relaxed);
         self.mem.store64(s + slot::LOST, 0, Relaxed);
-        self.mem
-            .store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
+        self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
         let mut buf = [0u8; SLOT_NAME_LEN];
         let n = name.len().min(SLOT_NAME_LEN);
         buf[..n].copy_from_slice(&name[..n]);
@@ -716,23 +733,15 @@ impl<M: Memory> Ring<M> {
             self.mem.store64(s + slot::NAME + 8 * i, w, Relaxed);
         }
 
-        let mut st = SubState {
-            slot: slot_idx,
-            cursor: 0,
-            expected_seq: 0,
-            received: 0,
-            lost: 0,
-        };
+        let mut st = SubState { slot: slot_idx, cursor: 0, expected_seq: 0, received: 0, lost: 0, horizon: 0 };
         if self.layout.policy == Policy::Overwrite {
-            self.mem
-                .store32(s + slot::STATE, slot::state::ACTIVE, Release);
+            self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
             self.position_overwrite(&mut st, start);
             self.mem.store64(s + slot::CURSOR, st.cursor, Relaxed);
         } else {
             self.join_block(&mut st, start);
         }
-        self.mem
-            .store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
+        self.mem.store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
         Some(st)
     }
 
@@ -741,15 +750,7 @@ impl<M: Memory> Ring<M> {
             let s = self.layout.slot(i);
             // Acquire: pairs with the Release/Relaxed free of the previous
             // owner; we overwrite all fields anyway.
-            self.mem
-                .cas32(
-                    s + slot::STATE,
-                    slot::state::FREE,
-                    slot::state::CLAIMING,
-                    Acquire,
-                    Relaxed,
-                )
-                .is_ok()
+            self.mem.cas32(s + slot::STATE, slot::state::FREE, slot::state::CLAIMING, Acquire, Relaxed).is_ok()
         })
     }
 
@@ -765,14 +766,13 @@ impl<M: Memory> Ring<M> {
         self.mem.store64(s + slot::CURSOR, first, Relaxed);
         // Release: pairs with the producer's Acquire load of the state in
         // its scan, so it sees our cursor.
-        self.mem
-            .store32(s + slot::STATE, slot::state::ACTIVE, Release);
+        self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
         // Release: publishes the slot (state, cursor) to a producer that
         // loads the new epoch with Acquire before it rescans.
-        self.mem
-            .add64(prod::JOIN_EPOCH, 1, ord!(Release, "epoch_relaxed", Relaxed));
-        // SeqCst fence: pairs with the producer's post-commit fence.
-        fence_sc!(self.mem, "join_fence");
+        self.mem.add64(prod::JOIN_EPOCH, 1, ord!(Release, "epoch_relaxed", Relaxed));
+        // SeqCst fence (heavy half): pairs with the producer's light
+        // post-commit fence.
+        fence_sc!(self.mem, heavy, "join_fence");
         let t1 = self.mem.load64(prod::TAIL, Relaxed);
         // Claims up to the producer's last fence are in t1; one more claim
         // may have been made before it sees the epoch. It overwrites only
@@ -911,15 +911,9 @@ impl<M: Memory> Ring<M> {
         // Release: our reads of released frames happen before a producer
         // that sees the slot free overwrites them (pairs with its Acquire
         // state load).
-        let _ = self.mem.cas32(
-            s + slot::STATE,
-            slot::state::ACTIVE,
-            slot::state::FREE,
-            Release,
-            Relaxed,
-        );
-        // A producer may be waiting on our cursor.
-        self.mem.fence(SeqCst);
+        let _ = self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
+        // A producer may be waiting on our cursor (light half, as a release).
+        self.mem.fence_light();
         if self.mem.load32(wake::SPACE_WAITERS, Relaxed) > 0 {
             self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
             self.mem.wake(wake::SPACE_FUTEX);
@@ -940,6 +934,9 @@ impl<M: Memory> Ring<M> {
     pub fn peek(&self, st: &mut SubState) -> Result<Option<FrameView>, ReadError> {
         loop {
             let pos = st.cursor;
+            if self.nothing_committed(pos, &mut st.horizon) {
+                return Ok(None);
+            }
             let off = self.layout.frame_at(pos);
             // Acquire: pairs with the producer's Release stamp store, so the
             // header and payload below are the committed ones.
@@ -986,18 +983,13 @@ impl<M: Memory> Ring<M> {
         let s = self.layout.slot(st.slot);
         // Relaxed: statistics for inspectors.
         self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
-        self.mem
-            .store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
+        self.mem.store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
         // Release: our reads of the frame happen before the producer's
         // overwrite (pairs with its Acquire cursor load).
-        self.mem.store64(
-            s + slot::CURSOR,
-            next,
-            ord!(Release, "cursor_relaxed", Relaxed),
-        );
-        // SeqCst fence: pairs with the producer's fence between its waiter
-        // increment and its re-scan of cursors.
-        fence_sc!(self.mem, "space_fence");
+        self.mem.store64(s + slot::CURSOR, next, ord!(Release, "cursor_relaxed", Relaxed));
+        // SeqCst fence (light half): pairs with the producer's heavy fence
+        // between its waiter increment and its re-scan of cursors.
+        fence_sc!(self.mem, light, "space_fence");
         // Relaxed: ordered by the fence.
         if self.mem.load32(wake::SPACE_WAITERS, Relaxed) > 0 {
             self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
@@ -1008,17 +1000,16 @@ impl<M: Memory> Ring<M> {
     /// `Overwrite`: copies the next message into `buf` (at least
     /// `max_message` bytes) and validates it. `Ok(None)`: nothing new (or
     /// lapped faster than it could read; call again).
-    pub fn read_copy(
-        &self,
-        st: &mut SubState,
-        buf: &mut [u8],
-    ) -> Result<Option<FrameView>, ReadError> {
+    pub fn read_copy(&self, st: &mut SubState, buf: &mut [u8]) -> Result<Option<FrameView>, ReadError> {
         for attempt in 0..LAP_RETRIES {
             if attempt > 0 {
                 // Retrying after a lap or a padding frame: let the producer run.
                 self.mem.snooze(attempt);
             }
             let pos = st.cursor;
+            if self.nothing_committed(pos, &mut st.horizon) {
+                return Ok(None);
+            }
             let off = self.layout.frame_at(pos);
             // Acquire: pairs with the producer's Release stamp store.
             let stamp = self.mem.load64(off + frame::STAMP, Acquire);
@@ -1059,15 +1050,9 @@ impl<M: Memory> Ring<M> {
                 continue;
             }
             if len > buf.len() {
-                return Err(ReadError::Corrupt(format!(
-                    "frame at position {pos}: length {len} exceeds the buffer"
-                )));
+                return Err(ReadError::Corrupt(format!("frame at position {pos}: length {len} exceeds the buffer")));
             }
-            let lost = if st.expected_seq == u64::MAX {
-                0
-            } else {
-                seq.saturating_sub(st.expected_seq)
-            };
+            let lost = if st.expected_seq == u64::MAX { 0 } else { seq.saturating_sub(st.expected_seq) };
             st.lost += lost;
             st.received += 1;
             st.expected_seq = seq.wrapping_add(1);
@@ -1078,8 +1063,7 @@ impl<M: Memory> Ring<M> {
             self.mem.store64(s + slot::CURSOR, st.cursor, Relaxed);
             self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
             self.mem.store64(s + slot::LOST, st.lost, Relaxed);
-            self.mem
-                .store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
+            self.mem.store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
             return Ok(Some(FrameView {
                 pos,
                 payload_off: off + FRAME_HEADER,
@@ -1126,17 +1110,13 @@ impl<M: Memory> Ring<M> {
             return Ok(Passive::Lapped);
         }
         let Some(size) = size else {
-            return Err(ReadError::Corrupt(format!(
-                "frame at position {pos}: length/type word {lt:#x} is invalid"
-            )));
+            return Err(ReadError::Corrupt(format!("frame at position {pos}: length/type word {lt:#x} is invalid")));
         };
         if is_pad {
             return Ok(Passive::Skip(pos + size));
         }
         if len > buf.len() {
-            return Err(ReadError::Corrupt(format!(
-                "frame at position {pos}: length {len} exceeds the buffer"
-            )));
+            return Err(ReadError::Corrupt(format!("frame at position {pos}: length {len} exceeds the buffer")));
         }
         Ok(Passive::Frame(FrameView {
             pos,
@@ -1200,16 +1180,15 @@ impl<M: Memory> Ring<M> {
             // Relaxed: compared by the futex syscall.
             let seen = self.mem.load32(wake::DATA_FUTEX, Relaxed);
             self.mem.add32(wake::DATA_WAITERS, 1, Relaxed);
-            // SeqCst fence: pairs with the producer's post-commit fence.
-            fence_sc!(self.mem, "data_fence");
+            // SeqCst fence (heavy half): pairs with the producer's light
+            // post-commit fence.
+            fence_sc!(self.mem, heavy, "data_fence");
             let again = self.poll(st, buf);
             if !matches!(again, Ok(None)) {
                 self.mem.sub32(wake::DATA_WAITERS, 1, Relaxed);
                 return again;
             }
-            let slice = deadline.map_or(SLEEP_SLICE, |d| {
-                Duration::from_nanos(d.saturating_sub(now)).min(SLEEP_SLICE)
-            });
+            let slice = deadline.map_or(SLEEP_SLICE, |d| Duration::from_nanos(d.saturating_sub(now)).min(SLEEP_SLICE));
             self.mem.wait(wake::DATA_FUTEX, seen, Some(slice));
             self.mem.sub32(wake::DATA_WAITERS, 1, Relaxed);
         }

@@ -40,6 +40,8 @@ pub struct Segment {
     len: usize,
     writable: bool,
     path: PathBuf,
+    /// The topic uses asymmetric fences (see `ring` module docs).
+    asymmetric: bool,
 }
 
 // SAFETY: the mapping is shared memory used only through atomics, through
@@ -59,9 +61,7 @@ fn random_u64() -> u64 {
     // SAFETY: writes at most 8 bytes into `v`, which is valid and writable.
     let n = unsafe { libc::getrandom((&mut v as *mut u64).cast(), 8, 0) };
     if n != 8 {
-        v = sys::monotonic_ns()
-            ^ ((std::process::id() as u64) << 32)
-            ^ sys::unix_ns().rotate_left(17);
+        v = sys::monotonic_ns() ^ ((std::process::id() as u64) << 32) ^ sys::unix_ns().rotate_left(17);
     }
     v | 1
 }
@@ -91,41 +91,23 @@ fn read_header(file: &File) -> Result<RawHeader, OpenError> {
         }
     }
     if got < LINE {
-        return Err(OpenError::Corrupt {
-            reason: format!("file is only {got} bytes, shorter than a header"),
-        });
+        return Err(OpenError::Corrupt { reason: format!("file is only {got} bytes, shorter than a header") });
     }
     Ok(h)
 }
 
 impl Segment {
     /// Creates the topic file at `dir/name` with `layout`, file mode `mode`.
-    pub fn create(
-        dir: &Path,
-        name: &str,
-        layout: &Layout,
-        mode: u32,
-        liveness_ms: u32,
-    ) -> Result<Segment, OpenError> {
+    pub fn create(dir: &Path, name: &str, layout: &Layout, mode: u32, liveness_ms: u32) -> Result<Segment, OpenError> {
         let path = dir.join(name);
-        let tmp = dir.join(format!(
-            ".{name}.{}.{}.tmp",
-            std::process::id(),
-            sys::monotonic_ns()
-        ));
+        let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), sys::monotonic_ns()));
         let result = Self::create_at(&tmp, &path, layout, mode, liveness_ms);
         // The temporary name is gone in every case: linked (then removed) or failed.
         let _ = std::fs::remove_file(&tmp);
         result
     }
 
-    fn create_at(
-        tmp: &Path,
-        path: &Path,
-        layout: &Layout,
-        mode: u32,
-        liveness_ms: u32,
-    ) -> Result<Segment, OpenError> {
+    fn create_at(tmp: &Path, path: &Path, layout: &Layout, mode: u32, liveness_ms: u32) -> Result<Segment, OpenError> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -154,26 +136,21 @@ impl Segment {
                 // then allocated on first touch (documented limitation).
                 file.set_len(len).map_err(io("sizing the topic file"))?;
             }
-            e => {
-                return Err(io("reserving the topic's space")(
-                    std::io::Error::from_raw_os_error(e),
-                ))
-            }
+            e => return Err(io("reserving the topic's space")(std::io::Error::from_raw_os_error(e))),
         }
-        let seg = Self::map(file, len as usize, true, path.to_path_buf())?;
+        let mut seg = Self::map(file, len as usize, true, path.to_path_buf())?;
+        seg.asymmetric = layout.asymmetric_fences;
         seg.init_header(layout, liveness_ms);
-        let c_tmp = CString::new(tmp.as_os_str().as_bytes())
-            .map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
-        let c_path = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
+        let c_tmp =
+            CString::new(tmp.as_os_str().as_bytes()).map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
+        let c_path =
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
         // SAFETY: both are valid NUL-terminated paths. `link` never follows
         // or replaces an existing target: it fails with EEXIST.
         if unsafe { libc::link(c_tmp.as_ptr(), c_path.as_ptr()) } != 0 {
             let e = std::io::Error::last_os_error();
             return Err(match e.raw_os_error() {
-                Some(libc::EEXIST) => OpenError::AlreadyExists {
-                    path: path.to_path_buf(),
-                },
+                Some(libc::EEXIST) => OpenError::AlreadyExists { path: path.to_path_buf() },
                 _ => io("publishing the topic file")(e),
             });
         }
@@ -186,29 +163,19 @@ impl Segment {
         // temporary name); the Release store of READY publishes everything.
         m.store64(hdr::MAGIC, MAGIC, Ordering::Relaxed);
         m.store32(hdr::VERSION, VERSION, Ordering::Relaxed);
-        m.store64(
-            hdr::DATA_OFFSET,
-            layout.data_offset as u64,
-            Ordering::Relaxed,
-        );
+        m.store64(hdr::DATA_OFFSET, layout.data_offset as u64, Ordering::Relaxed);
         m.store64(hdr::CAPACITY, layout.capacity, Ordering::Relaxed);
         m.store32(hdr::MAX_MESSAGE, layout.max_message, Ordering::Relaxed);
-        m.store32(
-            hdr::MAX_SUBSCRIBERS,
-            layout.max_subscribers,
-            Ordering::Relaxed,
-        );
+        m.store32(hdr::MAX_SUBSCRIBERS, layout.max_subscribers, Ordering::Relaxed);
         m.store32(hdr::POLICY, layout.policy.to_raw(), Ordering::Relaxed);
-        m.store32(
-            hdr::MULTI_PRODUCER,
-            layout.multi_producer as u32,
-            Ordering::Relaxed,
-        );
+        m.store32(hdr::MULTI_PRODUCER, layout.multi_producer as u32, Ordering::Relaxed);
         m.store64(hdr::STAMP_KEY, layout.stamp_key, Ordering::Relaxed);
         m.store64(hdr::CREATED_UNIX_NS, sys::unix_ns(), Ordering::Relaxed);
         m.store32(hdr::CREATOR_PID, std::process::id(), Ordering::Relaxed);
         m.store32(hdr::LIVENESS_MS, liveness_ms, Ordering::Relaxed);
         m.store64(hdr::FILE_LEN, layout.file_len(), Ordering::Relaxed);
+        m.store32(hdr::FENCES, layout.asymmetric_fences as u32, Ordering::Relaxed);
+        m.store32(hdr::TIMESTAMPS, layout.timestamps as u32, Ordering::Relaxed);
         m.store64(prod::TAIL, 0, Ordering::Relaxed);
         // Release: publishes the header to openers' Acquire load of STATE.
         m.store32(hdr::STATE, state::READY, Ordering::Release);
@@ -224,12 +191,7 @@ impl Segment {
         ready_timeout: Duration,
         allow_foreign_owner: bool,
     ) -> Result<(Segment, Layout), OpenError> {
-        Self::open_path(
-            &dir.join(name),
-            writable,
-            ready_timeout,
-            allow_foreign_owner,
-        )
+        Self::open_path(&dir.join(name), writable, ready_timeout, allow_foreign_owner)
     }
 
     /// As [`Segment::open`], for a path.
@@ -245,25 +207,18 @@ impl Segment {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| match (e.kind(), e.raw_os_error()) {
-                (std::io::ErrorKind::NotFound, _) => OpenError::NotFound {
-                    path: path.to_path_buf(),
-                },
-                (_, Some(libc::ELOOP)) => OpenError::PermissionDenied(format!(
-                    "{} is a symbolic link; refusing to follow it",
-                    path.display()
-                )),
+                (std::io::ErrorKind::NotFound, _) => OpenError::NotFound { path: path.to_path_buf() },
+                (_, Some(libc::ELOOP)) => {
+                    OpenError::PermissionDenied(format!("{} is a symbolic link; refusing to follow it", path.display()))
+                }
                 (std::io::ErrorKind::PermissionDenied, _) => {
                     OpenError::PermissionDenied(format!("cannot open {}", path.display()))
                 }
                 _ => io("opening the topic file")(e),
             })?;
-        let meta = file
-            .metadata()
-            .map_err(io("reading the topic file's metadata"))?;
+        let meta = file.metadata().map_err(io("reading the topic file's metadata"))?;
         if !meta.file_type().is_file() {
-            return Err(OpenError::Corrupt {
-                reason: format!("{} is not a regular file", path.display()),
-            });
+            return Err(OpenError::Corrupt { reason: format!("{} is not a regular file", path.display()) });
         }
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
@@ -278,9 +233,7 @@ impl Segment {
         let header = loop {
             let h = read_header(&file)?;
             if h.u64(hdr::MAGIC) != MAGIC {
-                return Err(OpenError::Corrupt {
-                    reason: "bad magic: not a shmq topic file".into(),
-                });
+                return Err(OpenError::Corrupt { reason: "bad magic: not a shmq topic file".into() });
             }
             if h.u32(hdr::STATE) == state::READY {
                 break h;
@@ -292,25 +245,17 @@ impl Segment {
         };
         let real_len = meta.len();
         let layout = Layout::validate(real_len, |o| header.u32(o), |o| header.u64(o))?;
-        let seg = Self::map(file, real_len as usize, writable, path.to_path_buf())?;
+        let mut seg = Self::map(file, real_len as usize, writable, path.to_path_buf())?;
+        seg.asymmetric = layout.asymmetric_fences;
         Ok((seg, layout))
     }
 
     fn map(file: File, len: usize, writable: bool, path: PathBuf) -> Result<Segment, OpenError> {
         let mut opts = MmapOptions::new();
         opts.len(len).populate();
-        let map = if writable {
-            opts.map_raw(&file)
-        } else {
-            opts.map_raw_read_only(&file)
-        }
-        .map_err(io("mapping the topic file"))?;
-        Ok(Segment {
-            map,
-            len,
-            writable,
-            path,
-        })
+        let map = if writable { opts.map_raw(&file) } else { opts.map_raw_read_only(&file) }
+            .map_err(io("mapping the topic file"))?;
+        Ok(Segment { map, len, writable, path, asymmetric: false })
     }
 
     /// Path of the file.
@@ -353,14 +298,7 @@ impl Memory for Segment {
         self.a64(off).store(val, order)
     }
     #[inline]
-    fn cas64(
-        &self,
-        off: usize,
-        cur: u64,
-        new: u64,
-        ok: Ordering,
-        err: Ordering,
-    ) -> Result<u64, u64> {
+    fn cas64(&self, off: usize, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64> {
         self.a64(off).compare_exchange(cur, new, ok, err)
     }
     #[inline]
@@ -376,14 +314,7 @@ impl Memory for Segment {
         self.a32(off).store(val, order)
     }
     #[inline]
-    fn cas32(
-        &self,
-        off: usize,
-        cur: u32,
-        new: u32,
-        ok: Ordering,
-        err: Ordering,
-    ) -> Result<u32, u32> {
+    fn cas32(&self, off: usize, cur: u32, new: u32, ok: Ordering, err: Ordering) -> Result<u32, u32> {
         self.a32(off).compare_exchange(cur, new, ok, err)
     }
     #[inline]
@@ -397,6 +328,25 @@ impl Memory for Segment {
     #[inline]
     fn fence(&self, order: Ordering) {
         std::sync::atomic::fence(order)
+    }
+    #[inline]
+    fn fence_light(&self) {
+        if self.asymmetric {
+            // The heavy half (membarrier in the other process) makes our
+            // CPU execute the barrier; we only stop the compiler from
+            // moving accesses across this point.
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        } else {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
+    }
+    #[inline]
+    fn fence_heavy(&self) {
+        if self.asymmetric {
+            sys::heavy_fence();
+        } else {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
     }
     #[inline]
     unsafe fn write(&self, off: usize, src: &[u8]) {

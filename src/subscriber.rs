@@ -67,10 +67,7 @@ pub struct RawMessage {
 
 impl std::fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscriber")
-            .field("slot", &self.st.slot)
-            .field("cursor", &self.st.cursor)
-            .finish()
+        f.debug_struct("Subscriber").field("slot", &self.st.slot).field("cursor", &self.st.cursor).finish()
     }
 }
 
@@ -82,30 +79,15 @@ fn read_err(e: ReadError) -> RecvError {
 }
 
 impl Subscriber {
-    pub(crate) fn attach(
-        ring: Arc<Ring<Segment>>,
-        start: Start,
-        name: &str,
-    ) -> Result<Subscriber, SubscribeError> {
-        let st = ring
-            .join(start, name.as_bytes())
-            .ok_or(SubscribeError::NoFreeSlot {
-                max: ring.layout.max_subscribers,
-            })?;
+    pub(crate) fn attach(ring: Arc<Ring<Segment>>, start: Start, name: &str) -> Result<Subscriber, SubscribeError> {
+        let st =
+            ring.join(start, name.as_bytes()).ok_or(SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers })?;
         let buf = match ring.layout.policy {
             Policy::Block => Box::default(),
             // Rounded up to whole words: the copy reads whole words.
-            Policy::Overwrite => {
-                vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice()
-            }
+            Policy::Overwrite => vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice(),
         };
-        Ok(Subscriber {
-            ring,
-            st,
-            buf,
-            pending: None,
-            held: None,
-        })
+        Ok(Subscriber { ring, st, buf, pending: None, held: None })
     }
 
     fn deliver(&mut self, view: FrameView) -> Result<Message<'_>, RecvError> {
@@ -138,11 +120,7 @@ impl Subscriber {
         if let Some(v) = self.take_pending()? {
             return Ok(Message { sub: self, view: v });
         }
-        match self
-            .ring
-            .poll(&mut self.st, &mut self.buf)
-            .map_err(read_err)?
-        {
+        match self.ring.poll(&mut self.st, &mut self.buf).map_err(read_err)? {
             Some(v) => self.deliver(v),
             None => Err(RecvError::Empty),
         }
@@ -162,11 +140,7 @@ impl Subscriber {
         if let Some(v) = self.take_pending()? {
             return Ok(Message { sub: self, view: v });
         }
-        match self
-            .ring
-            .wait_frame(&mut self.st, &mut self.buf, timeout)
-            .map_err(read_err)?
-        {
+        match self.ring.wait_frame(&mut self.st, &mut self.buf, timeout).map_err(read_err)? {
             Some(v) => self.deliver(v),
             None => Err(RecvError::Timeout),
         }
@@ -192,18 +166,11 @@ impl Subscriber {
     /// # drop((sub, p, topic)); std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn drain(
-        &mut self,
-        max: usize,
-        mut f: impl FnMut(&MessageRef<'_>),
-    ) -> Result<usize, RecvError> {
+    pub fn drain(&mut self, max: usize, mut f: impl FnMut(&MessageRef<'_>)) -> Result<usize, RecvError> {
         let mut n = 0;
         match self.take_pending() {
             Ok(Some(v)) => {
-                f(&MessageRef {
-                    data: self.payload(&v),
-                    view: v,
-                });
+                f(&MessageRef { data: self.payload(&v), view: v });
                 n += 1;
             }
             Ok(None) => {}
@@ -217,10 +184,7 @@ impl Subscriber {
                         break;
                     };
                     // Read in place; the cursor is published once, below.
-                    f(&MessageRef {
-                        data: payload_in_place(&self.ring, &v),
-                        view: v,
-                    });
+                    f(&MessageRef { data: payload_in_place(&self.ring, &v), view: v });
                     self.st.cursor = v.next;
                     self.st.received += 1;
                     self.st.expected_seq = v.seq.wrapping_add(1);
@@ -233,21 +197,14 @@ impl Subscriber {
             }
             Policy::Overwrite => {
                 while n < max {
-                    match self
-                        .ring
-                        .read_copy(&mut self.st, &mut self.buf)
-                        .map_err(read_err)?
-                    {
+                    match self.ring.read_copy(&mut self.st, &mut self.buf).map_err(read_err)? {
                         Some(v) if v.lost > 0 => {
                             // Keep it for the next receive, which reports the gap first.
                             self.pending = Some(v);
                             break;
                         }
                         Some(v) => {
-                            f(&MessageRef {
-                                data: &self.buf[..v.len as usize],
-                                view: v,
-                            });
+                            f(&MessageRef { data: &self.buf[..v.len as usize], view: v });
                             n += 1;
                         }
                         None => break,

@@ -8,10 +8,7 @@ use std::time::Duration;
 
 /// `CLOCK_MONOTONIC` in nanoseconds (vDSO: no syscall).
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -19,9 +16,7 @@ pub fn monotonic_ns() -> u64 {
 
 /// Wall clock in nanoseconds since the Unix epoch (for display only).
 pub fn unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Sleeps while `*word == expected`, at most `timeout`. Shared (not
@@ -31,23 +26,13 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
     // the kernel only reads it; `ts_ptr` is null or points to `ts`, alive
     // until the call returns. Errors (EAGAIN, ETIMEDOUT, EINTR) all mean
     // "look again", which every caller does.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            0usize,
-            0u32,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr, 0usize, 0u32);
     }
 }
 
@@ -56,15 +41,42 @@ pub fn futex_wake(word: &AtomicU32) {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access
     // memory beyond looking up the futex key.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            0usize,
-            0usize,
-            0u32,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
+    }
+}
+
+const MEMBARRIER_CMD_QUERY: libc::c_int = 0;
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
+
+fn membarrier(cmd: libc::c_int) -> libc::c_long {
+    // SAFETY: membarrier takes two integer arguments and touches no memory.
+    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0u32, 0i32) }
+}
+
+/// Registers this process for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (once) and
+/// says whether asymmetric fences are available: true when the kernel
+/// supports the command and this process is registered, so other
+/// processes' heavy fences reach its CPUs.
+pub fn membarrier_ready() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        if std::env::var_os("SHMQ_NO_MEMBARRIER").is_some() {
+            return false;
+        }
+        let mask = membarrier(MEMBARRIER_CMD_QUERY);
+        mask >= 0
+            && mask as libc::c_int & MEMBARRIER_CMD_GLOBAL_EXPEDITED != 0
+            && membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
+    })
+}
+
+/// The heavy half of an asymmetric fence: a full barrier on every CPU that
+/// runs a registered process (and on ours). Falls back to a local `SeqCst`
+/// fence if the call fails (it cannot once registration succeeded).
+pub fn heavy_fence() {
+    if membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -142,10 +154,7 @@ pub fn processes_mapping(path: &std::path::Path) -> Vec<u32> {
             continue;
         };
         // The path is the last field (it may contain spaces).
-        if maps.lines().any(|l| {
-            l.strip_suffix(want.as_str())
-                .is_some_and(|rest| rest.ends_with(' '))
-        }) {
+        if maps.lines().any(|l| l.strip_suffix(want.as_str()).is_some_and(|rest| rest.ends_with(' '))) {
             pids.push(pid);
         }
     }
@@ -179,9 +188,7 @@ mod tests {
 
     #[test]
     fn exited_child_is_dead() {
-        let mut child = std::process::Command::new("true")
-            .spawn()
-            .expect("spawn true");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
         let pid = child.id();
         let start = process_start(pid).unwrap_or(1);
         child.wait().expect("wait");

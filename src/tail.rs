@@ -73,13 +73,7 @@ impl Tail {
     pub(crate) fn new(ring: Arc<Ring<Segment>>, start: Start) -> Tail {
         let pos = ring.passive_start(start);
         let buf = vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice();
-        Tail {
-            ring,
-            pos,
-            expected_seq: None,
-            gap_bytes: 0,
-            buf,
-        }
+        Tail { ring, pos, expected_seq: None, gap_bytes: 0, buf }
     }
 
     /// Position of the next frame to read.
@@ -103,10 +97,7 @@ impl Tail {
                     self.pos = resume;
                     if !single {
                         let bytes = std::mem::take(&mut self.gap_bytes);
-                        return Ok(Some(TailEvent::Gap {
-                            messages: None,
-                            bytes,
-                        }));
+                        return Ok(Some(TailEvent::Gap { messages: None, bytes }));
                     }
                     // Single producer: the next frame's sequence number
                     // tells how many messages the lap took.
@@ -114,16 +105,11 @@ impl Tail {
                 Ok(Passive::Frame(v)) => {
                     if single {
                         let skipped = self.expected_seq.map(|e| v.seq.saturating_sub(e));
-                        if skipped.is_some_and(|n| n > 0)
-                            || (skipped.is_none() && self.gap_bytes > 0)
-                        {
+                        if skipped.is_some_and(|n| n > 0) || (skipped.is_none() && self.gap_bytes > 0) {
                             // Report the gap now; the frame comes next call.
                             self.expected_seq = Some(v.seq);
                             let bytes = std::mem::take(&mut self.gap_bytes);
-                            return Ok(Some(TailEvent::Gap {
-                                messages: skipped,
-                                bytes,
-                            }));
+                            return Ok(Some(TailEvent::Gap { messages: skipped, bytes }));
                         }
                         self.expected_seq = Some(v.seq + 1);
                     }

@@ -9,21 +9,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
 fn shmq(d: &TestDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shmq"))
-        .arg("--dir")
-        .arg(d.path())
-        .args(args)
-        .output()
-        .expect("run shmq")
+    Command::new(env!("CARGO_BIN_EXE_shmq")).arg("--dir").arg(d.path()).args(args).output().expect("run shmq")
 }
 
 fn ok(d: &TestDir, args: &[&str]) -> String {
     let o = shmq(d, args);
-    assert!(
-        o.status.success(),
-        "shmq {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "shmq {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -38,32 +29,16 @@ fn code(o: &Output) -> i32 {
 #[test]
 fn create_pub_tail_round_trip() {
     let d = TestDir::new();
-    ok(
-        &d,
-        &[
-            "create",
-            "t",
-            "--capacity",
-            "64KiB",
-            "--max-message",
-            "1KiB",
-        ],
-    );
+    ok(&d, &["create", "t", "--capacity", "64KiB", "--max-message", "1KiB"]);
     ok(&d, &["pub", "t", "hello", "wörld", "third"]);
     let out = ok(&d, &["tail", "--format", "json", "t"]);
-    let msgs: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let msgs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let texts: Vec<&str> = msgs.iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["hello", "wörld", "third"]);
     assert_eq!(msgs[1]["seq"], 1);
     assert_eq!(msgs[1]["len"], "wörld".len());
     // -n limits to the last N; raw prints the bytes only.
-    assert_eq!(
-        ok(&d, &["tail", "-n", "1", "--format", "raw", "t"]),
-        "third"
-    );
+    assert_eq!(ok(&d, &["tail", "-n", "1", "--format", "raw", "t"]), "third");
     // --stdin: one message per line.
     let mut child = Command::new(env!("CARGO_BIN_EXE_shmq"))
         .arg("--dir")
@@ -88,9 +63,7 @@ fn tail_follow_sees_a_separate_producer_process() {
     let mut tail = Command::new(env!("CARGO_BIN_EXE_shmq"))
         .arg("--dir")
         .arg(d.path())
-        .args([
-            "tail", "-f", "--from", "oldest", "--count", "3", "--format", "raw", "t",
-        ])
+        .args(["tail", "-f", "--from", "oldest", "--count", "3", "--format", "raw", "t"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -115,23 +88,9 @@ fn tail_follow_sees_a_separate_producer_process() {
 #[test]
 fn info_and_ls_json_carry_the_counters() {
     let d = TestDir::new();
-    ok(
-        &d,
-        &[
-            "create",
-            "t",
-            "--capacity",
-            "64KiB",
-            "--policy",
-            "overwrite",
-            "--max-subscribers",
-            "8",
-        ],
-    );
+    ok(&d, &["create", "t", "--capacity", "64KiB", "--policy", "overwrite", "--max-subscribers", "8"]);
     let topic = Topic::open("t", &Options::new().dir(d.path())).unwrap();
-    let mut sub = topic
-        .subscribe_with(shmq::Start::Newest, "reader-1")
-        .unwrap();
+    let mut sub = topic.subscribe_with(shmq::Start::Newest, "reader-1").unwrap();
     ok(&d, &["pub", "t", "a", "bb", "ccc", "dddd", "eeeee"]);
     for _ in 0..2 {
         sub.try_recv().unwrap();
@@ -172,9 +131,7 @@ fn killed_subscriber_shows_dead_and_repair_reclaims_it() {
         .unwrap();
     // Once it printed the message, it holds a slot.
     let mut line = String::new();
-    BufReader::new(sub.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(sub.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert!(line.contains(" x"), "{line}");
     let pid = sub.id();
     let v = json(&d, &["info", "t", "--json"]);
@@ -204,16 +161,10 @@ fn rm_refuses_a_live_topic_and_gc_removes_dead_ones() {
     // A temporary file from a creator that died (pid 0 never runs user code).
     std::fs::write(d.path().join(".half.999999999.1.tmp"), b"x").unwrap();
     let out = ok(&d, &["gc", "--dry-run"]);
-    assert!(
-        out.contains("would remove dead") && out.contains("would remove .half"),
-        "{out}"
-    );
+    assert!(out.contains("would remove dead") && out.contains("would remove .half"), "{out}");
     assert!(d.path().join("dead").exists());
     let out = ok(&d, &["gc"]);
-    assert!(
-        out.contains("removed dead") && !out.contains("removed live"),
-        "{out}"
-    );
+    assert!(out.contains("removed dead") && !out.contains("removed live"), "{out}");
     assert!(!d.path().join("dead").exists() && !d.path().join(".half.999999999.1.tmp").exists());
     assert!(d.path().join("live").exists());
     drop(live);
@@ -249,15 +200,9 @@ fn watch_once_rates_match_the_counters() {
     // The rate covers the messages published between the two samples:
     // a whole number, at most the 1000 published while watch ran.
     let during = t["messages_per_s"].as_f64().unwrap() * t["interval_s"].as_f64().unwrap();
-    assert!(
-        (during - during.round()).abs() < 1e-6 && (0.0..=1000.0).contains(&during),
-        "{during}"
-    );
+    assert!((during - during.round()).abs() < 1e-6 && (0.0..=1000.0).contains(&during), "{during}");
     // Without traffic, the rate is zero.
-    let v = json(
-        &d,
-        &["watch", "--once", "--json", "--interval", "50ms", "t"],
-    );
+    let v = json(&d, &["watch", "--once", "--json", "--interval", "50ms", "t"]);
     assert_eq!(v[0]["messages_per_s"], 0.0);
     assert!(ok(&d, &["watch", "--once", "--interval", "10ms"]).contains("MSG/S"));
 }
@@ -273,13 +218,7 @@ fn bad_input_gives_documented_exit_codes() {
     assert_eq!(code(&shmq(&d, &["create", "x", "--capacity", "12XB"])), 2);
     assert_eq!(code(&shmq(&d, &["create", "../x"])), 2);
     assert_eq!(code(&shmq(&d, &["info", "a/b"])), 2);
-    assert_eq!(
-        code(&shmq(
-            &d,
-            &["create", "x", "--max-message", "1MiB", "--capacity", "4KiB"]
-        )),
-        2
-    );
+    assert_eq!(code(&shmq(&d, &["create", "x", "--max-message", "1MiB", "--capacity", "4KiB"])), 2);
     assert_eq!(code(&shmq(&d, &["frobnicate"])), 2);
     std::fs::write(d.path().join("junk"), vec![0u8; 8192]).unwrap();
     let o = shmq(&d, &["info", "junk"]);
@@ -287,29 +226,14 @@ fn bad_input_gives_documented_exit_codes() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a valid topic"));
     // ls shows the corrupt file with its reason, and still lists the rest.
     let out = ok(&d, &["ls"]);
-    assert!(
-        out.contains("junk") && out.contains("unreadable") && out.contains("t "),
-        "{out}"
-    );
+    assert!(out.contains("junk") && out.contains("unreadable") && out.contains("t "), "{out}");
     // A Block topic that stays full: a clear error, exit 1.
-    ok(
-        &d,
-        &[
-            "create",
-            "full",
-            "--capacity",
-            "4KiB",
-            "--max-message",
-            "1KiB",
-        ],
-    );
+    ok(&d, &["create", "full", "--capacity", "4KiB", "--max-message", "1KiB"]);
     let topic = Topic::open("full", &Options::new().dir(d.path())).unwrap();
     let _sub = topic.subscribe().unwrap();
     let big = "x".repeat(1000);
-    let args: Vec<&str> = ["pub", "full", "--timeout", "100ms"]
-        .into_iter()
-        .chain(std::iter::repeat_n(big.as_str(), 6))
-        .collect();
+    let args: Vec<&str> =
+        ["pub", "full", "--timeout", "100ms"].into_iter().chain(std::iter::repeat_n(big.as_str(), 6)).collect();
     let o = shmq(&d, &args);
     assert_eq!(code(&o), 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("stayed full"));
@@ -318,18 +242,7 @@ fn bad_input_gives_documented_exit_codes() {
 #[test]
 fn help_has_examples_and_completions_generate() {
     let d = TestDir::new();
-    for sub in [
-        "ls",
-        "info",
-        "tail",
-        "pub",
-        "create",
-        "rm",
-        "gc",
-        "repair",
-        "watch",
-        "completions",
-    ] {
+    for sub in ["ls", "info", "tail", "pub", "create", "rm", "gc", "repair", "watch", "completions"] {
         let out = ok(&d, &[sub, "--help"]);
         assert!(out.contains("Example"), "{sub} --help has no example");
     }

@@ -77,19 +77,10 @@ fn child() {
                         std::process::exit(1);
                     }
                 };
-                let (p, k) = if producers == 1 {
-                    (0, m.seq())
-                } else {
-                    ident(&m)
-                };
+                let (p, k) = if producers == 1 { (0, m.seq()) } else { ident(&m) };
                 // Per-producer order: message k follows k-1 (or a reported gap).
-                if k < next[p as usize]
-                    || (k != next[p as usize] && topic.policy() == Policy::Block)
-                {
-                    println!(
-                        "ERR producer {p}: got message {k}, expected {}",
-                        next[p as usize]
-                    );
+                if k < next[p as usize] || (k != next[p as usize] && topic.policy() == Policy::Block) {
+                    println!("ERR producer {p}: got message {k}, expected {}", next[p as usize]);
                     std::process::exit(1);
                 }
                 if let Err(e) = check(p, k, &m, min, max, &mut scratch) {
@@ -121,13 +112,7 @@ fn child() {
     }
 }
 
-fn child_env(
-    d: &TestDir,
-    topic: &str,
-    n: u64,
-    min: usize,
-    max: usize,
-) -> Vec<(&'static str, String)> {
+fn child_env(d: &TestDir, topic: &str, n: u64, min: usize, max: usize) -> Vec<(&'static str, String)> {
     vec![
         ("SHMQ_TEST_DIR", d.path().display().to_string()),
         ("SHMQ_TOPIC", topic.to_string()),
@@ -139,11 +124,7 @@ fn child_env(
     ]
 }
 
-fn with(
-    mut env: Vec<(&'static str, String)>,
-    k: &'static str,
-    v: &str,
-) -> Vec<(&'static str, String)> {
+fn with(mut env: Vec<(&'static str, String)>, k: &'static str, v: &str) -> Vec<(&'static str, String)> {
     env.retain(|(key, _)| *key != k);
     env.push((k, v.to_string()));
     env
@@ -153,11 +134,7 @@ fn with(
 fn one_producer_three_subscribers_million_messages() {
     let d = TestDir::new();
     let _t = Topic::create("fan", &d.opts().capacity(1 << 20).max_message(4096)).unwrap();
-    let n = if cfg!(debug_assertions) {
-        50_000
-    } else {
-        1_000_000
-    };
+    let n = if cfg!(debug_assertions) { 50_000 } else { 1_000_000 };
     let env = child_env(&d, "fan", n, 1, 4096);
     let mut subs: Vec<Child> = (0..3).map(|_| Child::spawn("subscribe", &env)).collect();
     for s in &mut subs {
@@ -176,30 +153,13 @@ fn one_producer_three_subscribers_million_messages() {
 #[test]
 fn two_producer_processes_one_subscriber_multi_producer() {
     let d = TestDir::new();
-    let _t = Topic::create(
-        "mp",
-        &d.opts()
-            .capacity(256 << 10)
-            .max_message(2048)
-            .multi_producer(true),
-    )
-    .unwrap();
-    let n = if cfg!(debug_assertions) {
-        20_000
-    } else {
-        200_000
-    };
+    let _t = Topic::create("mp", &d.opts().capacity(256 << 10).max_message(2048).multi_producer(true)).unwrap();
+    let n = if cfg!(debug_assertions) { 20_000 } else { 200_000 };
     let env = with(child_env(&d, "mp", n, 12, 2048), "SHMQ_PRODUCERS", "2");
     let mut sub = Child::spawn("subscribe", &env);
     sub.expect("READY");
-    let producers: Vec<Child> = (0..2)
-        .map(|i| {
-            Child::spawn(
-                "publish",
-                &with(env.clone(), "SHMQ_PRODUCER", &i.to_string()),
-            )
-        })
-        .collect();
+    let producers: Vec<Child> =
+        (0..2).map(|i| Child::spawn("publish", &with(env.clone(), "SHMQ_PRODUCER", &i.to_string()))).collect();
     for mut p in producers {
         p.expect("DONE");
         p.finish();
@@ -214,11 +174,7 @@ fn slow_subscriber_holds_block_producer_back_and_loses_nothing() {
     let d = TestDir::new();
     let _t = Topic::create("slow", &d.opts().capacity(16 << 10).max_message(1024)).unwrap();
     let n = 5_000; // ~2.5 MB through a 16 KiB ring
-    let env = with(
-        with(child_env(&d, "slow", n, 1, 1024), "SHMQ_WAIT_GO", "1"),
-        "SHMQ_REPORT_FULL",
-        "1",
-    );
+    let env = with(with(child_env(&d, "slow", n, 1, 1024), "SHMQ_WAIT_GO", "1"), "SHMQ_REPORT_FULL", "1");
     let mut sub = Child::spawn("subscribe", &env);
     sub.expect("READY");
     let mut p = Child::spawn("publish", &env);
@@ -236,14 +192,7 @@ fn slow_subscriber_holds_block_producer_back_and_loses_nothing() {
 #[test]
 fn slow_subscriber_on_overwrite_is_told_what_it_lost() {
     let d = TestDir::new();
-    let _t = Topic::create(
-        "ow",
-        &d.opts()
-            .capacity(16 << 10)
-            .max_message(1024)
-            .policy(Policy::Overwrite),
-    )
-    .unwrap();
+    let _t = Topic::create("ow", &d.opts().capacity(16 << 10).max_message(1024).policy(Policy::Overwrite)).unwrap();
     let n = 5_000;
     let env = with(child_env(&d, "ow", n, 1, 1024), "SHMQ_WAIT_GO", "1");
     let mut sub = Child::spawn("subscribe", &env);
@@ -292,8 +241,7 @@ fn killed_subscriber_does_not_block_the_producer() {
     // The dead subscriber is reaped and the producer goes on; the bound
     // is generous, the reap happens on the first liveness check.
     for _ in 0..100 {
-        p.publish_timeout(&[2; 200], Duration::from_secs(5))
-            .unwrap();
+        p.publish_timeout(&[2; 200], Duration::from_secs(5)).unwrap();
     }
     let info = t.info();
     assert_eq!(info.reaped, 1);
@@ -307,24 +255,15 @@ fn killed_producer_mid_claim_is_repaired_by_the_next_producer() {
     let mut sub = t.subscribe().unwrap();
     let mut holder = Child::spawn("reserve_hold", &child_env(&d, "stuck", 0, 1, 1));
     holder.expect("READY");
-    assert_eq!(
-        &*sub.recv_timeout(Duration::from_secs(10)).unwrap(),
-        b"before"
-    );
+    assert_eq!(&*sub.recv_timeout(Duration::from_secs(10)).unwrap(), b"before");
     // The claimed frame is not committed: nothing more to read.
     assert_eq!(sub.try_recv().unwrap_err(), RecvError::Empty);
     // While the holder lives, nobody else may produce on a single-producer topic.
-    assert!(matches!(
-        t.producer(),
-        Err(shmq::ProducerError::Busy { .. })
-    ));
+    assert!(matches!(t.producer(), Err(shmq::ProducerError::Busy { .. })));
     holder.kill();
     let mut p = t.producer().expect("take over from the dead producer");
     p.publish(b"after").unwrap();
     // The stuck frame became padding: the subscriber never sees "torn".
-    assert_eq!(
-        &*sub.recv_timeout(Duration::from_secs(10)).unwrap(),
-        b"after"
-    );
+    assert_eq!(&*sub.recv_timeout(Duration::from_secs(10)).unwrap(), b"after");
     assert_eq!(t.info().repaired, 1);
 }

@@ -42,11 +42,8 @@ fn allocs() -> u64 {
 fn steady_state_publish_and_receive_do_not_allocate() {
     let d = common::TestDir::new();
     for policy in [Policy::Block, Policy::Overwrite] {
-        let t = Topic::create(
-            &format!("t{policy}"),
-            &d.opts().capacity(64 << 10).max_message(1024).policy(policy),
-        )
-        .unwrap();
+        let t = Topic::create(&format!("t{policy}"), &d.opts().capacity(64 << 10).max_message(1024).policy(policy))
+            .unwrap();
         let mut sub = t.subscribe().unwrap();
         let mut p = t.producer().unwrap();
         let msg = [7u8; 700];
@@ -66,10 +63,6 @@ fn steady_state_publish_and_receive_do_not_allocate() {
         run(100); // warm-up: lazy statics, first-time paths
         let before = allocs();
         run(20_000); // laps the 64 KiB ring many times
-        assert_eq!(
-            allocs() - before,
-            0,
-            "{policy}: allocations on the message path"
-        );
+        assert_eq!(allocs() - before, 0, "{policy}: allocations on the message path");
     }
 }

@@ -11,10 +11,7 @@ fn bad_names_are_rejected_before_touching_files() {
     let d = TestDir::new();
     for name in ["", "../x", "a/b", "x\0y", "..", ".hidden", "white space"] {
         for r in [Topic::create(name, &d.opts()), Topic::open(name, &d.opts())] {
-            assert!(
-                matches!(r, Err(OpenError::InvalidName { .. })),
-                "{name:?}: {r:?}"
-            );
+            assert!(matches!(r, Err(OpenError::InvalidName { .. })), "{name:?}: {r:?}");
         }
     }
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
@@ -23,15 +20,9 @@ fn bad_names_are_rejected_before_touching_files() {
 #[test]
 fn create_twice_and_open_missing() {
     let d = TestDir::new();
-    assert!(matches!(
-        Topic::open("t", &d.opts()),
-        Err(OpenError::NotFound { .. })
-    ));
+    assert!(matches!(Topic::open("t", &d.opts()), Err(OpenError::NotFound { .. })));
     let _t = Topic::create("t", &d.opts()).unwrap();
-    assert!(matches!(
-        Topic::create("t", &d.opts()),
-        Err(OpenError::AlreadyExists { .. })
-    ));
+    assert!(matches!(Topic::create("t", &d.opts()), Err(OpenError::AlreadyExists { .. })));
     // open_or_create opens the existing one.
     Topic::open_or_create("t", &d.opts()).unwrap();
 }
@@ -67,10 +58,7 @@ fn invalid_options_are_refused() {
         d.opts().policy(Policy::Overwrite).multi_producer(true),
         d.opts().capacity(1 << 50),
     ] {
-        assert!(
-            matches!(Topic::create("t", &opts), Err(OpenError::InvalidOptions(_))),
-            "{opts:?}"
-        );
+        assert!(matches!(Topic::create("t", &opts), Err(OpenError::InvalidOptions(_))), "{opts:?}");
     }
 }
 
@@ -106,27 +94,14 @@ fn truncated_and_garbage_files_are_corrupt() {
     let mut subs = good.clone();
     subs[36..40].copy_from_slice(&u32::MAX.to_le_bytes());
     write("subs", &subs);
-    for name in [
-        "empty",
-        "short",
-        "truncated",
-        "magic",
-        "capacity",
-        "huge",
-        "policy",
-        "offset",
-        "subs",
-    ] {
+    for name in ["empty", "short", "truncated", "magic", "capacity", "huge", "policy", "offset", "subs"] {
         let r = Topic::open(name, &d.opts());
         assert!(matches!(r, Err(OpenError::Corrupt { .. })), "{name}: {r:?}");
     }
     let mut ver = good.clone();
     ver[8..12].copy_from_slice(&99u32.to_le_bytes());
     write("version", &ver);
-    assert!(matches!(
-        Topic::open("version", &d.opts()),
-        Err(OpenError::VersionMismatch { found: 99, .. })
-    ));
+    assert!(matches!(Topic::open("version", &d.opts()), Err(OpenError::VersionMismatch { found: 99, .. })));
 }
 
 #[test]
@@ -140,10 +115,7 @@ fn not_ready_file_times_out_with_a_typed_error() {
     f.write_all(&bytes).unwrap();
     f.seek(SeekFrom::Start(0)).unwrap();
     let opts = d.opts().ready_timeout(std::time::Duration::from_millis(20));
-    assert!(matches!(
-        Topic::open("half", &opts),
-        Err(OpenError::NotReady)
-    ));
+    assert!(matches!(Topic::open("half", &opts), Err(OpenError::NotReady)));
 }
 
 #[test]
@@ -151,15 +123,9 @@ fn symlink_at_topic_path_is_refused() {
     let d = TestDir::new();
     let t = Topic::create("real", &d.opts()).unwrap();
     std::os::unix::fs::symlink(t.path(), d.path().join("link")).unwrap();
-    assert!(matches!(
-        Topic::open("link", &d.opts()),
-        Err(OpenError::PermissionDenied(_))
-    ));
+    assert!(matches!(Topic::open("link", &d.opts()), Err(OpenError::PermissionDenied(_))));
     // create does not follow it either.
-    assert!(matches!(
-        Topic::create("link", &d.opts()),
-        Err(OpenError::AlreadyExists { .. })
-    ));
+    assert!(matches!(Topic::create("link", &d.opts()), Err(OpenError::AlreadyExists { .. })));
 }
 
 #[test]
@@ -191,18 +157,8 @@ fn subscriber_slots_run_out_and_come_back() {
     let t = Topic::create("t", &d.opts().max_subscribers(2)).unwrap();
     let a = t.subscribe().unwrap();
     let _b = t.subscribe_with(Start::Newest, "named").unwrap();
-    assert_eq!(
-        t.subscribe().unwrap_err(),
-        SubscribeError::NoFreeSlot { max: 2 }
-    );
-    assert_eq!(
-        t.info()
-            .subscribers
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>(),
-        ["", "named"]
-    );
+    assert_eq!(t.subscribe().unwrap_err(), SubscribeError::NoFreeSlot { max: 2 });
+    assert_eq!(t.info().subscribers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["", "named"]);
     drop(a);
     t.subscribe().unwrap();
 }
@@ -226,11 +182,7 @@ fn subscribe_from_oldest_replays_what_the_ring_holds() {
     let d = TestDir::new();
     for policy in [Policy::Block, Policy::Overwrite] {
         let name = format!("t{policy}");
-        let t = Topic::create(
-            &name,
-            &d.opts().capacity(1024).max_message(64).policy(policy),
-        )
-        .unwrap();
+        let t = Topic::create(&name, &d.opts().capacity(1024).max_message(64).policy(policy)).unwrap();
         let mut p = t.producer().unwrap();
         // No subscriber: Block does not gate; 40 messages lap the ring.
         for i in 0..40u32 {
@@ -238,11 +190,8 @@ fn subscribe_from_oldest_replays_what_the_ring_holds() {
         }
         let mut old = t.subscribe_from_oldest().unwrap();
         let mut new = t.subscribe().unwrap();
-        let first = u32::from_le_bytes(
-            old.try_recv().unwrap_or_else(|e| panic!("{policy}: {e:?}"))[..4]
-                .try_into()
-                .unwrap(),
-        );
+        let first =
+            u32::from_le_bytes(old.try_recv().unwrap_or_else(|e| panic!("{policy}: {e:?}"))[..4].try_into().unwrap());
         // 1024-byte ring, 64-byte frames: the last 16 are still there. A
         // Block subscriber skips the two max-size frames (3 × 64 bytes here)
         // that a producer which has not yet seen it might be overwriting.

@@ -46,10 +46,7 @@ fn block_full_ring_returns_full_and_resumes() {
     }
     // 1024-byte ring, 64-byte frames: 16 fit.
     assert_eq!(sent, 16);
-    assert_eq!(
-        p.publish_timeout(b"x", Duration::from_millis(20)),
-        Err(PublishError::Full)
-    );
+    assert_eq!(p.publish_timeout(b"x", Duration::from_millis(20)), Err(PublishError::Full));
     for i in 0..sent {
         assert_eq!(sub.try_recv().unwrap()[..], i.to_le_bytes());
     }
@@ -60,14 +57,7 @@ fn block_full_ring_returns_full_and_resumes() {
 #[test]
 fn overwrite_reports_lagged_and_counts_add_up() {
     let d = TestDir::new();
-    let topic = Topic::create(
-        "t",
-        &d.opts()
-            .capacity(1024)
-            .max_message(64)
-            .policy(Policy::Overwrite),
-    )
-    .unwrap();
+    let topic = Topic::create("t", &d.opts().capacity(1024).max_message(64).policy(Policy::Overwrite)).unwrap();
     let mut sub = topic.subscribe().unwrap();
     let mut p = topic.producer().unwrap();
     for i in 0..100u32 {
@@ -96,13 +86,7 @@ fn too_large_and_zero_length_and_exact_max() {
     let topic = Topic::create("t", &d.opts().capacity(4096).max_message(1000)).unwrap();
     let mut sub = topic.subscribe().unwrap();
     let mut p = topic.producer().unwrap();
-    assert_eq!(
-        p.publish(&[0; 1001]),
-        Err(PublishError::TooLarge {
-            len: 1001,
-            max: 1000
-        })
-    );
+    assert_eq!(p.publish(&[0; 1001]), Err(PublishError::TooLarge { len: 1001, max: 1000 }));
     p.publish(b"").unwrap();
     p.publish(&[7; 1000]).unwrap();
     assert_eq!(sub.try_recv().unwrap().len(), 0);
@@ -116,10 +100,7 @@ fn recv_timeout_expires_with_nothing_published() {
     let d = TestDir::new();
     let topic = Topic::create("t", &d.opts()).unwrap();
     let mut sub = topic.subscribe().unwrap();
-    assert_eq!(
-        sub.recv_timeout(Duration::from_millis(30)).unwrap_err(),
-        RecvError::Timeout
-    );
+    assert_eq!(sub.recv_timeout(Duration::from_millis(30)).unwrap_err(), RecvError::Timeout);
 }
 
 #[test]

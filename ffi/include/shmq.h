@@ -32,6 +32,7 @@ extern "C" {
 #define SHMQ_POLICY_BLOCK 0     /* lossless: producers wait for the slowest subscriber */
 #define SHMQ_POLICY_OVERWRITE 1 /* lossy: producers never wait; laggards are told what they lost */
 #define SHMQ_ANY (-1)           /* for shmq_topic_open: accept the topic's value */
+#define SHMQ_FLAG_NO_TIMESTAMPS 1u /* messages carry no publish time (saves a clock read per publish) */
 
 typedef struct shmq_topic shmq_topic;
 typedef struct shmq_producer shmq_producer;
@@ -48,6 +49,7 @@ typedef struct shmq_options {
     int policy;               /* SHMQ_POLICY_BLOCK (default) or SHMQ_POLICY_OVERWRITE */
     int multi_producer;       /* 1: several producers may publish at once (Block only) */
     uint32_t mode;            /* file mode of a created topic (default 0600) */
+    uint32_t flags;           /* SHMQ_FLAG_* bits (default 0) */
     const char *dir;          /* topic directory, or NULL */
 } shmq_options;
 

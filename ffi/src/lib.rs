@@ -19,8 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use shmq_rs::{
-    OpenError, Options, Policy, Producer, ProducerError, PublishError, RecvError, SubscribeError,
-    Subscriber, Topic,
+    OpenError, Options, Policy, Producer, ProducerError, PublishError, RecvError, SubscribeError, Subscriber, Topic,
 };
 
 /// Opaque topic handle.
@@ -54,9 +53,15 @@ pub struct shmq_options {
     pub multi_producer: c_int,
     /// File mode of a created topic (0: 0600).
     pub mode: u32,
+    /// `SHMQ_FLAG_*` bits.
+    pub flags: u32,
     /// Topic directory, or NULL for `SHMQ_DIR` / `/dev/shm/shmq`.
     pub dir: *const c_char,
 }
+
+/// `flags` bit: messages carry no publish timestamp (saves a clock read per
+/// publish; `timestamp_ns` reads 0).
+pub const SHMQ_FLAG_NO_TIMESTAMPS: u32 = 1;
 
 /// A received message. Mirrors `shmq_msg` in `shmq.h`.
 #[repr(C)]
@@ -200,6 +205,12 @@ unsafe fn options(o: *const shmq_options, for_open: bool) -> Result<Options, c_i
     if o.mode != 0 {
         opts = opts.mode(o.mode);
     }
+    if o.flags & !SHMQ_FLAG_NO_TIMESTAMPS != 0 {
+        return Err(-libc::EINVAL);
+    }
+    if !for_open || o.flags != 0 {
+        opts = opts.timestamps(o.flags & SHMQ_FLAG_NO_TIMESTAMPS == 0);
+    }
     Ok(opts)
 }
 
@@ -217,6 +228,7 @@ pub unsafe extern "C" fn shmq_options_init(opts: *mut shmq_options) {
         policy: SHMQ_POLICY_BLOCK,
         multi_producer: 0,
         mode: 0o600,
+        flags: 0,
         dir: std::ptr::null(),
     };
     // SAFETY: non-null and points to a shmq_options by contract.
@@ -238,6 +250,7 @@ pub unsafe extern "C" fn shmq_options_init_any(opts: *mut shmq_options) {
         policy: SHMQ_ANY,
         multi_producer: SHMQ_ANY,
         mode: 0,
+        flags: 0,
         dir: std::ptr::null(),
     };
     // SAFETY: non-null and points to a shmq_options by contract.
@@ -358,10 +371,7 @@ pub unsafe extern "C" fn shmq_topic_unlink_in(dir: *const c_char, name: *const c
 /// Attaches a producer. Errors: -EINVAL, -EBUSY (a live process holds a
 /// single-producer topic), -EROFS.
 #[no_mangle]
-pub unsafe extern "C" fn shmq_producer_open(
-    t: *mut shmq_topic,
-    out: *mut *mut shmq_producer,
-) -> c_int {
+pub unsafe extern "C" fn shmq_producer_open(t: *mut shmq_topic, out: *mut *mut shmq_producer) -> c_int {
     guard(|| {
         if t.is_null() || out.is_null() {
             return -libc::EINVAL;
@@ -441,11 +451,7 @@ pub unsafe extern "C" fn shmq_publish(
 
 /// Publishes without waiting: -EAGAIN if the ring is full.
 #[no_mangle]
-pub unsafe extern "C" fn shmq_try_publish(
-    p: *mut shmq_producer,
-    data: *const c_void,
-    len: usize,
-) -> c_int {
+pub unsafe extern "C" fn shmq_try_publish(p: *mut shmq_producer, data: *const c_void, len: usize) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { publish_with(p, data, len, None) }
 }
@@ -455,22 +461,14 @@ pub unsafe extern "C" fn shmq_try_publish(
 /// `shmq_commit` or `shmq_abort`. Errors: -EINVAL, -EMSGSIZE, -EBUSY (a
 /// reservation is already outstanding).
 #[no_mangle]
-pub unsafe extern "C" fn shmq_reserve(
-    p: *mut shmq_producer,
-    len: usize,
-    buf: *mut *mut c_void,
-) -> c_int {
+pub unsafe extern "C" fn shmq_reserve(p: *mut shmq_producer, len: usize, buf: *mut *mut c_void) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { reserve_with(p, len, buf, Some(None)) }
 }
 
 /// As `shmq_reserve`, without waiting: -EAGAIN if the ring is full.
 #[no_mangle]
-pub unsafe extern "C" fn shmq_try_reserve(
-    p: *mut shmq_producer,
-    len: usize,
-    buf: *mut *mut c_void,
-) -> c_int {
+pub unsafe extern "C" fn shmq_try_reserve(p: *mut shmq_producer, len: usize, buf: *mut *mut c_void) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { reserve_with(p, len, buf, None) }
 }
@@ -509,11 +507,7 @@ pub unsafe extern "C" fn shmq_commit(p: *mut shmq_producer, len: usize) -> c_int
 
 /// As `shmq_commit`, with a user type (0..2^31).
 #[no_mangle]
-pub unsafe extern "C" fn shmq_commit_typed(
-    p: *mut shmq_producer,
-    len: usize,
-    msg_type: u32,
-) -> c_int {
+pub unsafe extern "C" fn shmq_commit_typed(p: *mut shmq_producer, len: usize, msg_type: u32) -> c_int {
     guard(|| {
         if p.is_null() {
             return -libc::EINVAL;
@@ -547,10 +541,7 @@ pub unsafe extern "C" fn shmq_abort(p: *mut shmq_producer) -> c_int {
 /// Subscribes from the newest message. Errors: -EINVAL, -ENOSPC (no free
 /// subscriber slot), -EROFS.
 #[no_mangle]
-pub unsafe extern "C" fn shmq_subscribe(
-    t: *mut shmq_topic,
-    out: *mut *mut shmq_subscriber,
-) -> c_int {
+pub unsafe extern "C" fn shmq_subscribe(t: *mut shmq_topic, out: *mut *mut shmq_subscriber) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { shmq_subscribe_from(t, 0, out) }
 }
@@ -568,11 +559,7 @@ pub unsafe extern "C" fn shmq_subscribe_from(
         }
         // SAFETY: live topic handle.
         let topic = unsafe { &(*t).0 };
-        let r = if from_oldest != 0 {
-            topic.subscribe_from_oldest()
-        } else {
-            topic.subscribe()
-        };
+        let r = if from_oldest != 0 { topic.subscribe_from_oldest() } else { topic.subscribe() };
         match r {
             Ok(s) => {
                 // SAFETY: `out` is non-null and writable.
@@ -594,11 +581,7 @@ pub unsafe extern "C" fn shmq_subscriber_close(s: *mut shmq_subscriber) {
     }
 }
 
-unsafe fn recv_with(
-    s: *mut shmq_subscriber,
-    out: *mut shmq_msg,
-    wait: Option<Option<Duration>>,
-) -> c_int {
+unsafe fn recv_with(s: *mut shmq_subscriber, out: *mut shmq_msg, wait: Option<Option<Duration>>) -> c_int {
     guard(|| {
         if s.is_null() || out.is_null() {
             return -libc::EINVAL;
@@ -631,11 +614,7 @@ unsafe fn recv_with(
 /// it). Errors: -EINVAL, -ETIMEDOUT, -EAGAIN (timeout 0, nothing new),
 /// -EBADMSG (corrupt ring), -ECONNRESET (slot reclaimed: subscribe again).
 #[no_mangle]
-pub unsafe extern "C" fn shmq_recv(
-    s: *mut shmq_subscriber,
-    out: *mut shmq_msg,
-    timeout_ns: i64,
-) -> c_int {
+pub unsafe extern "C" fn shmq_recv(s: *mut shmq_subscriber, out: *mut shmq_msg, timeout_ns: i64) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { recv_with(s, out, timeout(timeout_ns)) }
 }

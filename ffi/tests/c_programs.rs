@@ -19,10 +19,7 @@ fn ffi_dir() -> PathBuf {
 /// `target/<profile>`: where cargo put this test binary's profile.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps").to_path_buf()
 }
 
 /// Builds libshmq (same profile as this test) once.
@@ -54,21 +51,15 @@ fn compile(name: &str, sources: &[&str], cxx: bool, shared: bool) -> PathBuf {
     let mut cmd = Command::new(if cxx { "c++" } else { "cc" });
     cmd.args(["-O2", "-Wall", "-Wextra", "-Werror"]);
     cmd.arg(if cxx { "-std=c++17" } else { "-std=c99" });
-    cmd.arg("-I")
-        .arg(ffi_dir().join("include"))
-        .arg("-I")
-        .arg(ffi_dir().join("examples"));
+    cmd.arg("-I").arg(ffi_dir().join("include")).arg("-I").arg(ffi_dir().join("examples"));
     for s in sources {
         cmd.arg(ffi_dir().join(s));
     }
     cmd.arg("-o").arg(&exe);
     if shared {
-        cmd.arg(format!("-L{}", lib.display()))
-            .arg("-lshmq")
-            .arg(format!("-Wl,-rpath,{}", lib.display()));
+        cmd.arg(format!("-L{}", lib.display())).arg("-lshmq").arg(format!("-Wl,-rpath,{}", lib.display()));
     } else {
-        cmd.arg(lib.join("libshmq.a"))
-            .args(["-lpthread", "-ldl", "-lm"]);
+        cmd.arg(lib.join("libshmq.a")).args(["-lpthread", "-ldl", "-lm"]);
     }
     let st = cmd.status().expect("run the C compiler");
     assert!(st.success(), "compiling {name} failed");
@@ -141,16 +132,9 @@ fn cmd(exe: &Path, args: &[&str]) -> Command {
 /// This test binary in a Rust child role.
 fn rust(role: &str, topic: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "rust_child",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "-q",
-        "--test-threads=1",
-    ])
-    .env("CHILD_ROLE", role)
-    .env("CHILD_TOPIC", topic);
+    c.args(["rust_child", "--exact", "--ignored", "--nocapture", "-q", "--test-threads=1"])
+        .env("CHILD_ROLE", role)
+        .env("CHILD_TOPIC", topic);
     c
 }
 
@@ -199,10 +183,7 @@ fn pair(tag: &str, sub: impl Fn(&str) -> Command, publ: impl Fn(&str) -> Command
     let dir = Dir::new(tag);
     // The publisher creates the topic with open_or_create; create it here
     // first so the subscriber can subscribe before anything is published.
-    let opts = shmq_rs::Options::new()
-        .dir(&dir.0)
-        .capacity(64 << 10)
-        .max_message(1024);
+    let opts = shmq_rs::Options::new().dir(&dir.0).capacity(64 << 10).max_message(1024);
     let _t = shmq_rs::Topic::create("x", &opts).unwrap();
     let mut s = Proc::spawn(sub("x"), &dir);
     s.expect("READY");
@@ -224,11 +205,7 @@ fn c_to_c() {
 fn c_zero_copy_to_c() {
     let (publ, sub, _) = programs();
     let n = N.to_string();
-    pair(
-        "cc0",
-        |t| cmd(sub, &[t, &n]),
-        |t| cmd(publ, &[t, &n, "--reserve"]),
-    );
+    pair("cc0", |t| cmd(sub, &[t, &n]), |t| cmd(publ, &[t, &n, "--reserve"]));
 }
 
 #[test]
@@ -257,39 +234,22 @@ fn run_errors(exe: &Path, valgrind: bool) {
     let dir = Dir::new(if valgrind { "errv" } else { "err" });
     let mut c = if valgrind {
         let mut c = Command::new("valgrind");
-        c.args([
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            "-q",
-        ])
-        .arg(exe);
+        c.args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "-q"]).arg(exe);
         c
     } else {
         Command::new(exe)
     };
     let out = c.env("SHMQ_DIR", &dir.0).output().expect("run errors");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}\n{}", text, String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("DONE all error paths behave"), "{text}");
 }
 
 #[test]
 fn every_error_path_static_and_shared() {
-    run_errors(
-        &compile("errors", &["tests/c/errors.c"], false, false),
-        false,
-    );
+    run_errors(&compile("errors", &["tests/c/errors.c"], false, false), false);
     // The same program against libshmq.so.
-    run_errors(
-        &compile("errors-shared", &["tests/c/errors.c"], false, true),
-        false,
-    );
+    run_errors(&compile("errors-shared", &["tests/c/errors.c"], false, true), false);
 }
 
 #[test]
@@ -298,10 +258,7 @@ fn every_error_path_under_valgrind() {
         eprintln!("valgrind not installed: skipped (.ci/run installs it)");
         return;
     }
-    run_errors(
-        &compile("errors-valgrind", &["tests/c/errors.c"], false, false),
-        true,
-    );
+    run_errors(&compile("errors-valgrind", &["tests/c/errors.c"], false, false), true);
 }
 
 #[test]
@@ -311,32 +268,14 @@ fn header_compiles_as_cxx_with_strict_warnings() {
     std::fs::create_dir_all(src.parent().unwrap()).unwrap();
     std::fs::write(&src, "#include \"shmq.h\"\n#include \"shmq.hpp\"\nint main() { shmq_options o; shmq_options_init(&o); return o.size == 0; }\n").unwrap();
     let st = Command::new("c++")
-        .args([
-            "-std=c++11",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-fsyntax-only",
-            "-I",
-        ])
+        .args(["-std=c++11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only", "-I"])
         .arg(ffi_dir().join("include"))
         .arg(&src)
         .status()
         .unwrap();
     assert!(st.success());
     let st = Command::new("cc")
-        .args([
-            "-std=c99",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-fsyntax-only",
-            "-x",
-            "c",
-            "-I",
-        ])
+        .args(["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only", "-x", "c", "-I"])
         .arg(ffi_dir().join("include"))
         .arg(ffi_dir().join("include/shmq.h"))
         .status()
@@ -346,11 +285,7 @@ fn header_compiles_as_cxx_with_strict_warnings() {
 
 #[test]
 fn install_script_and_pkg_config_build_a_program() {
-    if Command::new("pkg-config")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if Command::new("pkg-config").arg("--version").output().is_err() {
         eprintln!("pkg-config not installed: skipped (.ci/run installs it)");
         return;
     }
@@ -361,11 +296,8 @@ fn install_script_and_pkg_config_build_a_program() {
     install.env("CARGO_TARGET_DIR", profile_dir().parent().unwrap());
     assert!(install.status().unwrap().success());
     let pc = prefix.0.join("lib/pkgconfig");
-    let flags = Command::new("pkg-config")
-        .args(["--cflags", "--libs", "shmq"])
-        .env("PKG_CONFIG_PATH", &pc)
-        .output()
-        .unwrap();
+    let flags =
+        Command::new("pkg-config").args(["--cflags", "--libs", "shmq"]).env("PKG_CONFIG_PATH", &pc).output().unwrap();
     assert!(flags.status.success());
     let flags = String::from_utf8(flags.stdout).unwrap();
     let exe = prefix.0.join("publisher");
@@ -381,18 +313,7 @@ fn install_script_and_pkg_config_build_a_program() {
         .unwrap();
     assert!(st.success(), "cc with pkg-config flags {flags:?}");
     let dir = Dir::new("pc");
-    let out = Command::new(&exe)
-        .args(["pc", "10"])
-        .env("SHMQ_DIR", &dir.0)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "DONE published=10"
-    );
+    let out = Command::new(&exe).args(["pc", "10"]).env("SHMQ_DIR", &dir.0).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "DONE published=10");
 }

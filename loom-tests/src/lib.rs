@@ -4,7 +4,7 @@
 //! visible.
 
 use loom::sync::Arc;
-use shmq::layout::{Layout, Policy, LINE, SLOT_SIZE};
+use shmq::layout::{Layout, Policy, HEADER_LINES, LINE, SLOT_SIZE};
 use shmq::loom_mem::LoomMem;
 use shmq::mem::Memory;
 use shmq::ring::{FrameView, ProducerState, Ring, Start, SubState};
@@ -25,7 +25,7 @@ pub const MAX: u32 = 32;
 pub fn ring(subscribers: u32, policy: Policy, multi: bool) -> Arc<Ring<LoomMem>> {
     let mut layout = Layout::new(256, MAX, subscribers, policy, multi, KEY).expect("valid layout");
     layout.capacity = CAP;
-    layout.data_offset = 5 * LINE + subscribers as usize * SLOT_SIZE;
+    layout.data_offset = HEADER_LINES * LINE + subscribers as usize * SLOT_SIZE;
     let capacity = CAP;
     let mem = LoomMem::new(layout.data_offset + capacity as usize, layout.data_offset);
     Arc::new(Ring::new(mem, layout))
@@ -57,10 +57,7 @@ pub fn publish(r: &Ring<LoomMem>, st: &mut ProducerState, data: &[u8]) {
 /// Block: waits for the next frame, copies its payload out (a tracked,
 /// non-atomic read of the ring's cells), releases it.
 pub fn recv_block(r: &Ring<LoomMem>, st: &mut SubState) -> Vec<u8> {
-    let v: FrameView = r
-        .wait_frame(st, &mut [], None)
-        .expect("read")
-        .expect("a frame");
+    let v: FrameView = r.wait_frame(st, &mut [], None).expect("read").expect("a frame");
     let mut out = vec![0; v.len as usize];
     // SAFETY: `v` is a committed frame at this subscriber's cursor; loom
     // reports the read if it is not ordered after the producer's write.

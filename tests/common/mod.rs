@@ -14,10 +14,7 @@ impl TestDir {
             "shmq-test-{}-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed),
-            std::thread::current()
-                .name()
-                .unwrap_or("t")
-                .replace("::", "-")
+            std::thread::current().name().unwrap_or("t").replace("::", "-")
         ));
         std::fs::create_dir_all(&p).expect("create test dir");
         TestDir(p)
@@ -66,27 +63,14 @@ pub fn fill(p: u64, k: u64, buf: &mut [u8]) {
 
 /// Reads `(p, k)` from a message of 12 bytes or more.
 pub fn ident(msg: &[u8]) -> (u64, u64) {
-    (
-        u32::from_le_bytes(msg[..4].try_into().unwrap()) as u64,
-        u64::from_le_bytes(msg[4..12].try_into().unwrap()),
-    )
+    (u32::from_le_bytes(msg[..4].try_into().unwrap()) as u64, u64::from_le_bytes(msg[4..12].try_into().unwrap()))
 }
 
 /// Checks that `msg` is exactly message `k` of producer `p`.
-pub fn check(
-    p: u64,
-    k: u64,
-    msg: &[u8],
-    min: usize,
-    max: usize,
-    scratch: &mut Vec<u8>,
-) -> Result<(), String> {
+pub fn check(p: u64, k: u64, msg: &[u8], min: usize, max: usize, scratch: &mut Vec<u8>) -> Result<(), String> {
     let len = msg_len(p, k, min, max);
     if msg.len() != len {
-        return Err(format!(
-            "producer {p} message {k}: length {} != {len}",
-            msg.len()
-        ));
+        return Err(format!("producer {p} message {k}: length {} != {len}", msg.len()));
     }
     scratch.resize(len, 0);
     fill(p, k, scratch);
@@ -108,17 +92,10 @@ impl Child {
     /// and the given extra environment.
     pub fn spawn(role: &str, env: &[(&str, String)]) -> Child {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env("SHMQ_ROLE", role)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
+        cmd.args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+            .env("SHMQ_ROLE", role)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -56,25 +56,13 @@ struct Shm {
 
 impl Shm {
     fn create(path: &Path, len: usize) -> std::io::Result<Shm> {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
         f.set_len(len as u64)?;
-        Ok(Shm {
-            map: memmap2::MmapOptions::new().populate().map_raw(&f)?,
-        })
+        Ok(Shm { map: memmap2::MmapOptions::new().populate().map_raw(&f)? })
     }
     fn open(path: &Path) -> std::io::Result<Shm> {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)?;
-        Ok(Shm {
-            map: memmap2::MmapOptions::new().populate().map_raw(&f)?,
-        })
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Shm { map: memmap2::MmapOptions::new().populate().map_raw(&f)? })
     }
     fn u64(&self, off: usize) -> &AtomicU64 {
         assert!(off + 8 <= self.map.len() && off % 8 == 0);
@@ -182,14 +170,7 @@ impl Mq {
         attr.mq_msgsize = size as libc::c_long;
         let flags = libc::O_RDWR | if create { libc::O_CREAT } else { 0 };
         // SAFETY: valid name and attributes.
-        let q = unsafe {
-            libc::mq_open(
-                c.as_ptr(),
-                flags,
-                0o600 as libc::mode_t,
-                &attr as *const libc::mq_attr,
-            )
-        };
+        let q = unsafe { libc::mq_open(c.as_ptr(), flags, 0o600 as libc::mode_t, &attr as *const libc::mq_attr) };
         if q == -1 {
             return Err(std::io::Error::last_os_error());
         }
@@ -204,14 +185,7 @@ impl Mq {
     }
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         // SAFETY: `buf` is valid and writable for its length.
-        let n = unsafe {
-            libc::mq_receive(
-                self.0,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                std::ptr::null_mut(),
-            )
-        };
+        let n = unsafe { libc::mq_receive(self.0, buf.as_mut_ptr().cast(), buf.len(), std::ptr::null_mut()) };
         if n < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -224,10 +198,7 @@ impl Mq {
 }
 
 fn mq_max() -> usize {
-    std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(8192)
+    std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(8192)
 }
 
 // ------------------------------------------------------------ the child
@@ -237,11 +208,7 @@ fn mq_max() -> usize {
 pub fn child(args: &[String]) -> Result<(), String> {
     let kind = args.first().ok_or("kind")?.as_str();
     let mode = args.get(1).ok_or("mode")?.as_str();
-    let num = |i: usize| {
-        args.get(i)
-            .and_then(|a| a.parse::<u64>().ok())
-            .ok_or(format!("argument {i}"))
-    };
+    let num = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok()).ok_or(format!("argument {i}"));
     let size = num(2)? as usize;
     let count = num(3)?;
     let dir = PathBuf::from(args.get(4).ok_or("dir")?);
@@ -305,11 +272,7 @@ pub fn child(args: &[String]) -> Result<(), String> {
         ("unix" | "pipe", "lat") => {
             let mut rd = stream(fda);
             // A socket is one descriptor for both directions.
-            let mut wr = if fda == fdb {
-                rd.try_clone().map_err(e)?
-            } else {
-                stream(fdb)
-            };
+            let mut wr = if fda == fdb { rd.try_clone().map_err(e)? } else { stream(fdb) };
             ready();
             for _ in 0..count {
                 rd.read_exact(&mut buf[..size]).map_err(e)?;
@@ -331,6 +294,15 @@ pub fn child(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// What a busy-polling consumer does when it finds nothing: a short burst
+/// of `pause`s, so it does not pull the producer's next cache line away
+/// between the producer's stores. The same for every busy-poll consumer here.
+fn idle_backoff() {
+    for _ in 0..64 {
+        std::hint::spin_loop();
+    }
+}
+
 fn ready() {
     println!("READY");
     let _ = std::io::stdout().flush();
@@ -338,14 +310,7 @@ fn ready() {
 
 /// Throughput consumer: receives `count` messages of `size` bytes and
 /// checks every byte; prints `DONE bad=N`.
-fn consume(
-    kind: &str,
-    size: usize,
-    count: u64,
-    dir: &Path,
-    fd: RawFd,
-    buf: &mut [u8],
-) -> Result<(), String> {
+fn consume(kind: &str, size: usize, count: u64, dir: &Path, fd: RawFd, buf: &mut [u8]) -> Result<(), String> {
     let e = |x: std::io::Error| x.to_string();
     let mut bad = 0u64;
     match kind {
@@ -360,7 +325,7 @@ fn consume(
                     // Acquire: pairs with the producer's Release head store.
                     cached_head = head.load(Ordering::Acquire);
                     if cached_head <= k {
-                        std::hint::spin_loop();
+                        idle_backoff();
                     }
                 }
                 // SAFETY: slot k is published (head > k) and not reused
@@ -379,12 +344,12 @@ fn consume(
             while k < count {
                 let n = sub
                     .drain(1024, |m| {
-                        bad += !(m.len() == size && verify(k, &m)) as u64;
+                        bad += !(m.len() == size && verify(k, m)) as u64;
                         k += 1;
                     })
                     .map_err(|x| x.to_string())?;
                 if n == 0 {
-                    std::hint::spin_loop();
+                    idle_backoff();
                 }
             }
         }
@@ -438,11 +403,7 @@ impl Peer {
             .arg("bench-child")
             .args([kind, mode, &size.to_string(), &count.to_string()])
             .arg(dir)
-            .args([
-                fds.0.to_string(),
-                fds.1.to_string(),
-                plan.cpus.1.to_string(),
-            ])
+            .args([fds.0.to_string(), fds.1.to_string(), plan.cpus.1.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|x| x.to_string())?;
@@ -509,10 +470,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
             peer.finish()?;
         }
         "shmq" | "shmq-block" => {
-            let opts = Options::new()
-                .dir(dir)
-                .capacity(1 << 20)
-                .max_message(64 << 10);
+            let opts = Options::new().dir(dir).capacity(1 << 20).max_message(64 << 10);
             let ping = Topic::create("ping", &opts).map_err(|x| x.to_string())?;
             let pong = Topic::create("pong", &opts).map_err(|x| x.to_string())?;
             let mut sub = pong.subscribe().map_err(|x| x.to_string())?;
@@ -617,8 +575,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
     match kind {
         "bare" => {
             let slots = bare_slots(size);
-            let shm =
-                Shm::create(&dir.join("shm"), BARE_DATA + slots as usize * size).map_err(e)?;
+            let shm = Shm::create(&dir.join("shm"), BARE_DATA + slots as usize * size).map_err(e)?;
             peer = Peer::start(plan, kind, "tput", size, count, dir, (0, 0))?;
             pin(plan.cpus.0);
             let (head, tail) = (shm.u64(0), shm.u64(128));
@@ -633,20 +590,19 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
                     }
                 }
                 // SAFETY: slot k is free (the consumer's tail passed k - slots).
-                fill(k, unsafe {
-                    shm.bytes(BARE_DATA + (k % slots) as usize * size, size)
-                });
+                fill(k, unsafe { shm.bytes(BARE_DATA + (k % slots) as usize * size, size) });
                 // Release: publishes the slot's bytes to the consumer.
                 head.store(k + 1, Ordering::Release);
             }
         }
-        "shmq" => {
+        "shmq" | "shmq-nots" => {
             let opts = Options::new()
                 .dir(dir)
                 .capacity(RING_BYTES as u64)
-                .max_message((1 << 20) + 64);
+                .max_message((1 << 20) + 64)
+                .timestamps(kind == "shmq");
             let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
-            peer = Peer::start(plan, kind, "tput", size, count, dir, (0, 0))?;
+            peer = Peer::start(plan, "shmq", "tput", size, count, dir, (0, 0))?;
             pin(plan.cpus.0);
             let mut p = topic.producer().map_err(|x| x.to_string())?;
             t = Instant::now();
@@ -659,12 +615,9 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             drop(topic);
         }
         "unix" | "pipe" => {
-            let (rd, wr) = if kind == "unix" {
-                socketpair().map_err(e)?
-            } else {
-                pipe().map_err(e)?
-            };
-            let (theirs, mine) = if kind == "unix" { (rd, wr) } else { (rd, wr) };
+            let (rd, wr) = if kind == "unix" { socketpair().map_err(e)? } else { pipe().map_err(e)? };
+            // The child reads one end; we write the other.
+            let (theirs, mine) = (rd, wr);
             peer = Peer::start(plan, kind, "tput", size, count, dir, (theirs, 0))?;
             close(theirs);
             pin(plan.cpus.0);
@@ -717,29 +670,13 @@ fn check_done(kind: &str, done: &str) -> Result<(), String> {
 fn fanout(plan: &Plan, k: usize, dir: &Path) -> Result<f64, String> {
     let size = 64;
     let count = plan.messages(size) / 4;
-    let opts = Options::new()
-        .dir(dir)
-        .capacity(RING_BYTES as u64)
-        .max_message(1024);
+    let opts = Options::new().dir(dir).capacity(RING_BYTES as u64).max_message(1024);
     let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
     let mut peers = Vec::new();
     for i in 0..k {
-        let cpu_plan = Plan {
-            quick: plan.quick,
-            cpus: (
-                plan.cpus.0,
-                if i % 2 == 0 { plan.cpus.1 } else { plan.cpus.0 },
-            ),
-        };
-        peers.push(Peer::start(
-            &cpu_plan,
-            "shmq",
-            "tput",
-            size,
-            count,
-            dir,
-            (0, 0),
-        )?);
+        let cpu_plan =
+            Plan { quick: plan.quick, cpus: (plan.cpus.0, if i % 2 == 0 { plan.cpus.1 } else { plan.cpus.0 }) };
+        peers.push(Peer::start(&cpu_plan, "shmq", "tput", size, count, dir, (0, 0))?);
     }
     pin(plan.cpus.0);
     let mut p = topic.producer().map_err(|x| x.to_string())?;
@@ -771,13 +708,8 @@ impl Progress {
         self.done += 1;
         let width = 30;
         let filled = width * self.done / self.total.max(1);
-        let bar = format!(
-            "[{}{}] {:>2}/{} {what}",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            self.done,
-            self.total
-        );
+        let bar =
+            format!("[{}{}] {:>2}/{} {what}", "#".repeat(filled), " ".repeat(width - filled), self.done, self.total);
         if self.tty {
             eprint!("\r\x1b[2K{bar}");
         } else {
@@ -794,7 +726,7 @@ impl Progress {
 
 const LAT_KINDS: [&str; 7] = ["raw", "shmq", "futex", "shmq-block", "unix", "pipe", "mq"];
 const LAT_SIZES: [usize; 3] = [64, 1024, 64 << 10];
-const TPUT_KINDS: [&str; 5] = ["bare", "shmq", "unix", "pipe", "mq"];
+const TPUT_KINDS: [&str; 6] = ["bare", "shmq", "shmq-nots", "unix", "pipe", "mq"];
 const TPUT_SIZES: [usize; 3] = [64, 4096, 1 << 20];
 
 fn label(kind: &str) -> &'static str {
@@ -808,6 +740,7 @@ fn label(kind: &str) -> &'static str {
         "mq" => "posix mq",
         "bare" => "bare SPSC ring (ceiling)",
         "c" => "shmq C API busy-poll",
+        "shmq-nots" => "shmq, no timestamps",
         _ => "?",
     }
 }
@@ -833,25 +766,14 @@ pub fn run(plan: Plan, json: bool, c_binary: Option<PathBuf>) -> Result<(), Stri
 
 fn run_c(path: &Path, plan: &Plan, size: usize, dir: &Path) -> Result<[u64; 5], String> {
     let out = Command::new(path)
-        .args([
-            &plan.rounds(size).to_string(),
-            &size.to_string(),
-            &plan.cpus.0.to_string(),
-            &plan.cpus.1.to_string(),
-        ])
+        .args([&plan.rounds(size).to_string(), &size.to_string(), &plan.cpus.0.to_string(), &plan.cpus.1.to_string()])
         .env("SHMQ_DIR", dir)
         .output()
         .map_err(|x| format!("running {}: {x}", path.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let nums: Vec<u64> = text
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    let nums: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     if !out.status.success() || nums.len() < 5 {
-        return Err(format!(
-            "C ping-pong failed: {text} {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("C ping-pong failed: {text} {}", String::from_utf8_lossy(&out.stderr)));
     }
     Ok([nums[0], nums[1], nums[2], nums[3], nums[4]])
 }
@@ -863,11 +785,7 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
         + fan_ks.len()
         + c_binary.as_ref().map_or(0, |_| 1);
     // SAFETY: isatty has no preconditions.
-    let mut prog = Progress {
-        total,
-        done: 0,
-        tty: unsafe { libc::isatty(2) } == 1,
-    };
+    let mut prog = Progress { total, done: 0, tty: unsafe { libc::isatty(2) } == 1 };
     let mut lat: Vec<(String, usize, [u64; 5])> = Vec::new();
     for &size in &LAT_SIZES {
         for kind in LAT_KINDS {
@@ -898,61 +816,28 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
     prog.end();
 
     let l = |kind: &str, size: usize| lat.iter().find(|x| x.0 == kind && x.1 == size).map(|x| x.2);
-    let tp = |kind: &str, size: usize| {
-        tput.iter()
-            .find(|x| x.0 == kind && x.1 == size)
-            .map(|x| x.2)
-    };
+    let tp = |kind: &str, size: usize| tput.iter().find(|x| x.0 == kind && x.1 == size).map(|x| x.2);
     let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
     let targets: Vec<(&str, Option<f64>, &str, f64)> = vec![
         (
             "one-way p50 / raw cache line p50 (64 B)",
-            ratio(
-                l("shmq", 64).map(|p| p[0] as f64),
-                l("raw", 64).map(|p| p[0] as f64),
-            ),
+            ratio(l("shmq", 64).map(|p| p[0] as f64), l("raw", 64).map(|p| p[0] as f64)),
             "<=",
             1.25,
         ),
-        (
-            "shmq p99.9 / shmq p50 (64 B)",
-            l("shmq", 64).map(|p| p[3] as f64 / p[0] as f64),
-            "<=",
-            3.0,
-        ),
-        (
-            "64 B throughput / bare ring",
-            ratio(tp("shmq", 64), tp("bare", 64)),
-            ">=",
-            0.7,
-        ),
-        (
-            "64 B throughput / unix socket",
-            ratio(tp("shmq", 64), tp("unix", 64)),
-            ">=",
-            30.0,
-        ),
-        (
-            "4 KiB throughput / bare ring",
-            ratio(tp("shmq", 4096), tp("bare", 4096)),
-            ">=",
-            0.9,
-        ),
+        ("shmq p99.9 / shmq p50 (64 B)", l("shmq", 64).map(|p| p[3] as f64 / p[0] as f64), "<=", 3.0),
+        ("64 B throughput / bare ring", ratio(tp("shmq", 64), tp("bare", 64)), ">=", 0.7),
+        ("64 B throughput / unix socket", ratio(tp("shmq", 64), tp("unix", 64)), ">=", 30.0),
+        ("4 KiB throughput / bare ring", ratio(tp("shmq", 4096), tp("bare", 4096)), ">=", 0.9),
         (
             "blocking round trip p50 / futex ping-pong p50",
-            ratio(
-                l("shmq-block", 64).map(|p| p[0] as f64),
-                l("futex", 64).map(|p| p[0] as f64),
-            ),
+            ratio(l("shmq-block", 64).map(|p| p[0] as f64), l("futex", 64).map(|p| p[0] as f64)),
             "<=",
             1.1,
         ),
         (
             "C API p50 / Rust API p50 (64 B)",
-            ratio(
-                l("c", 64).map(|p| p[0] as f64),
-                l("shmq", 64).map(|p| p[0] as f64),
-            ),
+            ratio(l("c", 64).map(|p| p[0] as f64), l("shmq", 64).map(|p| p[0] as f64)),
             "<=",
             1.1,
         ),
@@ -961,10 +846,7 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
 
     if json {
         let v = J::O(vec![
-            (
-                "cpus",
-                J::A(vec![J::U(plan.cpus.0 as u64), J::U(plan.cpus.1 as u64)]),
-            ),
+            ("cpus", J::A(vec![J::U(plan.cpus.0 as u64), J::U(plan.cpus.1 as u64)])),
             ("quick", J::Bool(plan.quick)),
             (
                 "latency_one_way_ns",
@@ -1003,12 +885,7 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
                 "fanout_64b",
                 J::A(
                     fan.iter()
-                        .map(|(k, r)| {
-                            J::O(vec![
-                                ("subscribers", J::U(*k as u64)),
-                                ("delivered_msgs_per_s", J::F(*r)),
-                            ])
-                        })
+                        .map(|(k, r)| J::O(vec![("subscribers", J::U(*k as u64)), ("delivered_msgs_per_s", J::F(*r))]))
                         .collect(),
                 ),
             ),
@@ -1041,73 +918,36 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
         if plan.quick { " (quick)" } else { "" }
     );
     for &size in &LAT_SIZES {
-        println!(
-            "\nround-trip latency, {} messages, reported one-way (ns)",
-            size_name(size)
-        );
-        println!(
-            "  {:<26} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
-            "", "p50", "p90", "p99", "p99.9", "max", "p50/raw"
-        );
+        println!("\nround-trip latency, {} messages, reported one-way (ns)", size_name(size));
+        println!("  {:<26} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}", "", "p50", "p90", "p99", "p99.9", "max", "p50/raw");
         let raw = l("raw", size).map(|p| p[0] as f64);
         for (k, s, p) in lat.iter().filter(|x| x.1 == size) {
             let _ = s;
             let r = raw.map_or(String::from("-"), |r| format!("{:.2}x", p[0] as f64 / r));
-            println!(
-                "  {:<26} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
-                label(k),
-                p[0],
-                p[1],
-                p[2],
-                p[3],
-                p[4],
-                r
-            );
+            println!("  {:<26} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}", label(k), p[0], p[1], p[2], p[3], p[4], r);
         }
     }
     for &size in &TPUT_SIZES {
-        println!(
-            "\nthroughput, {} messages, every byte checked",
-            size_name(size)
-        );
-        println!(
-            "  {:<26} {:>13} {:>9} {:>10} {:>10}",
-            "", "msgs/s", "GB/s", "vs bare", "vs unix"
-        );
+        println!("\nthroughput, {} messages, every byte checked", size_name(size));
+        println!("  {:<26} {:>13} {:>9} {:>10} {:>10}", "", "msgs/s", "GB/s", "vs bare", "vs unix");
         let bare = tp("bare", size);
         let unix = tp("unix", size);
         for (k, _, r) in tput.iter().filter(|x| x.1 == size) {
             let vb = bare.map_or("-".into(), |b| format!("{:.2}x", r / b));
             let vu = unix.map_or("-".into(), |u| format!("{:.1}x", r / u));
-            println!(
-                "  {:<26} {:>13.0} {:>9.3} {:>10} {:>10}",
-                label(k),
-                r,
-                r * size as f64 / 1e9,
-                vb,
-                vu
-            );
+            println!("  {:<26} {:>13.0} {:>9.3} {:>10} {:>10}", label(k), r, r * size as f64 / 1e9, vb, vu);
         }
     }
-    println!(
-        "\nfan-out, 64 B messages, one producer (CPU {}) and k subscriber processes",
-        plan.cpus.0
-    );
+    println!("\nfan-out, 64 B messages, one producer (CPU {}) and k subscriber processes", plan.cpus.0);
     for (k, r) in &fan {
-        println!(
-            "  k = {k}: {r:>12.0} messages/s delivered in total ({:.0} per subscriber)",
-            r / *k as f64
-        );
+        println!("  k = {k}: {r:>12.0} messages/s delivered in total ({:.0} per subscriber)", r / *k as f64);
     }
     println!("\ntargets (ratios from this run)");
     for (n, v, op, t) in &targets {
         match v {
-            Some(v) => println!(
-                "  {} {:<48} {:>7.2} (target {op} {t})",
-                if met(*v, op, *t) { "met " } else { "MISS" },
-                n,
-                v
-            ),
+            Some(v) => {
+                println!("  {} {:<48} {:>7.2} (target {op} {t})", if met(*v, op, *t) { "met " } else { "MISS" }, n, v)
+            }
             None => println!("  n/a  {n:<48} (not measured)"),
         }
     }

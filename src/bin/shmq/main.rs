@@ -16,20 +16,14 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use json::J;
-use shmq::{
-    OpenError, Options, Policy, PublishError, RecvError, Start, TailEvent, Topic, TopicInfo,
-};
+use shmq::{OpenError, Options, Policy, PublishError, RecvError, Start, TailEvent, Topic, TopicInfo};
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_NOT_FOUND: u8 = 3;
 
 #[derive(Parser)]
-#[command(
-    name = "shmq",
-    version,
-    about = "See and drive shmq shared-memory topics"
-)]
+#[command(name = "shmq", version, about = "See and drive shmq shared-memory topics")]
 #[command(after_help = "Examples:
   shmq create md.quotes --capacity 64MiB --max-message 4KiB
   shmq pub md.quotes 'hello' 'world'
@@ -156,6 +150,9 @@ enum Cmd {
         /// File mode, octal (e.g. 0660 to share with the group)
         #[arg(long, default_value = "0600")]
         mode: String,
+        /// Do not stamp messages with their publish time (saves a clock read per message)
+        #[arg(long)]
+        no_timestamps: bool,
     },
     /// Remove topics (refuses topics that live processes use)
     #[command(after_help = "Example:\n  shmq rm old.topic other.topic")]
@@ -218,9 +215,7 @@ Processes are pinned to two CPUs (--cpus A,B). See docs/BENCHMARKS.md.")]
     #[command(hide = true)]
     BenchChild { args: Vec<String> },
     /// Print a shell completion script
-    #[command(
-        after_help = "Example:\n  shmq completions bash > ~/.local/share/bash-completion/completions/shmq"
-    )]
+    #[command(after_help = "Example:\n  shmq completions bash > ~/.local/share/bash-completion/completions/shmq")]
     Completions { shell: clap_complete::Shell },
 }
 
@@ -251,74 +246,33 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Ls { json } => ls(&dir, &opts, json),
         Cmd::Info { topic, json } => info(&topic, &opts, json),
-        Cmd::Tail {
-            topic,
-            follow,
-            lines,
-            from,
-            format,
-            count,
-            subscribe,
-        } => tail(&topic, &opts, follow, lines, from, format, count, subscribe),
-        Cmd::Pub {
-            topic,
-            messages,
-            stdin,
-            file,
-            timeout,
-            r#type,
-        } => publish(&topic, &opts, messages, stdin, file, timeout, r#type),
-        Cmd::Create {
-            topic,
-            capacity,
-            max_message,
-            policy,
-            max_subscribers,
-            multi_producer,
-            mode,
-        } => create(
-            &topic,
-            opts,
-            capacity,
-            max_message,
-            policy,
-            max_subscribers,
-            multi_producer,
-            &mode,
-        ),
+        Cmd::Tail { topic, follow, lines, from, format, count, subscribe } => {
+            tail(&topic, &opts, follow, lines, from, format, count, subscribe)
+        }
+        Cmd::Pub { topic, messages, stdin, file, timeout, r#type } => {
+            publish(&topic, &opts, messages, stdin, file, timeout, r#type)
+        }
+        Cmd::Create { topic, capacity, max_message, policy, max_subscribers, multi_producer, mode, no_timestamps } => {
+            create(
+                &topic,
+                opts.timestamps(!no_timestamps),
+                capacity,
+                max_message,
+                policy,
+                max_subscribers,
+                multi_producer,
+                &mode,
+            )
+        }
         Cmd::Rm { topics, force } => rm(&dir, &opts, &topics, force),
         Cmd::Gc { dry_run } => gc(&dir, &opts, dry_run),
         Cmd::Repair { topic } => repair(&topic, &opts),
-        Cmd::Watch {
-            topics,
-            interval,
-            once,
-            json,
-        } => watch(&dir, &opts, &topics, interval, once, json),
-        Cmd::Bench {
-            quick,
-            json,
-            cpus,
-            c_pingpong,
-        } => {
-            let parsed: Vec<usize> = cpus
-                .split(',')
-                .filter_map(|c| c.trim().parse().ok())
-                .collect();
+        Cmd::Watch { topics, interval, once, json } => watch(&dir, &opts, &topics, interval, once, json),
+        Cmd::Bench { quick, json, cpus, c_pingpong } => {
+            let parsed: Vec<usize> = cpus.split(',').filter_map(|c| c.trim().parse().ok()).collect();
             match parsed[..] {
-                [a, b] => bench::run(
-                    bench::Plan {
-                        quick,
-                        cpus: (a, b),
-                    },
-                    json,
-                    c_pingpong,
-                )
-                .map_err(fail),
-                _ => Err(Fail(
-                    EXIT_USAGE,
-                    format!("invalid --cpus {cpus:?}: expected two CPU numbers, e.g. 0,1"),
-                )),
+                [a, b] => bench::run(bench::Plan { quick, cpus: (a, b) }, json, c_pingpong).map_err(fail),
+                _ => Err(Fail(EXIT_USAGE, format!("invalid --cpus {cpus:?}: expected two CPU numbers, e.g. 0,1"))),
             }
         }
         Cmd::BenchChild { args } => bench::child(&args).map_err(fail),
@@ -343,13 +297,7 @@ fn main() -> ExitCode {
 fn scan_dir(dir: &Path) -> Result<(Vec<String>, Vec<String>), Fail> {
     let rd = std::fs::read_dir(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Fail(
-                EXIT_NOT_FOUND,
-                format!(
-                    "topic directory {} does not exist (no topics yet?)",
-                    dir.display()
-                ),
-            )
+            Fail(EXIT_NOT_FOUND, format!("topic directory {} does not exist (no topics yet?)", dir.display()))
         } else {
             fail(format!("cannot read {}: {e}", dir.display()))
         }
@@ -382,6 +330,7 @@ fn info_json(i: &TopicInfo, users: &[u32]) -> J {
         ("max_subscribers", J::U(i.max_subscribers as u64)),
         ("policy", J::s(i.policy.to_string())),
         ("multi_producer", J::Bool(i.multi_producer)),
+        ("timestamps", J::Bool(i.timestamps)),
         ("created_unix_ns", J::U(i.created_unix_ns)),
         ("creator_pid", J::U(i.creator_pid as u64)),
         ("producer_pid", J::opt_u(i.producer_pid.map(u64::from))),
@@ -391,10 +340,7 @@ fn info_json(i: &TopicInfo, users: &[u32]) -> J {
         ("producer_waits", J::U(i.producer_waits)),
         ("reaped_subscribers", J::U(i.reaped)),
         ("repaired_frames", J::U(i.repaired)),
-        (
-            "users",
-            J::A(users.iter().map(|&p| J::U(p as u64)).collect()),
-        ),
+        ("users", J::A(users.iter().map(|&p| J::U(p as u64)).collect())),
         ("stale", J::Bool(users.is_empty())),
         (
             "subscribers",
@@ -438,18 +384,11 @@ fn ls(dir: &Path, opts: &Options, json: bool) -> R {
                     format!("{}/{}", i.subscribers.len(), i.max_subscribers),
                     i.published_messages.to_string(),
                     units::human(worst_lag(&i)),
-                    if users.is_empty() {
-                        "stale".into()
-                    } else {
-                        format!("{} users", users.len())
-                    },
+                    if users.is_empty() { "stale".into() } else { format!("{} users", users.len()) },
                 ]);
             }
             Err(e) => {
-                out.push(J::O(vec![
-                    ("name", J::s(name)),
-                    ("error", J::s(e.to_string())),
-                ]));
+                out.push(J::O(vec![("name", J::s(name)), ("error", J::s(e.to_string()))]));
                 rows.push(vec![
                     name.clone(),
                     "-".into(),
@@ -470,25 +409,10 @@ fn ls(dir: &Path, opts: &Options, json: bool) -> R {
     if rows.is_empty() {
         println!("no topics in {}", dir.display());
     } else {
-        table(
-            &[
-                "TOPIC",
-                "CAPACITY",
-                "POLICY",
-                "PRODUCER",
-                "SUBS",
-                "PUBLISHED",
-                "WORST LAG",
-                "STATE",
-            ],
-            &rows,
-        );
+        table(&["TOPIC", "CAPACITY", "POLICY", "PRODUCER", "SUBS", "PUBLISHED", "WORST LAG", "STATE"], &rows);
     }
     if !temps.is_empty() {
-        println!(
-            "{} unfinished topic file(s) from interrupted creations: `shmq gc` removes them",
-            temps.len()
-        );
+        println!("{} unfinished topic file(s) from interrupted creations: `shmq gc` removes them", temps.len());
     }
     Ok(())
 }
@@ -501,11 +425,7 @@ fn table(head: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let s: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect();
+        let s: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect();
         println!("{}", s.join("  ").trim_end());
     };
     line(head.to_vec());
@@ -530,11 +450,7 @@ fn info(topic: &str, opts: &Options, json: bool) -> R {
         units::human(i.capacity),
         units::human(i.max_message as u64)
     );
-    println!(
-        "policy       {}, {} producer",
-        i.policy,
-        if i.multi_producer { "multi" } else { "single" }
-    );
+    println!("policy       {}, {} producer", i.policy, if i.multi_producer { "multi" } else { "single" });
     println!(
         "created      {} s ago by pid {}",
         now_unix.saturating_sub(i.created_unix_ns) / 1_000_000_000,
@@ -543,60 +459,33 @@ fn info(topic: &str, opts: &Options, json: bool) -> R {
     match i.producer_pid {
         Some(p) => println!(
             "producer     pid {p} ({})",
-            if shmq::sys::is_alive(p, 0) {
-                "alive"
-            } else {
-                "dead: `shmq repair` recovers"
-            }
+            if shmq::sys::is_alive(p, 0) { "alive" } else { "dead: `shmq repair` recovers" }
         ),
         None if i.multi_producer => {
             println!("producer     (multi-producer topics do not register producers)")
         }
         None => println!("producer     none attached"),
     }
-    println!(
-        "published    {} messages, {}",
-        i.published_messages,
-        units::human(i.published_bytes)
-    );
+    println!("published    {} messages, {}", i.published_messages, units::human(i.published_bytes));
     println!(
         "counters     producer waits {}, reaped subscribers {}, repaired frames {}",
         i.producer_waits, i.reaped, i.repaired
     );
-    println!(
-        "users        {}",
-        if users.is_empty() {
-            "none (stale)".to_string()
-        } else {
-            format!("{users:?}")
-        }
-    );
+    println!("users        {}", if users.is_empty() { "none (stale)".to_string() } else { format!("{users:?}") });
     if i.subscribers.is_empty() {
         println!("subscribers  none ({} slots)", i.max_subscribers);
         return Ok(());
     }
-    println!(
-        "subscribers  {} of {} slots:",
-        i.subscribers.len(),
-        i.max_subscribers
-    );
+    println!("subscribers  {} of {} slots:", i.subscribers.len(), i.max_subscribers);
     let rows: Vec<Vec<String>> = i
         .subscribers
         .iter()
         .map(|s| {
             vec![
                 s.slot.to_string(),
-                if s.name.is_empty() {
-                    "-".into()
-                } else {
-                    s.name.clone()
-                },
+                if s.name.is_empty() { "-".into() } else { s.name.clone() },
                 s.pid.to_string(),
-                if s.alive {
-                    "alive".into()
-                } else {
-                    "DEAD".into()
-                },
+                if s.alive { "alive".into() } else { "DEAD".into() },
                 s.cursor.to_string(),
                 units::human(s.lag_bytes),
                 s.lag_messages.to_string(),
@@ -605,12 +494,7 @@ fn info(topic: &str, opts: &Options, json: bool) -> R {
             ]
         })
         .collect();
-    table(
-        &[
-            "SLOT", "NAME", "PID", "STATE", "CURSOR", "LAG", "LAG MSGS", "RECEIVED", "LOST",
-        ],
-        &rows,
-    );
+    table(&["SLOT", "NAME", "PID", "STATE", "CURSOR", "LAG", "LAG MSGS", "RECEIVED", "LOST"], &rows);
     Ok(())
 }
 
@@ -626,26 +510,13 @@ fn hex(data: &[u8]) -> String {
 }
 
 impl Printer {
-    fn message(
-        &mut self,
-        data: &[u8],
-        seq: u64,
-        pos: u64,
-        ts: u64,
-        ty: u32,
-    ) -> std::io::Result<()> {
+    fn message(&mut self, data: &[u8], seq: u64, pos: u64, ts: u64, ty: u32) -> std::io::Result<()> {
         let o = &mut self.out;
         match self.format {
             Format::Text => {
                 let text: String = String::from_utf8_lossy(data)
                     .chars()
-                    .flat_map(|c| {
-                        if c.is_control() {
-                            c.escape_default().collect::<Vec<_>>()
-                        } else {
-                            vec![c]
-                        }
-                    })
+                    .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
                     .collect();
                 writeln!(
                     o,
@@ -660,13 +531,7 @@ impl Printer {
                 for (i, chunk) in data.chunks(16).enumerate() {
                     let ascii: String = chunk
                         .iter()
-                        .map(|&b| {
-                            if b.is_ascii_graphic() || b == b' ' {
-                                b as char
-                            } else {
-                                '.'
-                            }
-                        })
+                        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' })
                         .collect();
                     let hx: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
                     writeln!(o, "  {:08x}  {:<48} {ascii}", i * 16, hx.join(" "))?;
@@ -690,27 +555,16 @@ impl Printer {
     }
 
     fn gap(&mut self, messages: Option<u64>, bytes: u64) -> std::io::Result<()> {
-        let what = messages.map_or_else(
-            || format!("{bytes} bytes"),
-            |m| format!("{m} messages ({bytes} bytes)"),
-        );
+        let what = messages.map_or_else(|| format!("{bytes} bytes"), |m| format!("{m} messages ({bytes} bytes)"));
         match self.format {
-            Format::Json => writeln!(
-                self.out,
-                "{}",
-                J::O(vec![
-                    ("gap_messages", J::opt_u(messages)),
-                    ("gap_bytes", J::U(bytes))
-                ])
-            ),
+            Format::Json => {
+                writeln!(self.out, "{}", J::O(vec![("gap_messages", J::opt_u(messages)), ("gap_bytes", J::U(bytes))]))
+            }
             Format::Raw => {
                 eprintln!("shmq: gap: {what} overwritten before tail read them");
                 Ok(())
             }
-            _ => writeln!(
-                self.out,
-                "-- gap: {what} overwritten before tail read them --"
-            ),
+            _ => writeln!(self.out, "-- gap: {what} overwritten before tail read them --"),
         }
     }
 }
@@ -726,26 +580,18 @@ fn tail(
     count: Option<u64>,
     subscribe: bool,
 ) -> R {
-    let mut p = Printer {
-        format,
-        out: std::io::BufWriter::new(std::io::stdout().lock()),
-    };
+    let mut p = Printer { format, out: std::io::BufWriter::new(std::io::stdout().lock()) };
     let io = |e: std::io::Error| fail(format!("writing output: {e}"));
     let limit = count.unwrap_or(u64::MAX);
     let mut printed = 0u64;
     if subscribe {
         let t = Topic::open(topic, opts)?;
-        let mut sub = if from == Some(FromArg::Oldest) {
-            t.subscribe_from_oldest()
-        } else {
-            t.subscribe()
-        }
-        .map_err(|e| fail(e.to_string()))?;
+        let mut sub = if from == Some(FromArg::Oldest) { t.subscribe_from_oldest() } else { t.subscribe() }
+            .map_err(|e| fail(e.to_string()))?;
         while printed < limit {
             match sub.recv_timeout(Duration::from_millis(200)) {
                 Ok(m) => {
-                    p.message(&m, m.seq(), m.position(), m.timestamp_ns(), m.msg_type())
-                        .map_err(io)?;
+                    p.message(&m, m.seq(), m.position(), m.timestamp_ns(), m.msg_type()).map_err(io)?;
                     printed += 1;
                 }
                 Err(RecvError::Lagged(n)) => p.gap(Some(n), 0).map_err(io)?,
@@ -762,25 +608,14 @@ fn tail(
         return Ok(());
     }
     let t = Topic::open_read_only(topic, opts)?;
-    let mut tail = t.tail(if from == Some(FromArg::Newest) {
-        Start::Newest
-    } else {
-        Start::Oldest
-    });
+    let mut tail = t.tail(if from == Some(FromArg::Newest) { Start::Newest } else { Start::Oldest });
     if from.is_none() {
         // The last `lines` messages the ring holds.
-        let mut last: std::collections::VecDeque<(Vec<u8>, u64, u64, u64, u32)> =
-            std::collections::VecDeque::new();
+        let mut last: std::collections::VecDeque<(Vec<u8>, u64, u64, u64, u32)> = std::collections::VecDeque::new();
         loop {
             match tail.next_event() {
                 Ok(Some(TailEvent::Message(m))) => {
-                    last.push_back((
-                        m.data.to_vec(),
-                        m.seq,
-                        m.position,
-                        m.timestamp_ns,
-                        m.msg_type,
-                    ));
+                    last.push_back((m.data.to_vec(), m.seq, m.position, m.timestamp_ns, m.msg_type));
                     if last.len() > lines {
                         last.pop_front();
                     }
@@ -802,8 +637,7 @@ fn tail(
     while printed < limit {
         match tail.next_event() {
             Ok(Some(TailEvent::Message(m))) => {
-                p.message(m.data, m.seq, m.position, m.timestamp_ns, m.msg_type)
-                    .map_err(io)?;
+                p.message(m.data, m.seq, m.position, m.timestamp_ns, m.msg_type).map_err(io)?;
                 printed += 1;
                 idle = 0;
             }
@@ -868,10 +702,7 @@ fn publish(
         }
     } else {
         if messages.is_empty() {
-            return Err(Fail(
-                EXIT_USAGE,
-                "nothing to publish: give MESSAGE arguments, --stdin or --file".into(),
-            ));
+            return Err(Fail(EXIT_USAGE, "nothing to publish: give MESSAGE arguments, --stdin or --file".into()));
         }
         for m in &messages {
             send(m.as_bytes())?;
@@ -893,21 +724,12 @@ fn create(
     multi: bool,
     mode: &str,
 ) -> R {
-    let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8).map_err(|_| {
-        Fail(
-            EXIT_USAGE,
-            format!("invalid --mode {mode:?}: expected octal, e.g. 0660"),
-        )
-    })?;
-    let mut o = opts
-        .capacity(capacity)
-        .max_subscribers(subs)
-        .multi_producer(multi)
-        .mode(mode)
-        .policy(match policy {
-            PolicyArg::Block => Policy::Block,
-            PolicyArg::Overwrite => Policy::Overwrite,
-        });
+    let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+        .map_err(|_| Fail(EXIT_USAGE, format!("invalid --mode {mode:?}: expected octal, e.g. 0660")))?;
+    let mut o = opts.capacity(capacity).max_subscribers(subs).multi_producer(multi).mode(mode).policy(match policy {
+        PolicyArg::Block => Policy::Block,
+        PolicyArg::Overwrite => Policy::Overwrite,
+    });
     if let Some(m) = max_message {
         o = o.max_message(u32::try_from(m).map_err(|_| fail("--max-message is too large"))?);
     }
@@ -976,8 +798,7 @@ fn gc(dir: &Path, opts: &Options, dry_run: bool) -> R {
         let dead = temp_creator(&tmp).is_none_or(|pid| shmq::sys::process_start(pid).is_none());
         if dead {
             if !dry_run {
-                std::fs::remove_file(dir.join(&tmp))
-                    .map_err(|e| fail(format!("removing {tmp}: {e}")))?;
+                std::fs::remove_file(dir.join(&tmp)).map_err(|e| fail(format!("removing {tmp}: {e}")))?;
             }
             println!("{verb} {tmp}: left by a creation that never finished");
             n += 1;
@@ -991,21 +812,11 @@ fn gc(dir: &Path, opts: &Options, dry_run: bool) -> R {
 
 fn repair(topic: &str, opts: &Options) -> R {
     let t = Topic::open(topic, opts)?;
-    let dead: Vec<u32> = t
-        .info()
-        .subscribers
-        .iter()
-        .filter(|s| !s.alive)
-        .map(|s| s.pid)
-        .collect();
+    let dead: Vec<u32> = t.info().subscribers.iter().filter(|s| !s.alive).map(|s| s.pid).collect();
     let (reaped, repaired) = t.repair();
     println!(
         "{topic}: reclaimed {reaped} dead subscriber slot(s){}; repaired {repaired} stuck frame(s)",
-        if dead.is_empty() {
-            String::new()
-        } else {
-            format!(" (pids {dead:?})")
-        }
+        if dead.is_empty() { String::new() } else { format!(" (pids {dead:?})") }
     );
     Ok(())
 }
@@ -1018,11 +829,7 @@ struct Sample {
 }
 
 fn sample(dir: &Path, opts: &Options, topics: &[String]) -> Result<Sample, Fail> {
-    let names = if topics.is_empty() {
-        scan_dir(dir)?.0
-    } else {
-        topics.to_vec()
-    };
+    let names = if topics.is_empty() { scan_dir(dir)?.0 } else { topics.to_vec() };
     let mut infos = Vec::new();
     for n in names {
         match Topic::open_read_only(&n, opts) {
@@ -1031,10 +838,7 @@ fn sample(dir: &Path, opts: &Options, topics: &[String]) -> Result<Sample, Fail>
             Err(_) => {}
         }
     }
-    Ok(Sample {
-        at: Instant::now(),
-        infos,
-    })
+    Ok(Sample { at: Instant::now(), infos })
 }
 
 fn rates(a: &Sample, b: &Sample) -> Vec<(TopicInfo, f64, f64)> {
@@ -1043,9 +847,7 @@ fn rates(a: &Sample, b: &Sample) -> Vec<(TopicInfo, f64, f64)> {
         .iter()
         .map(|i| {
             let prev = a.infos.iter().find(|p| p.name == i.name);
-            let dm = prev.map_or(0, |p| {
-                i.published_messages.saturating_sub(p.published_messages)
-            });
+            let dm = prev.map_or(0, |p| i.published_messages.saturating_sub(p.published_messages));
             let db = prev.map_or(0, |p| i.published_bytes.saturating_sub(p.published_bytes));
             (i.clone(), dm as f64 / secs, db as f64 / secs)
         })
@@ -1061,21 +863,12 @@ fn render(rows: &[(TopicInfo, f64, f64)]) {
             format!("{:.2}", bps / 1e6),
             format!("{}/{}", i.subscribers.len(), i.max_subscribers),
             units::human(worst_lag(i)),
-            i.subscribers
-                .iter()
-                .map(|s| s.lost)
-                .sum::<u64>()
-                .to_string(),
+            i.subscribers.iter().map(|s| s.lost).sum::<u64>().to_string(),
             i.published_messages.to_string(),
         ]);
         for s in &i.subscribers {
             out.push(vec![
-                format!(
-                    "  └ slot {} pid {}{}",
-                    s.slot,
-                    s.pid,
-                    if s.alive { "" } else { " DEAD" }
-                ),
+                format!("  └ slot {} pid {}{}", s.slot, s.pid, if s.alive { "" } else { " DEAD" }),
                 String::new(),
                 String::new(),
                 String::new(),
@@ -1085,20 +878,10 @@ fn render(rows: &[(TopicInfo, f64, f64)]) {
             ]);
         }
     }
-    table(
-        &["TOPIC", "MSG/S", "MB/S", "SUBS", "LAG", "LOST", "MESSAGES"],
-        &out,
-    );
+    table(&["TOPIC", "MSG/S", "MB/S", "SUBS", "LAG", "LOST", "MESSAGES"], &out);
 }
 
-fn watch(
-    dir: &Path,
-    opts: &Options,
-    topics: &[String],
-    interval: Duration,
-    once: bool,
-    json: bool,
-) -> R {
+fn watch(dir: &Path, opts: &Options, topics: &[String], interval: Duration, once: bool, json: bool) -> R {
     if once {
         let a = sample(dir, opts, topics)?;
         std::thread::sleep(interval);
@@ -1134,11 +917,7 @@ fn watch(
         }
         let next = sample(dir, opts, topics)?;
         print!("\x1b[H\x1b[2J");
-        println!(
-            "shmq watch  {}  every {:?}  (q quits)\r",
-            dir.display(),
-            interval
-        );
+        println!("shmq watch  {}  every {:?}  (q quits)\r", dir.display(), interval);
         render(&rates(&prev, &next));
         let _ = std::io::stdout().flush();
         prev = next;
@@ -1195,11 +974,7 @@ fn wait_for_quit(d: Duration) -> bool {
         if left.is_zero() {
             return false;
         }
-        let mut pfd = libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd; timeout in ms.
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(100) as libc::c_int) };
         if n > 0 && pfd.revents & libc::POLLIN != 0 {
@@ -1209,10 +984,7 @@ fn wait_for_quit(d: Duration) -> bool {
             if r == 0 {
                 // stdin closed: keep watching until Ctrl-C, but stop polling it.
                 std::thread::sleep(left.min(Duration::from_millis(100)));
-            } else if b[..r.max(0) as usize]
-                .iter()
-                .any(|&c| c == b'q' || c == b'Q')
-            {
+            } else if b[..r.max(0) as usize].iter().any(|&c| c == b'q' || c == b'Q') {
                 return true;
             }
         }

@@ -8,13 +8,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!(
-            "invalid size {s:?}: expected a number with an optional unit, e.g. 64MiB"
-        ));
+        return Err(format!("invalid size {s:?}: expected a number with an optional unit, e.g. 64MiB"));
     }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}: number too large"))?;
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}: number too large"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
@@ -23,38 +19,25 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
-        u => {
-            return Err(format!(
-                "invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
+        u => return Err(format!("invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("invalid size {s:?}: too large"))
+    n.checked_mul(mult).ok_or_else(|| format!("invalid size {s:?}: too large"))
 }
 
 /// Parses a duration: a number with `ns`, `us`, `ms`, `s`, `m` (minutes),
 /// or no unit (seconds).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 1s, 500ms"))?;
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 1s, 500ms"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1e3,
         "us" => n / 1e6,
         "ns" => n / 1e9,
         "m" => n * 60.0,
-        u => {
-            return Err(format!(
-                "invalid duration {s:?}: unknown unit {u:?} (use ns, us, ms, s, m)"
-            ))
-        }
+        u => return Err(format!("invalid duration {s:?}: unknown unit {u:?} (use ns, us, ms, s, m)")),
     };
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("invalid duration {s:?}"));
@@ -99,10 +82,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("1s"), Ok(std::time::Duration::from_secs(1)));
-        assert_eq!(
-            parse_duration("250ms"),
-            Ok(std::time::Duration::from_millis(250))
-        );
+        assert_eq!(parse_duration("250ms"), Ok(std::time::Duration::from_millis(250)));
         assert_eq!(parse_duration("2"), Ok(std::time::Duration::from_secs(2)));
         assert!(parse_duration("1h").is_err());
         assert!(parse_duration("-1s").is_err());

@@ -18,8 +18,6 @@
 //!  512    ├──────────────────┤
 //!         │ shared counters  │ multi-producer counters, waits, reaps, repairs
 //!  640    ├──────────────────┤
-//!         │ commit line      │ single producer: end of the committed frames
-//!  768    ├──────────────────┤
 //!         │ subscriber slots │ max_subscribers × 256 bytes; the first line of
 //!         │                  │ a slot holds what the producer scans (state,
 //!         │                  │ cursor), the second what only the CLI reads
@@ -138,16 +136,7 @@ pub mod wake {
 }
 
 /// Number of header lines before the subscriber table.
-pub const HEADER_LINES: usize = 6;
-
-/// The commit line: written once per message by a single producer, polled
-/// by subscribers that have caught up (instead of the frame the producer is
-/// writing; see `ring` module docs).
-pub mod commit {
-    use super::LINE;
-    /// u64 single producer: position after the last committed frame.
-    pub const HORIZON: usize = 5 * LINE;
-}
+pub const HEADER_LINES: usize = 5;
 
 /// Offsets of the shared counters line.
 pub mod ctr {

@@ -68,9 +68,10 @@
 //! process about to sleep, a joining subscriber) calls
 //! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, which makes every CPU
 //! running a registered process execute a full barrier. Whichever of the
-//! two comes first in time, the pair orders like two `SeqCst` fences; an
-//! `mfence` per message drained the store buffer and exposed every cache
-//! miss of the message's writes (about 6x the cost at 64 bytes, measured).
+//! two comes first in time, the pair orders like two `SeqCst` fences. An
+//! `mfence` per message drains the store buffer on the hot path; removing
+//! it took the 64-byte one-way p50 between two pinned processes from 434
+//! to 354 ns (`shmq bench --quick`, same machine, consecutive runs).
 //! Topics whose creator could not register for `membarrier` use plain
 //! `SeqCst` fences on both sides (header field `fences`). Loom models both
 //! halves as `SeqCst` fences.
@@ -85,7 +86,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
 
-use crate::layout::{commit, ctr, frame, frame_size, prod, slot, wake, Layout, Policy, FRAME_HEADER, SLOT_NAME_LEN};
+use crate::layout::{ctr, frame, frame_size, prod, slot, wake, Layout, Policy, FRAME_HEADER, SLOT_NAME_LEN};
 use crate::mem::Memory;
 
 /// `cached_min` value meaning "no active subscriber gates the producer".
@@ -100,6 +101,15 @@ const MARKS: u64 = 64;
 /// How many times a lapped `Overwrite` reader retries before giving up for
 /// this call.
 const LAP_RETRIES: u32 = 64;
+
+/// Largest position accepted from shared memory (4.6 EB: never reached).
+const MAX_POS: u64 = 1 << 62;
+
+/// See [`Ring::load_pos`].
+#[inline]
+fn sane_pos(v: u64) -> u64 {
+    v.min(MAX_POS) & !(crate::layout::FRAME_ALIGN as u64 - 1)
+}
 
 /// Picks an ordering, or a weaker one when the named mutation is compiled in
 /// (`RUSTFLAGS='--cfg shmq_mutation="NAME"'`): how `loom-tests/` proves that
@@ -212,9 +222,6 @@ pub struct SubState {
     pub received: u64,
     /// Messages lost (overwrite).
     pub lost: u64,
-    /// Single producer: the commit horizon last read (frames before it are
-    /// committed); a hint, every frame is still checked by its stamp.
-    pub horizon: u64,
 }
 
 /// A committed frame found at a subscriber's cursor.
@@ -258,6 +265,17 @@ impl<M: Memory> Ring<M> {
         self.layout.stamp_key
     }
 
+    /// Loads a position (tail, oldest, claim start, cursor) from shared
+    /// memory, made safe to compute with: aligned down to a frame boundary
+    /// (so every access derived from it is aligned and in bounds) and
+    /// clamped below 2^62 (so adding a capacity never overflows). A value
+    /// another process corrupted becomes a harmless wrong position, which
+    /// the stamps then refuse.
+    #[inline]
+    fn load_pos(&self, off: usize, order: std::sync::atomic::Ordering) -> u64 {
+        sane_pos(self.mem.load64(off, order))
+    }
+
     fn cap(&self) -> u64 {
         self.layout.capacity
     }
@@ -276,8 +294,8 @@ impl<M: Memory> Ring<M> {
     pub fn producer_state(&self) -> ProducerState {
         // Relaxed: the caller acquired ownership of the producer line with an
         // Acquire CAS (single producer), or only uses these as hints (multi).
-        let tail = self.mem.load64(prod::TAIL, Relaxed);
-        let oldest = self.mem.load64(prod::OLDEST, Relaxed).min(tail);
+        let tail = self.load_pos(prod::TAIL, Relaxed);
+        let oldest = self.load_pos(prod::OLDEST, Relaxed).min(tail);
         ProducerState {
             cached_min: 0,
             epoch: self.mem.load64(prod::JOIN_EPOCH, Relaxed),
@@ -304,7 +322,7 @@ impl<M: Memory> Ring<M> {
             }
             // Acquire: pairs with the subscriber's Release cursor store on
             // release, so its reads of the bytes happen before our overwrite.
-            let c = self.mem.load64(s + slot::CURSOR, ord!(Acquire, "cursor_relaxed", Relaxed));
+            let c = self.load_pos(s + slot::CURSOR, ord!(Acquire, "cursor_relaxed", Relaxed));
             // A cursor ahead of the tail is corrupt; treat it as caught up.
             min = min.min(c.min(tail));
         }
@@ -375,7 +393,7 @@ impl<M: Memory> Ring<M> {
         loop {
             // Relaxed: the tail only arbitrates claims between producers (the
             // CAS makes them disjoint); frame contents are ordered by stamps.
-            let tail = self.mem.load64(prod::TAIL, Relaxed);
+            let tail = self.load_pos(prod::TAIL, Relaxed);
             let room = self.layout.room_to_end(tail);
             let pad = if room < fsize { room } else { 0 };
             let pos = tail + pad;
@@ -513,7 +531,6 @@ impl<M: Memory> Ring<M> {
             // The sequence number was not used: give it back, so overwrite
             // loss counts stay exact.
             st.next_seq = claim.seq;
-            self.publish_horizon(claim.end);
         }
         self.after_commit(st);
     }
@@ -531,34 +548,7 @@ impl<M: Memory> Ring<M> {
             // Release: a reader that loads LAST with Acquire and finds the
             // frame's stamp sees a committed frame (it validates anyway).
             self.mem.store64(prod::LAST, claim.pos + 1, Release);
-            self.publish_horizon(claim.end);
         }
-    }
-
-    /// Single producer: everything before `end` is committed.
-    fn publish_horizon(&self, end: u64) {
-        if !self.layout.multi_producer {
-            // Relaxed: a hint only. Subscribers still read each frame's
-            // stamp with Acquire, which pairs with the stamp's Release and
-            // orders the payload; the loom mutation suite showed a Release
-            // here was redundant with it.
-            self.mem.store64(commit::HORIZON, end, Relaxed);
-        }
-    }
-
-    /// Whether a subscriber at `cursor` has anything to look at: on a
-    /// single-producer topic, polls the commit line instead of the frame
-    /// the producer is writing (so a caught-up subscriber does not pull
-    /// that frame's cache line away between the producer's stores).
-    #[inline]
-    fn nothing_committed(&self, cursor: u64, horizon: &mut u64) -> bool {
-        if self.layout.multi_producer || cursor < *horizon {
-            return false;
-        }
-        // Acquire: pairs with the producer's Release horizon store.
-        // Relaxed: a hint (see `publish_horizon`); the stamp load orders.
-        *horizon = self.mem.load64(commit::HORIZON, Relaxed);
-        cursor >= *horizon
     }
 
     /// The producer half of the sleep/wake handshake, and the epoch check.
@@ -678,7 +668,7 @@ impl<M: Memory> Ring<M> {
     /// subscribers move on. Returns how many frames were repaired.
     pub fn repair_single_claim(&self, st: &mut ProducerState) -> u32 {
         let tail = st.tail;
-        let mut p = self.mem.load64(prod::CLAIM_START, Relaxed);
+        let mut p = self.load_pos(prod::CLAIM_START, Relaxed);
         if p > tail || tail - p > self.max_claim() {
             return 0;
         }
@@ -700,7 +690,6 @@ impl<M: Memory> Ring<M> {
         }
         if repaired > 0 {
             self.mem.add64(ctr::REPAIRED, repaired as u64, Relaxed);
-            self.publish_horizon(tail);
             self.after_commit(st);
         }
         repaired
@@ -733,7 +722,7 @@ impl<M: Memory> Ring<M> {
             self.mem.store64(s + slot::NAME + 8 * i, w, Relaxed);
         }
 
-        let mut st = SubState { slot: slot_idx, cursor: 0, expected_seq: 0, received: 0, lost: 0, horizon: 0 };
+        let mut st = SubState { slot: slot_idx, cursor: 0, expected_seq: 0, received: 0, lost: 0 };
         if self.layout.policy == Policy::Overwrite {
             self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
             self.position_overwrite(&mut st, start);
@@ -757,7 +746,7 @@ impl<M: Memory> Ring<M> {
     /// The join handshake for `Block` topics (see module docs).
     fn join_block(&self, st: &mut SubState, start: Start) {
         let s = self.layout.slot(st.slot);
-        let t0 = self.mem.load64(prod::TAIL, Relaxed);
+        let t0 = self.load_pos(prod::TAIL, Relaxed);
         let first = match start {
             Start::Newest => t0,
             Start::Oldest => self.oldest_hint(t0),
@@ -773,7 +762,7 @@ impl<M: Memory> Ring<M> {
         // SeqCst fence (heavy half): pairs with the producer's light
         // post-commit fence.
         fence_sc!(self.mem, heavy, "join_fence");
-        let t1 = self.mem.load64(prod::TAIL, Relaxed);
+        let t1 = self.load_pos(prod::TAIL, Relaxed);
         // Claims up to the producer's last fence are in t1; one more claim
         // may have been made before it sees the epoch. It overwrites only
         // positions below `safe`.
@@ -801,7 +790,7 @@ impl<M: Memory> Ring<M> {
                 m
             }
         } else {
-            self.mem.load64(prod::OLDEST, Relaxed).min(tail)
+            self.load_pos(prod::OLDEST, Relaxed).min(tail)
         }
     }
 
@@ -838,7 +827,7 @@ impl<M: Memory> Ring<M> {
         // tail (intent) store; if the tail has not passed p + capacity, the
         // words we read were not being overwritten.
         self.mem.fence(Acquire);
-        if self.mem.load64(prod::TAIL, Relaxed) > p + self.cap() {
+        if self.load_pos(prod::TAIL, Relaxed) > p + self.cap() {
             return None;
         }
         let is_pad = (lt >> 32) as u32 & frame::PADDING != 0;
@@ -852,19 +841,19 @@ impl<M: Memory> Ring<M> {
             if attempt > 0 {
                 self.mem.snooze(attempt);
             }
-            let tail = self.mem.load64(prod::TAIL, Relaxed);
+            let tail = self.load_pos(prod::TAIL, Relaxed);
             let target = match start {
                 Start::Newest => {
                     // Acquire: pairs with the producer's Release store of LAST.
                     let last = self.mem.load64(prod::LAST, Acquire);
-                    if last == 0 {
+                    if last == 0 || last > MAX_POS {
                         st.cursor = 0;
                         st.expected_seq = 0;
                         return;
                     }
-                    last - 1
+                    sane_pos(last - 1)
                 }
-                Start::Oldest => self.mem.load64(prod::OLDEST, Relaxed).min(tail),
+                Start::Oldest => self.load_pos(prod::OLDEST, Relaxed).min(tail),
             };
             // Skip padding frames to a real frame, to learn its sequence.
             let mut p = target;
@@ -883,7 +872,7 @@ impl<M: Memory> Ring<M> {
                 match start {
                     Start::Newest => {
                         st.cursor = p + size;
-                        st.expected_seq = seq + 1;
+                        st.expected_seq = seq.wrapping_add(1);
                     }
                     Start::Oldest => {
                         st.cursor = p;
@@ -901,7 +890,7 @@ impl<M: Memory> Ring<M> {
         }
         // The producer laps us faster than we can look: start at the tail;
         // the first frame read fixes the sequence.
-        st.cursor = self.mem.load64(prod::TAIL, Relaxed);
+        st.cursor = self.load_pos(prod::TAIL, Relaxed);
         st.expected_seq = u64::MAX;
     }
 
@@ -934,9 +923,6 @@ impl<M: Memory> Ring<M> {
     pub fn peek(&self, st: &mut SubState) -> Result<Option<FrameView>, ReadError> {
         loop {
             let pos = st.cursor;
-            if self.nothing_committed(pos, &mut st.horizon) {
-                return Ok(None);
-            }
             let off = self.layout.frame_at(pos);
             // Acquire: pairs with the producer's Release stamp store, so the
             // header and payload below are the committed ones.
@@ -1007,15 +993,12 @@ impl<M: Memory> Ring<M> {
                 self.mem.snooze(attempt);
             }
             let pos = st.cursor;
-            if self.nothing_committed(pos, &mut st.horizon) {
-                return Ok(None);
-            }
             let off = self.layout.frame_at(pos);
             // Acquire: pairs with the producer's Release stamp store.
             let stamp = self.mem.load64(off + frame::STAMP, Acquire);
             if stamp != pos ^ self.key() {
                 // Acquire: pairs with the Release fence after the tail store.
-                if self.mem.load64(prod::TAIL, Acquire) > pos + self.cap() {
+                if self.load_pos(prod::TAIL, Acquire) > pos + self.cap() {
                     self.jump_to_oldest(st);
                     continue;
                 }
@@ -1036,7 +1019,7 @@ impl<M: Memory> Ring<M> {
             // its tail store; a tail still below pos + capacity proves the
             // words we copied were not being overwritten.
             self.mem.fence(Acquire);
-            if self.mem.load64(prod::TAIL, Relaxed) > pos + self.cap() {
+            if self.load_pos(prod::TAIL, Relaxed) > pos + self.cap() {
                 self.jump_to_oldest(st);
                 continue;
             }
@@ -1053,7 +1036,7 @@ impl<M: Memory> Ring<M> {
                 return Err(ReadError::Corrupt(format!("frame at position {pos}: length {len} exceeds the buffer")));
             }
             let lost = if st.expected_seq == u64::MAX { 0 } else { seq.saturating_sub(st.expected_seq) };
-            st.lost += lost;
+            st.lost = st.lost.saturating_add(lost);
             st.received += 1;
             st.expected_seq = seq.wrapping_add(1);
             st.cursor = pos + size;
@@ -1088,7 +1071,7 @@ impl<M: Memory> Ring<M> {
         let stamp = self.mem.load64(off + frame::STAMP, Acquire);
         if stamp != pos ^ self.key() {
             // Acquire: pairs with the producer's Release fence after its tail store.
-            return Ok(if self.mem.load64(prod::TAIL, Acquire) > pos + self.cap() {
+            return Ok(if self.load_pos(prod::TAIL, Acquire) > pos + self.cap() {
                 Passive::Lapped
             } else {
                 Passive::Empty
@@ -1106,7 +1089,7 @@ impl<M: Memory> Ring<M> {
         // Acquire fence: pairs with the producer's Release fence after its
         // tail store (see `read_copy`).
         self.mem.fence(Acquire);
-        if self.mem.load64(prod::TAIL, Relaxed) > pos + self.cap() {
+        if self.load_pos(prod::TAIL, Relaxed) > pos + self.cap() {
             return Ok(Passive::Lapped);
         }
         let Some(size) = size else {
@@ -1133,7 +1116,7 @@ impl<M: Memory> Ring<M> {
     /// Where a passive reader starts: the tail (newest), or the oldest
     /// frame the ring advertises.
     pub fn passive_start(&self, start: Start) -> u64 {
-        let tail = self.mem.load64(prod::TAIL, Relaxed);
+        let tail = self.load_pos(prod::TAIL, Relaxed);
         match start {
             Start::Newest => tail,
             Start::Oldest => self.oldest_hint(tail),
@@ -1141,8 +1124,8 @@ impl<M: Memory> Ring<M> {
     }
 
     fn jump_to_oldest(&self, st: &mut SubState) {
-        let tail = self.mem.load64(prod::TAIL, Relaxed);
-        let oldest = self.mem.load64(prod::OLDEST, Relaxed).min(tail);
+        let tail = self.load_pos(prod::TAIL, Relaxed);
+        let oldest = self.load_pos(prod::OLDEST, Relaxed).min(tail);
         // A frame start a whole ring behind the tail is gone already.
         st.cursor = oldest.max(st.cursor);
         if st.cursor + self.cap() < tail {

@@ -111,7 +111,7 @@ impl Tail {
                             let bytes = std::mem::take(&mut self.gap_bytes);
                             return Ok(Some(TailEvent::Gap { messages: skipped, bytes }));
                         }
-                        self.expected_seq = Some(v.seq + 1);
+                        self.expected_seq = Some(v.seq.wrapping_add(1));
                     }
                     self.gap_bytes = 0;
                     self.pos = v.next;

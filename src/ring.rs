@@ -385,7 +385,8 @@ impl<M: Memory> Ring<M> {
             self.write_padding(tail, pad);
         }
         let seq = st.next_seq;
-        st.next_seq += 1;
+        // Wrapping: the counter was loaded from shared memory at attach.
+        st.next_seq = st.next_seq.wrapping_add(1);
         Ok(Claim { pos, end, len, seq })
     }
 
@@ -393,7 +394,12 @@ impl<M: Memory> Ring<M> {
         loop {
             // Relaxed: the tail only arbitrates claims between producers (the
             // CAS makes them disjoint); frame contents are ordered by stamps.
-            let tail = self.load_pos(prod::TAIL, Relaxed);
+            let raw = self.mem.load64(prod::TAIL, Relaxed);
+            // Compute with a sane position, but compare-exchange the raw
+            // word: a corrupt (unaligned) tail is then replaced by a sane
+            // one instead of failing every CAS forever (found by
+            // tests/hostile.rs).
+            let tail = sane_pos(raw);
             let room = self.layout.room_to_end(tail);
             let pad = if room < fsize { room } else { 0 };
             let pos = tail + pad;
@@ -401,7 +407,7 @@ impl<M: Memory> Ring<M> {
             if !self.gate_ok(st, end, tail) {
                 return Err(ClaimError::Full);
             }
-            if self.mem.cas64(prod::TAIL, tail, end, Relaxed, Relaxed).is_ok() {
+            if self.mem.cas64(prod::TAIL, raw, end, Relaxed, Relaxed).is_ok() {
                 if pad > 0 {
                     self.write_padding(tail, pad);
                 }
@@ -540,7 +546,7 @@ impl<M: Memory> Ring<M> {
             // Relaxed: statistics only.
             self.mem.add64(ctr::MP_BYTES, len, Relaxed);
         } else {
-            st.bytes += len;
+            st.bytes = st.bytes.wrapping_add(len);
             // Relaxed: statistics for inspectors, and hints for the next
             // owner after a crash (which acquires ownership first).
             self.mem.store64(prod::NEXT_SEQ, st.next_seq, Relaxed);

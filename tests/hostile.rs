@@ -51,9 +51,8 @@ fn exercise(topic: &Topic, rng: &mut Rng) {
     let _ = topic.info();
     let mut tail = topic.tail(Start::Oldest);
     for _ in 0..64 {
-        match tail.next_event() {
-            Ok(Some(TailEvent::Message(m))) => assert!(m.data.len() <= topic.max_message()),
-            Ok(_) | Err(_) => {}
+        if let Ok(Some(TailEvent::Message(m))) = tail.next_event() {
+            assert!(m.data.len() <= topic.max_message());
         }
     }
     if let Ok(mut sub) = topic.subscribe_with(if rng.below(2) == 0 { Start::Oldest } else { Start::Newest }, "fz") {
@@ -229,5 +228,57 @@ fn live_scribbling_while_reading_and_writing() {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         scribbler.join().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- regressions
+
+/// Found by `corrupt_rings_are_read_without_panics` (seed 1, scale 5): an
+/// unaligned tail on a multi-producer topic made every claim's
+/// compare-exchange fail, so `try_publish` never returned.
+#[test]
+fn regression_unaligned_tail_on_multi_producer_topic() {
+    let d = TestDir::new();
+    let t = Topic::create("mp", &d.opts().capacity(4096).max_message(100).multi_producer(true)).unwrap();
+    let mut sub = t.subscribe().unwrap();
+    let mut map = mapping(&t);
+    // The tail is the first word of the producer line (offset 128).
+    map[128..136].copy_from_slice(&12345u64.to_le_bytes());
+    let mut p = t.producer().unwrap();
+    // It returns (before the fix it spun forever): Full, since the
+    // subscriber's cursor is far behind the corrupted tail.
+    assert_eq!(p.try_publish(b"after"), Err(shmq::PublishError::Full));
+    for _ in 0..10 {
+        let _ = sub.try_recv();
+    }
+    // Without a gating subscriber the producer goes on from a sane tail.
+    drop(sub);
+    map[128..136].copy_from_slice(&12345u64.to_le_bytes());
+    p.try_publish(b"after").unwrap();
+    let tail = u64::from_le_bytes(map[128..136].try_into().unwrap());
+    assert_eq!(tail % 32, 0, "the corrupt tail was replaced by an aligned one");
+}
+
+/// Found by the same harness: a position read from shared memory (here
+/// `oldest`) was used unaligned, making atomic loads misaligned.
+#[test]
+fn regression_unaligned_oldest_for_tail_and_subscribe_from_oldest() {
+    let d = TestDir::new();
+    for policy in [Policy::Block, Policy::Overwrite] {
+        let t = Topic::create(&format!("t{policy}"), &d.opts().capacity(4096).max_message(100).policy(policy)).unwrap();
+        let mut p = t.producer().unwrap();
+        for i in 0..200u32 {
+            p.try_publish(&i.to_le_bytes()).ok();
+        }
+        let mut map = mapping(&t);
+        map[136..144].copy_from_slice(&6521u64.to_le_bytes()); // oldest
+        let mut tail = t.tail(Start::Oldest);
+        for _ in 0..100 {
+            let _ = tail.next_event();
+        }
+        let mut sub = t.subscribe_from_oldest().unwrap();
+        for _ in 0..100 {
+            let _ = sub.try_recv();
+        }
     }
 }

@@ -998,54 +998,25 @@ impl<M: Memory> Ring<M> {
                 // Retrying after a lap or a padding frame: let the producer run.
                 self.mem.snooze(attempt);
             }
-            let pos = st.cursor;
-            let off = self.layout.frame_at(pos);
-            // Acquire: pairs with the producer's Release stamp store.
-            let stamp = self.mem.load64(off + frame::STAMP, Acquire);
-            if stamp != pos ^ self.key() {
-                // Acquire: pairs with the Release fence after the tail store.
-                if self.load_pos(prod::TAIL, Acquire) > pos + self.cap() {
+            // The copy and its validation are the passive reader's; this
+            // adds the subscriber's state (cursor, loss count, statistics).
+            let v = match self.read_passive(st.cursor, buf)? {
+                Passive::Empty => return Ok(None),
+                Passive::Lapped => {
                     self.jump_to_oldest(st);
                     continue;
                 }
-                return Ok(None);
-            }
-            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
-            let ts = self.mem.load64(off + frame::TIMESTAMP, Relaxed);
-            let seq = self.mem.load64(off + frame::SEQ, Relaxed);
-            let size = self.frame_len_of(pos, lt);
-            let len = lt as u32 as usize;
-            let is_pad = (lt >> 32) as u32 & frame::PADDING != 0;
-            if let (Some(_), false) = (size, is_pad) {
-                if len <= buf.len() {
-                    self.mem.read_racy(off + FRAME_HEADER, &mut buf[..len]);
+                Passive::Skip(next) => {
+                    st.cursor = next;
+                    continue;
                 }
-            }
-            // Acquire fence: pairs with the producer's Release fence after
-            // its tail store; a tail still below pos + capacity proves the
-            // words we copied were not being overwritten.
-            self.mem.fence(Acquire);
-            if self.load_pos(prod::TAIL, Relaxed) > pos + self.cap() {
-                self.jump_to_oldest(st);
-                continue;
-            }
-            let Some(size) = size else {
-                return Err(ReadError::Corrupt(format!(
-                    "frame at position {pos}: length/type word {lt:#x} is invalid"
-                )));
+                Passive::Frame(v) => v,
             };
-            if is_pad {
-                st.cursor = pos + size;
-                continue;
-            }
-            if len > buf.len() {
-                return Err(ReadError::Corrupt(format!("frame at position {pos}: length {len} exceeds the buffer")));
-            }
-            let lost = if st.expected_seq == u64::MAX { 0 } else { seq.saturating_sub(st.expected_seq) };
+            let lost = if st.expected_seq == u64::MAX { 0 } else { v.seq.saturating_sub(st.expected_seq) };
             st.lost = st.lost.saturating_add(lost);
             st.received += 1;
-            st.expected_seq = seq.wrapping_add(1);
-            st.cursor = pos + size;
+            st.expected_seq = v.seq.wrapping_add(1);
+            st.cursor = v.next;
             let s = self.layout.slot(st.slot);
             // Relaxed: statistics for inspectors (Overwrite cursors never
             // gate the producer).
@@ -1053,16 +1024,7 @@ impl<M: Memory> Ring<M> {
             self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
             self.mem.store64(s + slot::LOST, st.lost, Relaxed);
             self.mem.store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
-            return Ok(Some(FrameView {
-                pos,
-                payload_off: off + FRAME_HEADER,
-                len: len as u32,
-                msg_type: (lt >> 32) as u32,
-                timestamp_ns: ts,
-                seq,
-                next: pos + size,
-                lost,
-            }));
+            return Ok(Some(FrameView { lost, ..v }));
         }
         Ok(None)
     }

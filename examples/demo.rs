@@ -42,16 +42,6 @@ fn now_ns() -> u64 {
     shmq::sys::monotonic_ns()
 }
 
-fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it;
-    // sched_setaffinity only reads it. Failure just leaves us unpinned.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
 }
@@ -128,7 +118,7 @@ fn producer(dir: &str, n: u64) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn pong(dir: &str, rounds: u64, block: bool) -> Result<(), Box<dyn std::error::Error>> {
-    pin(1);
+    shmq::sys::pin_to_cpu(1);
     let ping = Topic::open("demo.ping", &opts(dir))?;
     let pong = Topic::open("demo.pong", &opts(dir))?;
     let mut sub = ping.subscribe()?;
@@ -192,7 +182,7 @@ fn latency(dir: &str, rounds: u64, block: bool) -> Result<[u64; 4], Box<dyn std:
     if line(&mut out) != "READY" {
         return Err("pong process failed to start".into());
     }
-    pin(0);
+    shmq::sys::pin_to_cpu(0);
     let mut p = ping.producer()?;
     let mut rtt = Vec::with_capacity(rounds as usize);
     let msg = [0x5Au8; 64];

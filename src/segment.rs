@@ -365,12 +365,11 @@ impl Memory for Segment {
     #[inline]
     unsafe fn write_racy(&self, off: usize, src: &[u8]) {
         debug_assert!(off + src.len() <= self.len);
-        // SAFETY: in bounds by the caller's contract. Readers in other
-        // processes may copy these bytes concurrently; they use atomic word
-        // loads and discard what they read unless validation proves we had
-        // not started overwriting it (seqlock). This plain copy racing with
-        // atomic loads is the standard seqlock compromise (as crossbeam's
-        // AtomicCell): the bytes are never trusted without validation.
+        // Readers in other processes may copy these bytes concurrently with
+        // atomic word loads; they discard the copy unless validation proves
+        // we had not started overwriting it (seqlock, the compromise
+        // crossbeam's AtomicCell makes too).
+        // SAFETY: in bounds by the caller's contract; racing readers never trust these bytes unvalidated.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base().add(off), src.len()) }
     }
     #[inline]

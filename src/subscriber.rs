@@ -307,12 +307,13 @@ impl Subscriber {
 
 /// The payload of a committed frame at or after this subscriber's cursor.
 fn payload_in_place<'a>(ring: &'a Ring<Segment>, view: &FrameView) -> &'a [u8] {
-    // SAFETY: `view` was validated by `Ring::peek`: the payload lies inside
-    // the mapping (length ≤ max_message, frame before the ring's end) and is
+    // `view` was validated by `Ring::peek`: the payload lies inside the
+    // mapping (length ≤ max_message, frame before the ring's end) and is
     // committed (stamp loaded with Acquire). Block policy: the producer
     // cannot claim these bytes while our published cursor is at or before
-    // the frame, and the cursor moves past it only when the message guard
-    // (which borrows the subscriber mutably) is gone.
+    // the frame; the cursor moves past it only when the message guard (which
+    // borrows the subscriber mutably) is gone.
+    // SAFETY: in bounds and committed (validated above), and no producer writes it while we hold it.
     unsafe { std::slice::from_raw_parts(ring.mem.base().add(view.payload_off), view.len as usize) }
 }
 

@@ -27,10 +27,9 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
-    // the kernel only reads it; `ts_ptr` is null or points to `ts`, alive
-    // until the call returns. Errors (EAGAIN, ETIMEDOUT, EINTR) all mean
-    // "look again", which every caller does.
+    // Errors (EAGAIN, ETIMEDOUT, EINTR) all mean "look again", which every
+    // caller does.
+    // SAFETY: `word` is a valid aligned u32 the kernel only reads; `ts_ptr` is null or points to live `ts`.
     unsafe {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr, 0usize, 0u32);
     }
@@ -77,6 +76,20 @@ pub fn membarrier_ready() -> bool {
 pub fn heavy_fence() {
     if membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Pins the calling thread to CPU `cpu` (for benchmarks and latency-critical
+/// processes). Returns whether the kernel accepted it.
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return false;
+    }
+    // SAFETY: a zeroed cpu_set_t is valid and `cpu` is below CPU_SETSIZE, so CPU_SET stays inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
 

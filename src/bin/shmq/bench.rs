@@ -90,15 +90,6 @@ impl Shm {
 
 // ------------------------------------------------------------ helpers
 
-pub fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays inside it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 /// Fills `buf` with message `k`'s pattern (one word per 8 bytes).
 fn fill(k: u64, buf: &mut [u8]) {
     let seed = k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -214,7 +205,7 @@ pub fn child(args: &[String]) -> Result<(), String> {
     let dir = PathBuf::from(args.get(4).ok_or("dir")?);
     let fda = num(5)? as RawFd;
     let fdb = num(6)? as RawFd;
-    pin(num(7)? as usize);
+    shmq::sys::pin_to_cpu(num(7)? as usize);
     let e = |x: std::io::Error| x.to_string();
     let mut buf = vec![0u8; size.max(8)];
     match (kind, mode) {
@@ -440,7 +431,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
         "raw" | "futex" => {
             let shm = Shm::create(&dir.join("shm"), 4096).map_err(e)?;
             let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (0, 0))?;
-            pin(plan.cpus.0);
+            shmq::sys::pin_to_cpu(plan.cpus.0);
             if kind == "raw" {
                 let (a, b) = (shm.u64(0), shm.u64(128));
                 for i in 1..=rounds {
@@ -475,7 +466,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
             let pong = Topic::create("pong", &opts).map_err(|x| x.to_string())?;
             let mut sub = pong.subscribe().map_err(|x| x.to_string())?;
             let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (0, 0))?;
-            pin(plan.cpus.0);
+            shmq::sys::pin_to_cpu(plan.cpus.0);
             let mut p = ping.producer().map_err(|x| x.to_string())?;
             let block = kind == "shmq-block";
             for i in 0..rounds {
@@ -510,7 +501,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
                 (pipe().map_err(e)?, pipe().map_err(e)?)
             };
             let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (their_rd, their_wr))?;
-            pin(plan.cpus.0);
+            shmq::sys::pin_to_cpu(plan.cpus.0);
             if kind == "pipe" {
                 close(their_rd);
                 close(their_wr);
@@ -545,7 +536,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
             let a = Mq::open(&format!("/shmq-bench-{tag}-a"), size, true).map_err(e)?;
             let b = Mq::open(&format!("/shmq-bench-{tag}-b"), size, true).map_err(e)?;
             let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (tag, 0))?;
-            pin(plan.cpus.0);
+            shmq::sys::pin_to_cpu(plan.cpus.0);
             for i in 0..rounds {
                 fill(i, &mut buf[..size]);
                 let t = Instant::now();
@@ -577,7 +568,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             let slots = bare_slots(size);
             let shm = Shm::create(&dir.join("shm"), BARE_DATA + slots as usize * size).map_err(e)?;
             peer = Peer::start(plan, kind, "tput", size, count, dir, (0, 0))?;
-            pin(plan.cpus.0);
+            shmq::sys::pin_to_cpu(plan.cpus.0);
             let (head, tail) = (shm.u64(0), shm.u64(128));
             let mut cached_tail = 0u64;
             t = Instant::now();
@@ -603,7 +594,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
                 .timestamps(kind == "shmq");
             let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
             peer = Peer::start(plan, "shmq", "tput", size, count, dir, (0, 0))?;
-            pin(plan.cpus.0);
+            shmq::sys::pin_to_cpu(plan.cpus.0);
             let mut p = topic.producer().map_err(|x| x.to_string())?;
             t = Instant::now();
             for k in 0..count {
@@ -620,7 +611,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             let (theirs, mine) = (rd, wr);
             peer = Peer::start(plan, kind, "tput", size, count, dir, (theirs, 0))?;
             close(theirs);
-            pin(plan.cpus.0);
+            shmq::sys::pin_to_cpu(plan.cpus.0);
             let mut w = stream(mine);
             t = Instant::now();
             for k in 0..count {
@@ -635,7 +626,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             let tag = std::process::id() as RawFd;
             let q = Mq::open(&format!("/shmq-bench-{tag}-t"), size, true).map_err(e)?;
             peer = Peer::start(plan, kind, "tput", size, count, dir, (tag, 0))?;
-            pin(plan.cpus.0);
+            shmq::sys::pin_to_cpu(plan.cpus.0);
             t = Instant::now();
             for k in 0..count {
                 fill(k, &mut buf);
@@ -678,7 +669,7 @@ fn fanout(plan: &Plan, k: usize, dir: &Path) -> Result<f64, String> {
             Plan { quick: plan.quick, cpus: (plan.cpus.0, if i % 2 == 0 { plan.cpus.1 } else { plan.cpus.0 }) };
         peers.push(Peer::start(&cpu_plan, "shmq", "tput", size, count, dir, (0, 0))?);
     }
-    pin(plan.cpus.0);
+    shmq::sys::pin_to_cpu(plan.cpus.0);
     let mut p = topic.producer().map_err(|x| x.to_string())?;
     let t = Instant::now();
     for m in 0..count {

@@ -134,7 +134,7 @@ fn pong(dir: &str, rounds: u64, block: bool) -> Result<(), Box<dyn std::error::E
                 let mut g = p.reserve(m.len())?;
                 g.copy_from_slice(&m);
                 let len = g.len();
-                g.commit(len);
+                g.commit(len)?;
                 done += 1;
             }
             Err(RecvError::Empty) => std::hint::spin_loop(),

@@ -17,6 +17,9 @@ MUTATIONS=(
   "data_fence              subscriber_sleep_never_misses_a_wake"
   "space_fence             producer_sleep_never_misses_a_release"
   "join_fence              join_and_leave_while_publishing"
+  "mark_store              stuck_claim_abort_races_commit"
+  "abort_len_first         stuck_claim_abort_races_commit"
+  "commit_store            stuck_claim_abort_races_commit"
 )
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
@@ -31,7 +34,7 @@ for entry in "${MUTATIONS[@]}"; do
     echo "SURVIVED  $name  ($scenario still passes)"
     survivors=$((survivors + 1))
   else
-    why=$(grep -m1 -oE "Causality violation[^.]*|[Dd]eadlock[^.]*|torn message|assertion[^,]*" "$log" | head -1)
+    why=$(grep -m1 -oE "a committed frame[^:]*|Causality violation[^.]*|[Dd]eadlock[^.]*|torn message|assertion[^,]*" "$log" | head -1)
     echo "caught    $name  by $scenario: ${why:-failed}"
   fi
 done

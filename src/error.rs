@@ -153,6 +153,11 @@ pub enum PublishError {
     /// `Block` topic: the slowest subscriber has not released enough room
     /// (`try_publish`, or `publish_timeout` after its timeout).
     Full,
+    /// Multi-producer topic: this producer stalled, between claiming room
+    /// and marking or committing it, for longer than the topic's liveness
+    /// timeout while its process looked dead to a subscriber, which skipped
+    /// the room (counted as repaired). Nothing was published; publish again.
+    Lost,
 }
 
 impl fmt::Display for PublishError {
@@ -163,6 +168,9 @@ impl fmt::Display for PublishError {
             }
             PublishError::Full => {
                 write!(f, "ring full: the slowest subscriber has not released room")
+            }
+            PublishError::Lost => {
+                write!(f, "claim lost: a subscriber skipped it after the liveness timeout; nothing was published")
             }
         }
     }

@@ -270,7 +270,16 @@ pub struct Layout {
     pub asymmetric_fences: bool,
     /// Producers write a `CLOCK_MONOTONIC` publish time into every frame.
     pub timestamps: bool,
+    /// How long a frame may stay claimed by a dead (multi-)producer before
+    /// a subscriber turns it into padding, in milliseconds
+    /// (`1..=MAX_LIVENESS_MS`).
+    pub liveness_ms: u32,
 }
+
+/// Default [`Layout::liveness_ms`].
+pub const DEFAULT_LIVENESS_MS: u32 = 1000;
+/// Largest [`Layout::liveness_ms`] accepted (one hour).
+pub const MAX_LIVENESS_MS: u32 = 3_600_000;
 
 impl Layout {
     /// Largest payload a ring of `capacity` bytes accepts: a frame must fit
@@ -325,6 +334,7 @@ impl Layout {
             data_offset: Self::data_offset_for(max_subscribers),
             asymmetric_fences: false,
             timestamps: true,
+            liveness_ms: DEFAULT_LIVENESS_MS,
         })
     }
 
@@ -385,6 +395,10 @@ impl Layout {
             0 => false,
             1 => true,
             v => return Err(corrupt(format!("bad timestamps flag {v}"))),
+        };
+        layout.liveness_ms = match read_u32(hdr::LIVENESS_MS) {
+            v @ 1..=MAX_LIVENESS_MS => v,
+            v => return Err(corrupt(format!("liveness timeout {v} ms outside 1..={MAX_LIVENESS_MS}"))),
         };
         let data_offset = read_u64(hdr::DATA_OFFSET);
         if data_offset != layout.data_offset as u64 {

@@ -12,7 +12,9 @@
 //! does not exercise stale payload bytes spelling a stamp, which the stamp
 //! key makes improbable in production); `wait` has no timeout, so a lost
 //! wake-up shows as a deadlock; time stands still and every process is
-//! alive.
+//! alive, except in memory made by [`LoomMem::with_dead_peers`], where
+//! every peer looks dead and each clock read jumps a second (so every
+//! liveness timeout has passed: the worst case for stuck-claim recovery).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -32,6 +34,8 @@ pub struct LoomMem {
     data_offset: usize,
     lock: Mutex<()>,
     cv: Condvar,
+    dead_peers: bool,
+    clock: std::sync::atomic::AtomicU64,
 }
 
 impl LoomMem {
@@ -45,7 +49,15 @@ impl LoomMem {
             data_offset,
             lock: Mutex::new(()),
             cv: Condvar::new(),
+            dead_peers: false,
+            clock: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// As [`LoomMem::new`], but every peer looks dead and time runs fast
+    /// (see the module docs).
+    pub fn with_dead_peers(len: usize, data_offset: usize) -> LoomMem {
+        LoomMem { dead_peers: true, ..LoomMem::new(len, data_offset) }
     }
 
     fn w(&self, off: usize) -> &AtomicU64 {
@@ -72,6 +84,9 @@ impl Memory for LoomMem {
     }
     fn cas64(&self, off: usize, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64> {
         self.w(off).compare_exchange(cur, new, ok, err)
+    }
+    fn swap64(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        self.w(off).swap(val, order)
     }
     fn add64(&self, off: usize, val: u64, order: Ordering) -> u64 {
         self.w(off).fetch_add(val, order)
@@ -141,10 +156,15 @@ impl Memory for LoomMem {
         1
     }
     fn now_ns(&self) -> u64 {
-        1
+        if self.dead_peers {
+            // Not a loom atomic: the model's clock, not shared state under test.
+            self.clock.fetch_add(1_000_000_000, Ordering::Relaxed)
+        } else {
+            1
+        }
     }
     fn is_alive(&self, _pid: u32, _start: u64) -> bool {
-        true
+        !self.dead_peers
     }
     fn self_id(&self) -> (u32, u64) {
         (1, 1)

@@ -26,6 +26,8 @@ pub trait Memory {
     fn store64(&self, off: usize, val: u64, order: Ordering);
     /// Atomic compare-exchange of the u64 at `off`.
     fn cas64(&self, off: usize, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64>;
+    /// Atomic exchange of the u64 at `off`; returns the previous value.
+    fn swap64(&self, off: usize, val: u64, order: Ordering) -> u64;
     /// Atomic fetch-add on the u64 at `off`; returns the previous value.
     fn add64(&self, off: usize, val: u64, order: Ordering) -> u64;
     /// Atomic load of the u32 at `off`.

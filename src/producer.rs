@@ -28,7 +28,7 @@ const OWNED: u64 = 1 << 32;
 /// producer.publish(b"copied in")?;
 /// let mut grant = producer.reserve(5)?; // zero-copy: write in place
 /// grant.copy_from_slice(b"in pl");
-/// grant.commit(5);
+/// grant.commit(5)?;
 /// assert_eq!(&*sub.try_recv()?, b"copied in");
 /// assert_eq!(&*sub.try_recv()?, b"in pl");
 /// # drop((sub, producer, topic)); std::fs::remove_dir_all(&dir).ok();
@@ -84,6 +84,7 @@ impl Producer {
         match e {
             ClaimError::TooLarge => PublishError::TooLarge { len, max: self.ring.layout.max_message as usize },
             ClaimError::Full => PublishError::Full,
+            ClaimError::Lost => PublishError::Lost,
         }
     }
 
@@ -94,8 +95,11 @@ impl Producer {
         }
         .map_err(|e| self.map_err(e, data.len()))?;
         self.ring.write_payload(&claim, data);
-        self.ring.commit(&mut self.st, &claim, data.len() as u32, msg_type);
-        Ok(())
+        if self.ring.commit(&mut self.st, &claim, data.len() as u32, msg_type) {
+            Ok(())
+        } else {
+            Err(PublishError::Lost)
+        }
     }
 
     /// Publishes a copy of `data`; on a full `Block` ring, waits for room
@@ -173,15 +177,18 @@ impl Producer {
     }
 
     /// Commits the outstanding raw claim with `len` bytes (clamped to the
-    /// claimed length) and user type `msg_type`. Returns `false` if no raw
-    /// claim is outstanding.
-    pub fn commit_raw(&mut self, len: usize, msg_type: u32) -> bool {
+    /// claimed length) and user type `msg_type`. `Ok(false)` if no raw
+    /// claim is outstanding; [`PublishError::Lost`] as in [`Grant::commit`].
+    pub fn commit_raw(&mut self, len: usize, msg_type: u32) -> Result<bool, PublishError> {
         match self.raw.take() {
             Some(c) => {
-                self.ring.commit(&mut self.st, &c, len.min(u32::MAX as usize) as u32, msg_type);
-                true
+                if self.ring.commit(&mut self.st, &c, len.min(u32::MAX as usize) as u32, msg_type) {
+                    Ok(true)
+                } else {
+                    Err(PublishError::Lost)
+                }
             }
-            None => false,
+            None => Ok(false),
         }
     }
 
@@ -226,10 +233,18 @@ impl Grant<'_> {
 
     /// Publishes the first `len` bytes written (clamped to the reserved
     /// length); the rest of the reservation becomes padding.
-    pub fn commit(mut self, len: usize) {
+    ///
+    /// Fails only on a multi-producer topic whose subscribers skipped this
+    /// grant because it stayed uncommitted longer than the topic's liveness
+    /// timeout while this process looked dead ([`PublishError::Lost`]).
+    pub fn commit(mut self, len: usize) -> Result<(), PublishError> {
         let p = &mut *self.producer;
-        p.ring.commit(&mut p.st, &self.claim, len.min(u32::MAX as usize) as u32, self.msg_type);
         self.done = true;
+        if p.ring.commit(&mut p.st, &self.claim, len.min(u32::MAX as usize) as u32, self.msg_type) {
+            Ok(())
+        } else {
+            Err(PublishError::Lost)
+        }
     }
 
     /// Gives the reservation back (it becomes padding). Same as dropping.

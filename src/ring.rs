@@ -26,6 +26,31 @@
 //! fill and commit their frames independently; subscribers stop at the first
 //! uncommitted frame, so frames are delivered in position order.
 //!
+//! # Stuck claims (multi-producer)
+//! A producer that dies between its tail CAS and its commit would stop every
+//! subscriber at its frame forever, while the others keep claiming behind
+//! it. So right after the CAS a multi-producer *marks* its claim: the stamp
+//! becomes `pos ^ key ^ CLAIMED`, with its pid and process start time in the
+//! frame's timestamp and sequence words (overwritten at commit), and it
+//! commits with a CAS from that mark. A `Block` subscriber waiting at a
+//! frame with the tail past it looks again after the topic's liveness
+//! timeout (header field `liveness_ms`): if the marking process is dead it
+//! CASes the stamp to `pos ^ key ^ ABORTED`, which every reader skips like
+//! padding, and counts a repair. A live process is never skipped. A claim
+//! whose producer died before marking (a window of a few instructions) is
+//! found unmarked; its end is the next marked frame or the tail, and it is
+//! aborted only if a second look one timeout later finds the same end, so a
+//! live producer inside that window has had a whole timeout to mark; the
+//! subscriber then takes the stamp (`ABORTING`) before it writes the skip
+//! length and stamps `ABORTED` (loom caught an earlier version writing the
+//! length first, over a frame committed meanwhile). The
+//! marks are exchanges, so a producer that stalled that long learns it lost
+//! the claim ([`ClaimError::Lost`]) instead of committing behind the
+//! readers. Aeron's publication unblocker solves the same problem by
+//! timeout alone; the owner check here means a slow but live producer is
+//! never cut off. A single producer needs none of this: its claim is
+//! repaired by the next producer to attach ([`Ring::repair_single_claim`]).
+//!
 //! # `Block`: gating on the slowest cursor
 //! A producer may not claim past `min(active cursors) + capacity`. It keeps
 //! that minimum in its own state (the Disruptor's gating-sequence cache) and
@@ -104,6 +129,30 @@ const LAP_RETRIES: u32 = 64;
 
 /// Largest position accepted from shared memory (4.6 EB: never reached).
 const MAX_POS: u64 = 1 << 62;
+/// Stamp of a frame claimed but not yet committed by a multi-producer:
+/// `pos ^ key ^ CLAIMED` (see "Stuck claims"). Positions stay below 2^62,
+/// so this and [`ABORTED`] never equal any position's committed stamp.
+const CLAIMED: u64 = 1 << 63;
+/// Stamp of a claim a subscriber gave up on: `pos ^ key ^ ABORTED`; the
+/// frame is skipped like padding.
+const ABORTED: u64 = 1 << 62;
+/// Stamp of a claim a subscriber is aborting: `pos ^ key ^ ABORTING`,
+/// until it has written the skip length and stamps [`ABORTED`].
+const ABORTING: u64 = CLAIMED | ABORTED;
+/// An idle `Block` subscriber of a multi-producer topic looks for a stuck
+/// claim once every this many empty polls (and before every sleep).
+const STUCK_POLLS: u32 = 1024;
+
+/// A frame's length/type word: a payload length, or with `padding` the
+/// size of a padding frame.
+#[inline]
+fn size_word(len: u64, padding: bool) -> u64 {
+    if padding {
+        len | (frame::PADDING as u64) << 32
+    } else {
+        len
+    }
+}
 
 /// See [`Ring::load_pos`].
 #[inline]
@@ -145,6 +194,9 @@ pub enum ClaimError {
     TooLarge,
     /// `Block` policy: the slowest subscriber has not released enough space.
     Full,
+    /// Multi-producer: a subscriber gave up this claim because the producer
+    /// looked dead for longer than the liveness timeout (see "Stuck claims").
+    Lost,
 }
 
 /// Why a read failed.
@@ -222,6 +274,11 @@ pub struct SubState {
     pub received: u64,
     /// Messages lost (overwrite).
     pub lost: u64,
+    /// Empty polls since the last stuck-claim check.
+    pub idle: u32,
+    /// Where the cursor was found stuck, since when (ns), and the end of
+    /// the unmarked claim found there at the last look (0: none yet).
+    pub stuck: Option<(u64, u64, u64)>,
 }
 
 /// A committed frame found at a subscriber's cursor.
@@ -408,14 +465,55 @@ impl<M: Memory> Ring<M> {
                 return Err(ClaimError::Full);
             }
             if self.mem.cas64(prod::TAIL, raw, end, Relaxed, Relaxed).is_ok() {
-                if pad > 0 {
-                    self.write_padding(tail, pad);
+                // Mark the claim at once, starting where subscribers stop
+                // first (see "Stuck claims" in the module docs).
+                if pad > 0 && !self.mark(tail, size_word(pad, true), None) {
+                    return Err(ClaimError::Lost);
+                }
+                if !self.mark(pos, len as u64, Some(self.mem.self_id())) {
+                    return Err(ClaimError::Lost);
                 }
                 // Relaxed: a counter; uniqueness comes from the RMW.
                 let seq = self.mem.add64(ctr::MP_SEQ, 1, Relaxed);
                 return Ok(Claim { pos, end, len, seq });
             }
         }
+    }
+
+    /// Multi-producer: marks the frame at `p`, just claimed, as ours. With
+    /// `owner`, a claimed frame (length/type word `lt`, owner pid and start
+    /// time in the timestamp and sequence words until commit); without, a
+    /// committed padding frame. Returns `false` if a subscriber had already
+    /// given the position up (the stamp reads `ABORTED`): the claim is lost.
+    fn mark(&self, p: u64, lt: u64, owner: Option<(u32, u64)>) -> bool {
+        let off = self.layout.frame_at(p);
+        // Relaxed: published by the Release exchange of the stamp below.
+        self.mem.store64(off + frame::LEN_TYPE, lt, Relaxed);
+        let stamp = match owner {
+            Some((pid, start)) => {
+                self.mem.store64(off + frame::TIMESTAMP, pid as u64, Relaxed);
+                self.mem.store64(off + frame::SEQ, start, Relaxed);
+                p ^ self.key() ^ CLAIMED
+            }
+            None => p ^ self.key(),
+        };
+        // Release: publishes the words above to a subscriber's Acquire stamp
+        // load. An exchange, not a store: it tells us whether a subscriber
+        // aborted the position first (its CAS and our exchange are ordered).
+        #[cfg(shmq_mutation = "mark_store")]
+        let old = {
+            self.mem.store64(off + frame::STAMP, stamp, Release);
+            0
+        };
+        #[cfg(not(shmq_mutation = "mark_store"))]
+        let old = self.mem.swap64(off + frame::STAMP, stamp, Release);
+        if old == p ^ self.key() ^ ABORTED || old == p ^ self.key() ^ ABORTING {
+            // Put the abort back (unless its author has finished it
+            // meanwhile); the subscribers skip this claim.
+            let _ = self.mem.cas64(off + frame::STAMP, stamp, old, Release, Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Single producer: keeps `oldest` (a frame start that the claim ending
@@ -478,7 +576,7 @@ impl<M: Memory> Ring<M> {
     fn write_padding(&self, pos: u64, size: u64) {
         let off = self.layout.frame_at(pos);
         // Relaxed: published by the stamp's Release store below.
-        self.mem.store64(off + frame::LEN_TYPE, size | ((frame::PADDING as u64) << 32), Relaxed);
+        self.mem.store64(off + frame::LEN_TYPE, size_word(size, true), Relaxed);
         // Release: publishes the padding header to subscribers' Acquire stamp load.
         self.mem.store64(off + frame::STAMP, pos ^ self.key(), ord!(Release, "commit_relaxed", Relaxed));
     }
@@ -506,8 +604,9 @@ impl<M: Memory> Ring<M> {
 
     /// Commits `len <= claim.len` payload bytes already written into the
     /// claim, with user type `msg_type`. The rest of the claim becomes
-    /// padding.
-    pub fn commit(&self, st: &mut ProducerState, claim: &Claim, len: u32, msg_type: u32) {
+    /// padding. Returns `false` if the claim was lost (multi-producer: a
+    /// subscriber aborted it, see "Stuck claims"); nothing was published.
+    pub fn commit(&self, st: &mut ProducerState, claim: &Claim, len: u32, msg_type: u32) -> bool {
         let len = len.min(claim.len);
         let used = frame_size(len as u64);
         let claimed = frame_size(claim.len as u64);
@@ -522,17 +621,51 @@ impl<M: Memory> Ring<M> {
         let ts = if self.layout.timestamps { self.mem.now_ns() } else { 0 };
         self.mem.store64(off + frame::TIMESTAMP, ts, Relaxed);
         self.mem.store64(off + frame::SEQ, claim.seq, Relaxed);
-        // Release: publishes header and payload to the subscribers' Acquire
-        // load of the stamp.
-        self.mem.store64(off + frame::STAMP, claim.pos ^ self.key(), ord!(Release, "commit_relaxed", Relaxed));
+        let stamp = claim.pos ^ self.key();
+        if self.layout.multi_producer {
+            // Release: as below. A CAS from our claim mark, so a claim that a
+            // subscriber aborted (it thought us dead) is never committed
+            // behind its back.
+            let mark = stamp ^ CLAIMED;
+            #[cfg(shmq_mutation = "commit_store")]
+            let lost = {
+                self.mem.store64(off + frame::STAMP, stamp, Release);
+                mark == 0
+            };
+            #[cfg(not(shmq_mutation = "commit_store"))]
+            let lost = self
+                .mem
+                .cas64(off + frame::STAMP, mark, stamp, ord!(Release, "commit_relaxed", Relaxed), Relaxed)
+                .is_err();
+            if lost {
+                self.after_commit(st);
+                return false;
+            }
+        } else {
+            // Release: publishes header and payload to the subscribers'
+            // Acquire load of the stamp.
+            self.mem.store64(off + frame::STAMP, stamp, ord!(Release, "commit_relaxed", Relaxed));
+        }
         self.account(st, claim, len as u64);
         self.after_commit(st);
+        true
     }
 
     /// Turns a claim into padding (a dropped grant): nothing leaks and
     /// subscribers skip it.
     pub fn abort(&self, st: &mut ProducerState, claim: &Claim) {
-        self.write_padding(claim.pos, frame_size(claim.len as u64));
+        let size = frame_size(claim.len as u64);
+        if self.layout.multi_producer {
+            let off = self.layout.frame_at(claim.pos);
+            // Relaxed: published by the Release CAS of the stamp.
+            self.mem.store64(off + frame::LEN_TYPE, size_word(size, true), Relaxed);
+            let stamp = claim.pos ^ self.key();
+            // Release: publishes the padding header. Fails only if a
+            // subscriber aborted the claim already: skipped either way.
+            let _ = self.mem.cas64(off + frame::STAMP, stamp ^ CLAIMED, stamp, Release, Relaxed);
+        } else {
+            self.write_padding(claim.pos, size);
+        }
         if !self.layout.multi_producer {
             // The sequence number was not used: give it back, so overwrite
             // loss counts stay exact.
@@ -728,7 +861,8 @@ impl<M: Memory> Ring<M> {
             self.mem.store64(s + slot::NAME + 8 * i, w, Relaxed);
         }
 
-        let mut st = SubState { slot: slot_idx, cursor: 0, expected_seq: 0, received: 0, lost: 0 };
+        let mut st =
+            SubState { slot: slot_idx, cursor: 0, expected_seq: 0, received: 0, lost: 0, idle: 0, stuck: None };
         if self.layout.policy == Policy::Overwrite {
             self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
             self.position_overwrite(&mut st, start);
@@ -934,6 +1068,26 @@ impl<M: Memory> Ring<M> {
             // header and payload below are the committed ones.
             let stamp = self.mem.load64(off + frame::STAMP, Acquire);
             if stamp != pos ^ self.key() {
+                if self.layout.multi_producer {
+                    if stamp == pos ^ self.key() ^ ABORTED {
+                        // Relaxed: ordered after the Acquire stamp load.
+                        let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+                        let Some(size) = self.frame_len_of(pos, lt) else {
+                            return Err(ReadError::Corrupt(format!(
+                                "aborted frame at position {pos}: length/type word {lt:#x} is invalid"
+                            )));
+                        };
+                        self.release_to(st, pos + size);
+                        continue;
+                    }
+                    st.idle += 1;
+                    if st.idle >= STUCK_POLLS {
+                        st.idle = 0;
+                        if self.unstick(st) {
+                            continue;
+                        }
+                    }
+                }
                 return Ok(None);
             }
             // Relaxed: ordered after the Acquire stamp load.
@@ -959,6 +1113,133 @@ impl<M: Memory> Ring<M> {
                 lost: 0,
             }));
         }
+    }
+
+    /// Multi-producer `Block`: called while the cursor waits at a frame that
+    /// is not committed although the tail is past it. Once that has lasted
+    /// the topic's liveness timeout, aborts the claim if its producer is
+    /// dead (or never marked it), so every subscriber goes on. Returns
+    /// whether the frame at the cursor can now be read or skipped.
+    pub fn unstick(&self, st: &mut SubState) -> bool {
+        let q = st.cursor;
+        let off = self.layout.frame_at(q);
+        let done = q ^ self.key();
+        // Acquire: pairs with the producer's Release mark (and the owner
+        // words below), or with another subscriber's Release abort.
+        let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+        if stamp == done || stamp == done ^ ABORTED {
+            st.stuck = None;
+            return true;
+        }
+        // Relaxed: only tells whether anything was claimed beyond q.
+        let tail = self.load_pos(prod::TAIL, Relaxed);
+        if tail <= q {
+            st.stuck = None;
+            return false;
+        }
+        let now = self.mem.now_ns();
+        let timeout = self.layout.liveness_ms as u64 * 1_000_000;
+        let candidate = match st.stuck {
+            Some((p, since, cand)) if p == q => {
+                if now.saturating_sub(since) < timeout {
+                    return false;
+                }
+                cand
+            }
+            _ => {
+                st.stuck = Some((q, now, 0));
+                return false;
+            }
+        };
+        let abort = |lt: Option<u64>| match lt {
+            // The frame's length word holds the claim's size: one CAS (it
+            // fails if the producer commits first).
+            None => self.mem.cas64(off + frame::STAMP, stamp, done ^ ABORTED, Release, Relaxed).is_ok(),
+            // We write the length word: first take the stamp (ABORTING), or
+            // a producer that marks and commits meanwhile would have its
+            // length word overwritten after its commit (loom found this:
+            // `stuck_claim_abort_races_commit`). Relaxed: nothing to
+            // publish yet; the Release store below publishes the length.
+            #[cfg(shmq_mutation = "abort_len_first")]
+            Some(lt) => {
+                self.mem.store64(off + frame::LEN_TYPE, lt, Relaxed);
+                self.mem.cas64(off + frame::STAMP, stamp, done ^ ABORTED, Release, Relaxed).is_ok()
+            }
+            #[cfg(not(shmq_mutation = "abort_len_first"))]
+            Some(lt) => {
+                if self.mem.cas64(off + frame::STAMP, stamp, done ^ ABORTING, Relaxed, Relaxed).is_err() {
+                    return false;
+                }
+                self.mem.store64(off + frame::LEN_TYPE, lt, Relaxed);
+                self.mem.store64(off + frame::STAMP, done ^ ABORTED, Release);
+                true
+            }
+        };
+        if stamp == done ^ CLAIMED {
+            // Relaxed: ordered after the Acquire stamp load; a producer that
+            // commits meanwhile makes the CAS in `abort` fail.
+            let pid = self.mem.load64(off + frame::TIMESTAMP, Relaxed);
+            let start = self.mem.load64(off + frame::SEQ, Relaxed);
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            if pid <= u32::MAX as u64 && self.mem.is_alive(pid as u32, start) {
+                // A live producer is never skipped; look again later.
+                st.stuck = Some((q, now, 0));
+                return false;
+            }
+            let ok = match self.frame_len_of(q, lt) {
+                Some(_) => abort(None),
+                None => abort(Some(size_word(FRAME_HEADER as u64, true))),
+            };
+            return self.aborted(st, ok);
+        }
+        // Unmarked: the producer died between its tail CAS and its first
+        // mark. Its claim ends at the next marked frame or at the tail.
+        // Abort only if a second look, a timeout later, finds the same end
+        // (a live producer inside that window has marked by then).
+        let Some(end) = self.next_boundary(q, tail) else {
+            return false;
+        };
+        if end != candidate {
+            st.stuck = Some((q, now, end));
+            return false;
+        }
+        let first = (end - q).min(self.layout.room_to_end(q));
+        let ok = abort(Some(size_word(first, true)));
+        if ok && first < end - q {
+            // The claim wrapped: the rest lies at the start of the ring.
+            self.write_padding(q + first, end - q - first);
+        }
+        self.aborted(st, ok)
+    }
+
+    /// Bookkeeping after an abort attempt of [`Ring::unstick`].
+    fn aborted(&self, st: &mut SubState, ok: bool) -> bool {
+        st.stuck = None;
+        if ok {
+            // Relaxed: statistics; other sleeping subscribers look again.
+            self.mem.add64(ctr::REPAIRED, 1, Relaxed);
+            self.mem.add32(wake::DATA_FUTEX, 1, Relaxed);
+            self.mem.wake(wake::DATA_FUTEX);
+        }
+        true
+    }
+
+    /// The first position after `q` (at most a claim away) where a frame
+    /// was marked, committed or aborted, else the tail if that is within a
+    /// claim; `None` if neither is (then nothing is aborted).
+    fn next_boundary(&self, q: u64, tail: u64) -> Option<u64> {
+        let limit = tail.min(q + self.max_claim());
+        let mut p = q + FRAME_HEADER as u64;
+        while p < limit {
+            let done = p ^ self.key();
+            // Relaxed: a hint only; the abort CAS is what decides.
+            let stamp = self.mem.load64(self.layout.frame_at(p) + frame::STAMP, Relaxed);
+            if stamp == done || stamp == done ^ CLAIMED || stamp == done ^ ABORTED || stamp == done ^ ABORTING {
+                return Some(p);
+            }
+            p += FRAME_HEADER as u64;
+        }
+        (tail <= limit).then_some(tail)
     }
 
     /// `Block`: releases the frame returned by [`Ring::peek`]: the producer
@@ -1037,6 +1318,13 @@ impl<M: Memory> Ring<M> {
         let off = self.layout.frame_at(pos);
         // Acquire: pairs with the producer's Release stamp store.
         let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+        if stamp == pos ^ self.key() ^ ABORTED {
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            return match self.frame_len_of(pos, lt) {
+                Some(size) => Ok(Passive::Skip(pos + size)),
+                None => Err(ReadError::Corrupt(format!("aborted frame at position {pos}: bad length word {lt:#x}"))),
+            };
+        }
         if stamp != pos ^ self.key() {
             // Acquire: pairs with the producer's Release fence after its tail store.
             return Ok(if self.load_pos(prod::TAIL, Acquire) > pos + self.cap() {
@@ -1127,6 +1415,9 @@ impl<M: Memory> Ring<M> {
             }
             if !self.still_owned(st) {
                 return Err(ReadError::Evicted);
+            }
+            if self.layout.multi_producer && self.layout.policy == Policy::Block && self.unstick(st) {
+                continue;
             }
             // Relaxed: compared by the futex syscall.
             let seen = self.mem.load32(wake::DATA_FUTEX, Relaxed);

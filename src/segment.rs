@@ -98,16 +98,16 @@ fn read_header(file: &File) -> Result<RawHeader, OpenError> {
 
 impl Segment {
     /// Creates the topic file at `dir/name` with `layout`, file mode `mode`.
-    pub fn create(dir: &Path, name: &str, layout: &Layout, mode: u32, liveness_ms: u32) -> Result<Segment, OpenError> {
+    pub fn create(dir: &Path, name: &str, layout: &Layout, mode: u32) -> Result<Segment, OpenError> {
         let path = dir.join(name);
         let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), sys::monotonic_ns()));
-        let result = Self::create_at(&tmp, &path, layout, mode, liveness_ms);
+        let result = Self::create_at(&tmp, &path, layout, mode);
         // The temporary name is gone in every case: linked (then removed) or failed.
         let _ = std::fs::remove_file(&tmp);
         result
     }
 
-    fn create_at(tmp: &Path, path: &Path, layout: &Layout, mode: u32, liveness_ms: u32) -> Result<Segment, OpenError> {
+    fn create_at(tmp: &Path, path: &Path, layout: &Layout, mode: u32) -> Result<Segment, OpenError> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -140,7 +140,7 @@ impl Segment {
         }
         let mut seg = Self::map(file, len as usize, true, path.to_path_buf())?;
         seg.asymmetric = layout.asymmetric_fences;
-        seg.init_header(layout, liveness_ms);
+        seg.init_header(layout);
         let c_tmp =
             CString::new(tmp.as_os_str().as_bytes()).map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
         let c_path =
@@ -157,7 +157,7 @@ impl Segment {
         Ok(seg)
     }
 
-    fn init_header(&self, layout: &Layout, liveness_ms: u32) {
+    fn init_header(&self, layout: &Layout) {
         let m = self;
         // Relaxed: nobody else can see the file yet (it has a private
         // temporary name); the Release store of READY publishes everything.
@@ -172,7 +172,7 @@ impl Segment {
         m.store64(hdr::STAMP_KEY, layout.stamp_key, Ordering::Relaxed);
         m.store64(hdr::CREATED_UNIX_NS, sys::unix_ns(), Ordering::Relaxed);
         m.store32(hdr::CREATOR_PID, std::process::id(), Ordering::Relaxed);
-        m.store32(hdr::LIVENESS_MS, liveness_ms, Ordering::Relaxed);
+        m.store32(hdr::LIVENESS_MS, layout.liveness_ms, Ordering::Relaxed);
         m.store64(hdr::FILE_LEN, layout.file_len(), Ordering::Relaxed);
         m.store32(hdr::FENCES, layout.asymmetric_fences as u32, Ordering::Relaxed);
         m.store32(hdr::TIMESTAMPS, layout.timestamps as u32, Ordering::Relaxed);
@@ -300,6 +300,10 @@ impl Memory for Segment {
     #[inline]
     fn cas64(&self, off: usize, cur: u64, new: u64, ok: Ordering, err: Ordering) -> Result<u64, u64> {
         self.a64(off).compare_exchange(cur, new, ok, err)
+    }
+    #[inline]
+    fn swap64(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        self.a64(off).swap(val, order)
     }
     #[inline]
     fn add64(&self, off: usize, val: u64, order: Ordering) -> u64 {

@@ -54,6 +54,7 @@ pub struct Options {
     ready_timeout: Option<Duration>,
     allow_foreign_owner: bool,
     timestamps: Option<bool>,
+    liveness: Option<Duration>,
 }
 
 /// Default ring capacity (1 MiB).
@@ -100,6 +101,15 @@ impl Options {
     /// A clock read costs 10-45 ns per message; without it timestamps read 0.
     pub fn timestamps(mut self, yes: bool) -> Self {
         self.timestamps = Some(yes);
+        self
+    }
+    /// How long a frame may stay claimed by a producer process that died
+    /// between claiming and committing it (multi-producer topics) before a
+    /// waiting subscriber turns it into padding and goes on (default 1 s,
+    /// at most one hour). A *live* producer is never skipped while its
+    /// process exists. Stored in the topic; `open` does not check it.
+    pub fn liveness_timeout(mut self, t: Duration) -> Self {
+        self.liveness = Some(t);
         self
     }
     /// File mode of a created topic, e.g. `0o660` to share with the group.
@@ -155,6 +165,15 @@ impl Options {
         // in membarrier; every process of the topic must then too.
         layout.asymmetric_fences = crate::sys::membarrier_ready();
         layout.timestamps = self.timestamps.unwrap_or(true);
+        if let Some(t) = self.liveness {
+            let ms = t.as_millis();
+            if ms == 0 || ms > crate::layout::MAX_LIVENESS_MS as u128 {
+                return Err(OpenError::InvalidOptions(format!(
+                    "liveness timeout {t:?} must be between 1 ms and one hour"
+                )));
+            }
+            layout.liveness_ms = ms as u32;
+        }
         Ok(layout)
     }
 
@@ -227,7 +246,7 @@ impl Topic {
         let layout = opts.layout()?;
         let dir = opts.dir_value();
         ensure_dir(&dir)?;
-        let seg = Segment::create(&dir, name, &layout, opts.mode.unwrap_or(DEFAULT_MODE), 1000)?;
+        let seg = Segment::create(&dir, name, &layout, opts.mode.unwrap_or(DEFAULT_MODE))?;
         Ok(Topic { ring: Arc::new(Ring::new(seg, layout)), name: name.to_string() })
     }
 

@@ -53,7 +53,7 @@ fn steady_state_publish_and_receive_do_not_allocate() {
                 {
                     let mut g = p.reserve(64).unwrap();
                     g[0] = 1;
-                    g.commit(8);
+                    g.commit(8).unwrap();
                 }
                 assert_eq!(sub.recv().unwrap().len(), i % 700);
                 assert_eq!(sub.try_recv().unwrap().len(), 8);

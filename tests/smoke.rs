@@ -113,7 +113,7 @@ fn grant_commit_and_drop() {
         let mut g = p.reserve(200).unwrap();
         g[..3].copy_from_slice(b"abc");
         g.set_type(9);
-        g.commit(3);
+        g.commit(3).unwrap();
     }
     drop(p.reserve(100).unwrap());
     p.publish(b"after").unwrap();

@@ -85,7 +85,9 @@ int shmq_producer_open(shmq_topic *topic, shmq_producer **out);
 void shmq_producer_close(shmq_producer *producer);
 /* Copies data in. -EMSGSIZE too large, -ETIMEDOUT still full after the
  * timeout (Block topics), -EAGAIN full with timeout 0, -EBUSY a
- * reservation is outstanding. */
+ * reservation is outstanding, -ECANCELED (multi-producer topics only) this
+ * process stalled past the liveness timeout while it looked dead and its
+ * claim was skipped: nothing was published, publish again. */
 int shmq_publish(shmq_producer *producer, const void *data, size_t len, int64_t timeout_ns);
 /* Never waits: -EAGAIN when full. */
 int shmq_try_publish(shmq_producer *producer, const void *data, size_t len);
@@ -95,7 +97,8 @@ int shmq_try_publish(shmq_producer *producer, const void *data, size_t len);
 int shmq_reserve(shmq_producer *producer, size_t len, void **buf);
 /* As shmq_reserve, without waiting: -EAGAIN when full. */
 int shmq_try_reserve(shmq_producer *producer, size_t len, void **buf);
-/* Publishes the first len bytes of the reservation. -EINVAL none outstanding. */
+/* Publishes the first len bytes of the reservation. -EINVAL none
+ * outstanding, -ECANCELED as for shmq_publish. */
 int shmq_commit(shmq_producer *producer, size_t len);
 int shmq_commit_typed(shmq_producer *producer, size_t len, uint32_t msg_type);
 /* Gives the reservation back; subscribers skip it. -EINVAL none outstanding. */

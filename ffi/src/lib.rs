@@ -125,6 +125,7 @@ fn publish_err(e: &PublishError) -> c_int {
     -match e {
         PublishError::TooLarge { .. } => libc::EMSGSIZE,
         PublishError::Full => libc::EAGAIN,
+        PublishError::Lost => libc::ECANCELED,
         _ => libc::EIO,
     }
 }
@@ -424,8 +425,10 @@ unsafe fn publish_with(
             // `len` writable bytes inside our claim.
             unsafe { std::ptr::copy_nonoverlapping(data.cast::<u8>(), ptr, len) };
         }
-        prod.commit_raw(len, 0);
-        0
+        match prod.commit_raw(len, 0) {
+            Ok(_) => 0,
+            Err(e) => publish_err(&e),
+        }
     })
 }
 
@@ -513,10 +516,10 @@ pub unsafe extern "C" fn shmq_commit_typed(p: *mut shmq_producer, len: usize, ms
             return -libc::EINVAL;
         }
         // SAFETY: live producer handle, one thread at a time.
-        if unsafe { &mut (*p).0 }.commit_raw(len, msg_type) {
-            0
-        } else {
-            -libc::EINVAL
+        match unsafe { &mut (*p).0 }.commit_raw(len, msg_type) {
+            Ok(true) => 0,
+            Ok(false) => -libc::EINVAL,
+            Err(e) => publish_err(&e),
         }
     })
 }

@@ -23,11 +23,20 @@ pub const MAX: u32 = 32;
 /// time, so the layout is built for 256 bytes and then shrunk (the ring
 /// code reads only the validated fields, which stay consistent).
 pub fn ring(subscribers: u32, policy: Policy, multi: bool) -> Arc<Ring<LoomMem>> {
+    make_ring(subscribers, policy, multi, LoomMem::new)
+}
+
+/// As [`ring`], over memory where every peer looks dead and every clock
+/// read is a second later ([`LoomMem::with_dead_peers`]).
+pub fn ring_dead_peers(subscribers: u32, policy: Policy, multi: bool) -> Arc<Ring<LoomMem>> {
+    make_ring(subscribers, policy, multi, LoomMem::with_dead_peers)
+}
+
+fn make_ring(subscribers: u32, policy: Policy, multi: bool, mem: fn(usize, usize) -> LoomMem) -> Arc<Ring<LoomMem>> {
     let mut layout = Layout::new(256, MAX, subscribers, policy, multi, KEY).expect("valid layout");
     layout.capacity = CAP;
     layout.data_offset = HEADER_LINES * LINE + subscribers as usize * SLOT_SIZE;
-    let capacity = CAP;
-    let mem = LoomMem::new(layout.data_offset + capacity as usize, layout.data_offset);
+    let mem = mem(layout.data_offset + CAP as usize, layout.data_offset);
     Arc::new(Ring::new(mem, layout))
 }
 

@@ -8,7 +8,7 @@ use loom::thread;
 use shmq::layout::Policy;
 use shmq::mem::Memory;
 use shmq::ring::{ClaimError, Start};
-use shmq_loom_tests::{intact, join, model, payload, publish, recv_block, ring};
+use shmq_loom_tests::{intact, join, model, payload, publish, recv_block, ring, ring_dead_peers};
 
 /// One producer, two subscribers, Block. Message 1 (8 B) and message 2
 /// (0 B) fill 96 bytes; message 3 (8 B) does not fit in the last 32, so the
@@ -213,5 +213,50 @@ fn aborted_claim_becomes_padding() {
         assert_eq!(intact(&recv_block(&r, &mut s)), 5);
         assert_eq!(intact(&recv_block(&r, &mut s)), 6);
         p.join().unwrap();
+    });
+}
+
+/// Multi-producer stuck-claim recovery racing a live producer that looks
+/// dead (every peer does here, and each clock read is a second later, so
+/// the subscriber aborts whatever it finds unfinished, marked or not): the
+/// claim is either committed and then delivered intact, or lost and
+/// reported to its producer; never committed behind a skip, never torn.
+#[test]
+fn stuck_claim_abort_races_commit() {
+    model(|| {
+        let r = ring_dead_peers(1, Policy::Block, true);
+        let mut s = join(&r);
+        let rp = r.clone();
+        let p = thread::spawn(move || {
+            let mut st = rp.producer_state();
+            match rp.try_claim(&mut st, 8) {
+                Ok(c) => {
+                    rp.write_payload(&c, &payload(4, 8));
+                    rp.commit(&mut st, &c, 8, 0)
+                }
+                Err(ClaimError::Lost) => false,
+                Err(e) => panic!("claim: {e:?}"),
+            }
+        });
+        // First look records the stuck position, the second finds the
+        // timeout passed (a marked claim is aborted), the third confirms an
+        // unmarked claim's end and aborts it.
+        for _ in 0..3 {
+            r.unstick(&mut s);
+        }
+        let committed = p.join().unwrap();
+        match r.peek(&mut s).expect("read") {
+            Some(v) => {
+                assert!(committed, "a frame the producer was told is lost was delivered");
+                let mut out = vec![0; v.len as usize];
+                // SAFETY: a committed frame at our cursor (see recv_block).
+                unsafe { r.mem.read(v.payload_off, &mut out) };
+                assert_eq!(intact(&out), 4);
+            }
+            None => {
+                assert!(!committed, "a committed frame was skipped: cursor {}", s.cursor);
+                assert_eq!(s.cursor, 64, "the aborted claim is skipped whole");
+            }
+        }
     });
 }

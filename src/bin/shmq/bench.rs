@@ -252,7 +252,7 @@ pub fn child(args: &[String]) -> Result<(), String> {
                         let mut g = p.reserve(m.len()).map_err(|x| x.to_string())?;
                         g.copy_from_slice(&m);
                         drop(m);
-                        g.commit(size);
+                        g.commit(size).map_err(|x| x.to_string())?;
                         done += 1;
                     }
                     Err(RecvError::Empty) => std::hint::spin_loop(),
@@ -600,7 +600,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             for k in 0..count {
                 let mut g = p.reserve(size).map_err(|x| x.to_string())?;
                 fill(k, &mut g);
-                g.commit(size);
+                g.commit(size).map_err(|x| x.to_string())?;
             }
             drop(p);
             drop(topic);
@@ -675,7 +675,7 @@ fn fanout(plan: &Plan, k: usize, dir: &Path) -> Result<f64, String> {
     for m in 0..count {
         let mut g = p.reserve(size).map_err(|x| x.to_string())?;
         fill(m, &mut g);
-        g.commit(size);
+        g.commit(size).map_err(|x| x.to_string())?;
     }
     for peer in peers {
         check_done("fanout", &peer.finish()?)?;

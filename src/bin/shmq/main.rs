@@ -676,8 +676,7 @@ fn publish(
             Ok(mut g) => {
                 g[..data.len()].copy_from_slice(data);
                 g.set_type(ty);
-                g.commit(data.len());
-                Ok(())
+                g.commit(data.len())
             }
             Err(e) => Err(e),
         };

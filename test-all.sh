@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test shmq has: formatting and lints, unit and doc tests,
-# cross-process tests, the FFI tests (C and C++ programs), the CLI tests,
-# the loom model-checking suite and its mutation check. This is the command
+# cross-process tests (including the kill and resource-limit harnesses),
+# the FFI tests (C and C++ programs), the CLI tests, the loom
+# model-checking suite and its mutation check, and a 60-second soak
+# (SHMQ_SOAK_SECS to change it). This is the command
 # README.md shows and .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,3 +21,6 @@ cargo test -p shmq-loom-tests --release
 
 step "loom mutations: each weakened ordering must be caught"
 bash loom-tests/mutations.sh
+
+step "soak: producers killed and subscribers restarted for ${SHMQ_SOAK_SECS:-60} s"
+cargo run -q --release --example soak -- --secs "${SHMQ_SOAK_SECS:-60}"

@@ -30,26 +30,27 @@
 //! A producer that dies between its tail CAS and its commit would stop every
 //! subscriber at its frame forever, while the others keep claiming behind
 //! it. So right after the CAS a multi-producer *marks* its claim: the stamp
-//! becomes `pos ^ key ^ CLAIMED`, with its pid and process start time in the
-//! frame's timestamp and sequence words (overwritten at commit), and it
-//! commits with a CAS from that mark. A `Block` subscriber waiting at a
-//! frame with the tail past it looks again after the topic's liveness
-//! timeout (header field `liveness_ms`): if the marking process is dead it
-//! CASes the stamp to `pos ^ key ^ ABORTED`, which every reader skips like
-//! padding, and counts a repair. A live process is never skipped. A claim
-//! whose producer died before marking (a window of a few instructions) is
-//! found unmarked; its end is the next marked frame or the tail, and it is
-//! aborted only if a second look one timeout later finds the same end, so a
-//! live producer inside that window has had a whole timeout to mark; the
-//! subscriber then takes the stamp (`ABORTING`) before it writes the skip
-//! length and stamps `ABORTED` (loom caught an earlier version writing the
-//! length first, over a frame committed meanwhile). The
-//! marks are exchanges, so a producer that stalled that long learns it lost
-//! the claim ([`ClaimError::Lost`]) instead of committing behind the
-//! readers. Aeron's publication unblocker solves the same problem by
-//! timeout alone; the owner check here means a slow but live producer is
-//! never cut off. A single producer needs none of this: its claim is
-//! repaired by the next producer to attach ([`Ring::repair_single_claim`]).
+//! becomes `pos ^ key ^ CLAIMED` and the frame's timestamp word holds its
+//! pid and start time (overwritten at commit); it commits with a CAS from
+//! that mark. A `Block` subscriber waiting at an uncommitted frame with the
+//! tail past it looks again after the topic's liveness timeout (header
+//! field `liveness_ms`): it finds where the claim ends (the next marked
+//! frame, or the tail) and, if a second look one timeout later finds the
+//! same end and the marking process is dead (or there is no mark: the
+//! producer died within the few instructions between CAS and mark), it
+//! aborts the claim: it takes the stamp (`ABORTING`), writes the skip
+//! length and stamps `ABORTED`, which every reader skips like padding, and
+//! counts a repair. A live process is never skipped, and the second look
+//! gives a live producer that claimed the next frame a whole timeout to
+//! mark it, so its claim is never swallowed. The marks are exchanges and
+//! the commit a CAS, so a producer that stalled that long learns that it
+//! lost the claim ([`ClaimError::Lost`]) instead of committing behind the
+//! readers. (Loom caught a first version that wrote the skip length before
+//! taking the stamp, over a frame committed meanwhile.) Aeron's
+//! publication unblocker solves the same problem by timeout alone; the
+//! owner check here means a slow but live producer is never cut off. A
+//! single producer needs none of this: its claim is repaired by the next
+//! producer to attach ([`Ring::repair_single_claim`]).
 //!
 //! # `Block`: gating on the slowest cursor
 //! A producer may not claim past `min(active cursors) + capacity`. It keeps
@@ -467,10 +468,10 @@ impl<M: Memory> Ring<M> {
             if self.mem.cas64(prod::TAIL, raw, end, Relaxed, Relaxed).is_ok() {
                 // Mark the claim at once, starting where subscribers stop
                 // first (see "Stuck claims" in the module docs).
-                if pad > 0 && !self.mark(tail, size_word(pad, true), None) {
+                if pad > 0 && !self.mark(tail, Some(pad)) {
                     return Err(ClaimError::Lost);
                 }
-                if !self.mark(pos, len as u64, Some(self.mem.self_id())) {
+                if !self.mark(pos, None) {
                     return Err(ClaimError::Lost);
                 }
                 // Relaxed: a counter; uniqueness comes from the RMW.
@@ -480,26 +481,30 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// Multi-producer: marks the frame at `p`, just claimed, as ours. With
-    /// `owner`, a claimed frame (length/type word `lt`, owner pid and start
-    /// time in the timestamp and sequence words until commit); without, a
-    /// committed padding frame. Returns `false` if a subscriber had already
-    /// given the position up (the stamp reads `ABORTED`): the claim is lost.
-    fn mark(&self, p: u64, lt: u64, owner: Option<(u32, u64)>) -> bool {
+    /// Multi-producer: marks the frame at `p`, just claimed, as ours: with
+    /// `padding`, a committed padding frame of that size; without, a
+    /// claimed frame whose timestamp word holds the owner (pid, and the low
+    /// 32 bits of its start time) until commit. Returns `false` if a
+    /// subscriber had already taken the position (`ABORTING`/`ABORTED`):
+    /// the claim is lost.
+    fn mark(&self, p: u64, padding: Option<u64>) -> bool {
         let off = self.layout.frame_at(p);
-        // Relaxed: published by the Release exchange of the stamp below.
-        self.mem.store64(off + frame::LEN_TYPE, lt, Relaxed);
-        let stamp = match owner {
-            Some((pid, start)) => {
-                self.mem.store64(off + frame::TIMESTAMP, pid as u64, Relaxed);
-                self.mem.store64(off + frame::SEQ, start, Relaxed);
+        let stamp = match padding {
+            Some(size) => {
+                // Relaxed: published by the Release exchange of the stamp below.
+                self.mem.store64(off + frame::LEN_TYPE, size_word(size, true), Relaxed);
+                p ^ self.key()
+            }
+            None => {
+                let (pid, start) = self.mem.self_id();
+                // Relaxed: as above.
+                self.mem.store64(off + frame::TIMESTAMP, pid as u64 | (start << 32), Relaxed);
                 p ^ self.key() ^ CLAIMED
             }
-            None => p ^ self.key(),
         };
-        // Release: publishes the words above to a subscriber's Acquire stamp
+        // Release: publishes the word above to a subscriber's Acquire stamp
         // load. An exchange, not a store: it tells us whether a subscriber
-        // aborted the position first (its CAS and our exchange are ordered).
+        // took the position first (its CAS and our exchange are ordered).
         #[cfg(shmq_mutation = "mark_store")]
         let old = {
             self.mem.store64(off + frame::STAMP, stamp, Release);
@@ -1116,16 +1121,18 @@ impl<M: Memory> Ring<M> {
     }
 
     /// Multi-producer `Block`: called while the cursor waits at a frame that
-    /// is not committed although the tail is past it. Once that has lasted
-    /// the topic's liveness timeout, aborts the claim if its producer is
-    /// dead (or never marked it), so every subscriber goes on. Returns
-    /// whether the frame at the cursor can now be read or skipped.
+    /// is not committed although the tail is past it. After the topic's
+    /// liveness timeout it finds where the stuck claim ends (the next marked
+    /// frame, or the tail); after a second timeout, if the end is the same
+    /// and the claim's marked owner is dead (or it has no mark), it aborts
+    /// the claim so every subscriber goes on. Returns whether the frame at
+    /// the cursor can now be read or skipped.
     pub fn unstick(&self, st: &mut SubState) -> bool {
         let q = st.cursor;
         let off = self.layout.frame_at(q);
         let done = q ^ self.key();
         // Acquire: pairs with the producer's Release mark (and the owner
-        // words below), or with another subscriber's Release abort.
+        // word below), or with another subscriber's Release abort.
         let stamp = self.mem.load64(off + frame::STAMP, Acquire);
         if stamp == done || stamp == done ^ ABORTED {
             st.stuck = None;
@@ -1151,51 +1158,20 @@ impl<M: Memory> Ring<M> {
                 return false;
             }
         };
-        let abort = |lt: Option<u64>| match lt {
-            // The frame's length word holds the claim's size: one CAS (it
-            // fails if the producer commits first).
-            None => self.mem.cas64(off + frame::STAMP, stamp, done ^ ABORTED, Release, Relaxed).is_ok(),
-            // We write the length word: first take the stamp (ABORTING), or
-            // a producer that marks and commits meanwhile would have its
-            // length word overwritten after its commit (loom found this:
-            // `stuck_claim_abort_races_commit`). Relaxed: nothing to
-            // publish yet; the Release store below publishes the length.
-            #[cfg(shmq_mutation = "abort_len_first")]
-            Some(lt) => {
-                self.mem.store64(off + frame::LEN_TYPE, lt, Relaxed);
-                self.mem.cas64(off + frame::STAMP, stamp, done ^ ABORTED, Release, Relaxed).is_ok()
-            }
-            #[cfg(not(shmq_mutation = "abort_len_first"))]
-            Some(lt) => {
-                if self.mem.cas64(off + frame::STAMP, stamp, done ^ ABORTING, Relaxed, Relaxed).is_err() {
-                    return false;
-                }
-                self.mem.store64(off + frame::LEN_TYPE, lt, Relaxed);
-                self.mem.store64(off + frame::STAMP, done ^ ABORTED, Release);
-                true
-            }
-        };
         if stamp == done ^ CLAIMED {
             // Relaxed: ordered after the Acquire stamp load; a producer that
-            // commits meanwhile makes the CAS in `abort` fail.
-            let pid = self.mem.load64(off + frame::TIMESTAMP, Relaxed);
-            let start = self.mem.load64(off + frame::SEQ, Relaxed);
-            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
-            if pid <= u32::MAX as u64 && self.mem.is_alive(pid as u32, start) {
+            // commits meanwhile makes the CAS below fail.
+            let owner = self.mem.load64(off + frame::TIMESTAMP, Relaxed);
+            if self.mem.is_alive(owner as u32, owner >> 32) {
                 // A live producer is never skipped; look again later.
                 st.stuck = Some((q, now, 0));
                 return false;
             }
-            let ok = match self.frame_len_of(q, lt) {
-                Some(_) => abort(None),
-                None => abort(Some(size_word(FRAME_HEADER as u64, true))),
-            };
-            return self.aborted(st, ok);
         }
-        // Unmarked: the producer died between its tail CAS and its first
-        // mark. Its claim ends at the next marked frame or at the tail.
-        // Abort only if a second look, a timeout later, finds the same end
-        // (a live producer inside that window has marked by then).
+        // The claim ends at the next marked frame or at the tail. Abort only
+        // if a second look, a timeout later, finds the same end: a live
+        // producer that had claimed but not yet marked the next frame has
+        // marked it by then, so its claim is never swallowed.
         let Some(end) = self.next_boundary(q, tail) else {
             return false;
         };
@@ -1203,11 +1179,27 @@ impl<M: Memory> Ring<M> {
             st.stuck = Some((q, now, end));
             return false;
         }
+        // Take the stamp first (ABORTING), then write the skip length, then
+        // stamp ABORTED: writing the length before taking the stamp could
+        // overwrite the length of a frame committed meanwhile (loom found
+        // this: `stuck_claim_abort_races_commit`). Relaxed: nothing to
+        // publish yet; the Release store below publishes the length.
         let first = (end - q).min(self.layout.room_to_end(q));
-        let ok = abort(Some(size_word(first, true)));
-        if ok && first < end - q {
-            // The claim wrapped: the rest lies at the start of the ring.
-            self.write_padding(q + first, end - q - first);
+        #[cfg(shmq_mutation = "abort_len_first")]
+        let ok = {
+            self.mem.store64(off + frame::LEN_TYPE, size_word(first, true), Relaxed);
+            self.mem.cas64(off + frame::STAMP, stamp, done ^ ABORTED, Release, Relaxed).is_ok()
+        };
+        #[cfg(not(shmq_mutation = "abort_len_first"))]
+        let ok = self.mem.cas64(off + frame::STAMP, stamp, done ^ ABORTING, Relaxed, Relaxed).is_ok();
+        if ok {
+            self.mem.store64(off + frame::LEN_TYPE, size_word(first, true), Relaxed);
+            if first < end - q {
+                // The claim wrapped: the rest lies at the start of the ring.
+                self.write_padding(q + first, end - q - first);
+            }
+            // Release: publishes the length word to readers' Acquire load.
+            self.mem.store64(off + frame::STAMP, done ^ ABORTED, Release);
         }
         self.aborted(st, ok)
     }

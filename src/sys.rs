@@ -138,7 +138,9 @@ pub fn is_alive(pid: u32, start: u64) -> bool {
         return false;
     }
     match fields.nth(18).and_then(|f| f.parse::<u64>().ok()) {
-        Some(s) => start == 0 || s == start,
+        // Low 32 bits: claim marks keep only those (2^32 clock ticks is
+        // over a year of uptime, so a reused pid never matches by chance).
+        Some(s) => start == 0 || s as u32 == start as u32,
         None => false,
     }
 }

@@ -54,13 +54,14 @@ impl Delays {
 #[ignore = "run by the tests in this file as a child process"]
 fn child() {
     let role = env("SHMQ_ROLE");
-    let topic = Topic::open(&env("SHMQ_TOPIC"), &Options::new().dir(env("SHMQ_TEST_DIR"))).expect("open topic");
+    let topic = || Topic::open(&env("SHMQ_TOPIC"), &Options::new().dir(env("SHMQ_TEST_DIR"))).expect("open topic");
     let mut stdin = std::io::stdin().lock();
     let mut line = String::new();
     match role.as_str() {
         // Publishes messages of producer `SHMQ_PRODUCER` until killed,
         // alternating copy-in publish and zero-copy reserve/commit.
         "spray" => {
+            let topic = topic();
             let me: u64 = env("SHMQ_PRODUCER").parse().unwrap();
             let mut p = topic.producer().expect("producer");
             let mut buf = vec![0u8; MAX];
@@ -79,6 +80,7 @@ fn child() {
         }
         // Receives until the END message; checks every message.
         "verify" => {
+            let topic = topic();
             let mut sub = topic.subscribe().expect("subscribe");
             println!("READY");
             let mut next: HashMap<u64, u64> = HashMap::new();
@@ -116,6 +118,7 @@ fn child() {
         // Reads like a real consumer, holding each zero-copy message while
         // it checks it, until killed.
         "holder" => {
+            let topic = topic();
             let mut sub = topic.subscribe().expect("subscribe");
             println!("READY");
             let mut scratch = Vec::new();
@@ -128,8 +131,19 @@ fn child() {
                 next = Some(k + 1);
             }
         }
+        // Creates and removes topics in a loop until killed.
+        "creator" => {
+            println!("READY");
+            let opts = Options::new().dir(env("SHMQ_TEST_DIR")).capacity(4 << 20);
+            for i in 0.. {
+                let name = format!("c{}", i % 3);
+                let _ = Topic::unlink_in(std::path::Path::new(&env("SHMQ_TEST_DIR")), &name);
+                Topic::create(&name, &opts).expect("create");
+            }
+        }
         // Multi-producer: claims a frame, then waits to be killed.
         "claim_and_wait" => {
+            let topic = topic();
             let mut p = topic.producer().expect("producer");
             let mut g = p.reserve(100).expect("reserve");
             g[..4].copy_from_slice(b"torn");
@@ -324,4 +338,46 @@ fn claim_never_marked_by_a_dead_producer_is_skipped() {
     assert_eq!(&*sub.recv_timeout(Duration::from_secs(10)).unwrap(), b"after the hole");
     assert_eq!(t.info().repaired, 1);
     drop(map);
+}
+
+#[test]
+fn creators_killed_mid_create_leave_nothing_an_opener_trips_on() {
+    let d = TestDir::new();
+    let mut delays = Delays::new();
+    let n = trials();
+    let mut opened = 0;
+    for _ in 0..n {
+        let mut c = Child::spawn("creator", &child_env(&d, "-", 0));
+        c.expect("READY");
+        std::thread::sleep(delays.below_us(20_000)); // the kill moment
+        c.kill();
+        // Every name present is a complete topic: a half-built one only
+        // ever exists under a hidden temporary name.
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                let t = Topic::open(&name, &d.opts()).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(t.info().capacity, 4 << 20);
+                opened += 1;
+            }
+        }
+    }
+    // `shmq gc` removes the temporaries of the killed creators (and the
+    // topics nobody uses); afterwards the directory is empty.
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_shmq")).arg("--dir").arg(d.path()).arg("gc").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "{n} creators killed; {opened} complete topics opened after kills; \
+         gc removed {} unfinished temporaries and {} finished topics",
+        said.matches("never finished").count(),
+        said.matches("no live process").count()
+    );
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    assert!(left.is_empty(), "gc left {left:?}");
+    let t = Topic::open_or_create("c0", &d.opts()).unwrap();
+    let mut sub = t.subscribe().unwrap();
+    t.producer().unwrap().publish(b"works").unwrap();
+    assert_eq!(&*sub.try_recv().unwrap(), b"works");
 }

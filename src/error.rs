@@ -188,6 +188,23 @@ pub enum SubscribeError {
     },
     /// The handle was opened read-only.
     ReadOnly,
+    /// A live process already holds this durable subscriber.
+    NameTaken {
+        /// The durable name.
+        name: String,
+        /// Its holder's pid (0 if it was just being taken).
+        pid: u32,
+    },
+    /// This durable subscriber held a blocked producer for longer than the
+    /// topic's durable expiry and was dropped: the messages after its last
+    /// release may be gone. Its name is free now; subscribing again starts
+    /// afresh from the newest message.
+    Expired {
+        /// The durable name.
+        name: String,
+    },
+    /// A durable name must be 1 to 32 bytes of `A-Z a-z 0-9 . _ -`.
+    InvalidName(String),
 }
 
 impl fmt::Display for SubscribeError {
@@ -197,6 +214,15 @@ impl fmt::Display for SubscribeError {
                 write!(f, "all {max} subscriber slots are in use (recreate the topic with more max_subscribers)")
             }
             SubscribeError::ReadOnly => write!(f, "topic was opened read-only"),
+            SubscribeError::NameTaken { name, pid } => {
+                write!(f, "durable subscriber {name:?} is held by live process {pid}")
+            }
+            SubscribeError::Expired { name } => write!(
+                f,
+                "durable subscriber {name:?} expired (it held the producer past the topic's durable expiry); \
+                 subscribe again to start from the newest message"
+            ),
+            SubscribeError::InvalidName(why) => write!(f, "invalid durable subscriber name: {why}"),
         }
     }
 }

@@ -14,6 +14,9 @@ use crate::segment::Segment;
 pub struct SubscriberInfo {
     /// Slot index.
     pub slot: usize,
+    /// A durable subscriber ([`crate::Topic::subscribe_durable`]): when not
+    /// `alive`, it is detached and its cursor still holds `Block` producers.
+    pub durable: bool,
     /// Name given at subscribe (may be empty).
     pub name: String,
     /// Owner process id.
@@ -101,6 +104,7 @@ impl TopicInfo {
             let next_seq = m.load64(s + slot::NEXT_SEQ, Relaxed);
             subscribers.push(SubscriberInfo {
                 slot: i,
+                durable: m.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0,
                 name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
                 pid,
                 alive: m.is_alive(pid, start),

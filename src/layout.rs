@@ -96,6 +96,9 @@ pub mod hdr {
     pub const FENCES: usize = 80;
     /// u32 1 if producers stamp each message with the publish time.
     pub const TIMESTAMPS: usize = 84;
+    /// u32 milliseconds a detached durable subscriber may hold a blocked
+    /// `Block` producer before it is expired (0: never).
+    pub const DURABLE_EXPIRY_MS: usize = 88;
 }
 
 /// Offsets inside the producer line.
@@ -158,9 +161,13 @@ pub mod ctr {
 pub mod slot {
     /// u32 slot state, see [`state`].
     pub const STATE: usize = 0;
+    /// u32 [`flags`] of the slot.
+    pub const FLAGS: usize = 4;
     /// u64 cursor: absolute position of the next frame to read.
     pub const CURSOR: usize = 8;
-    /// u64 owner pid.
+    /// u64 owner: pid (low 32 bits) | low 32 bits of its start time
+    /// (high 32 bits), so one CAS changes owners; 0 for a detached durable
+    /// subscriber.
     pub const PID: usize = 128;
     /// u64 owner process start time (clock ticks since boot).
     pub const START: usize = 136;
@@ -181,8 +188,18 @@ pub mod slot {
         pub const FREE: u32 = 0;
         /// A subscriber is filling the slot in.
         pub const CLAIMING: u32 = 1;
-        /// A live subscriber; its cursor gates `Block` producers.
+        /// A subscriber (or a detached durable one, owner 0); its cursor
+        /// gates `Block` producers.
         pub const ACTIVE: u32 = 2;
+        /// A durable subscriber dropped after the topic's durable expiry;
+        /// keeps its name until its owner returns and is told.
+        pub const EXPIRED: u32 = 3;
+    }
+
+    /// Bits of a slot's flags word.
+    pub mod flags {
+        /// A durable subscriber: its slot and cursor outlive its process.
+        pub const DURABLE: u32 = 1;
     }
 }
 
@@ -274,6 +291,9 @@ pub struct Layout {
     /// a subscriber turns it into padding, in milliseconds
     /// (`1..=MAX_LIVENESS_MS`).
     pub liveness_ms: u32,
+    /// Milliseconds a detached durable subscriber may hold a blocked
+    /// producer before it is expired; 0: never.
+    pub durable_expiry_ms: u32,
 }
 
 /// Default [`Layout::liveness_ms`].
@@ -335,6 +355,7 @@ impl Layout {
             asymmetric_fences: false,
             timestamps: true,
             liveness_ms: DEFAULT_LIVENESS_MS,
+            durable_expiry_ms: 0,
         })
     }
 
@@ -400,6 +421,7 @@ impl Layout {
             v @ 1..=MAX_LIVENESS_MS => v,
             v => return Err(corrupt(format!("liveness timeout {v} ms outside 1..={MAX_LIVENESS_MS}"))),
         };
+        layout.durable_expiry_ms = read_u32(hdr::DURABLE_EXPIRY_MS);
         let data_offset = read_u64(hdr::DATA_OFFSET);
         if data_offset != layout.data_offset as u64 {
             return Err(corrupt(format!(

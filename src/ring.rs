@@ -155,6 +155,13 @@ fn size_word(len: u64, padding: bool) -> u64 {
     }
 }
 
+/// A slot's owner word: pid and the low 32 bits of its start time, so one
+/// CAS hands a durable slot from a dead owner to a new one.
+#[inline]
+fn owner_word(pid: u32, start: u64) -> u64 {
+    pid as u64 | start << 32
+}
+
 /// See [`Ring::load_pos`].
 #[inline]
 fn sane_pos(v: u64) -> u64 {
@@ -198,6 +205,18 @@ pub enum ClaimError {
     /// Multi-producer: a subscriber gave up this claim because the producer
     /// looked dead for longer than the liveness timeout (see "Stuck claims").
     Lost,
+}
+
+/// Why a durable subscriber could not attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurableError {
+    /// A live process (this pid; 0 if unknown) holds the name.
+    Taken(u32),
+    /// The subscriber was dropped after the topic's durable expiry; its
+    /// slot is freed now, so subscribing again starts afresh.
+    Expired,
+    /// No free slot for a new durable subscriber.
+    NoFreeSlot,
 }
 
 /// Why a read failed.
@@ -788,7 +807,13 @@ impl<M: Memory> Ring<M> {
             if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
                 continue;
             }
-            let pid = self.mem.load64(s + slot::PID, Relaxed) as u32;
+            let owner = self.mem.load64(s + slot::PID, Relaxed);
+            let durable = self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0;
+            if durable {
+                reaped += self.reap_durable(s, owner);
+                continue;
+            }
+            let pid = owner as u32;
             let start = self.mem.load64(s + slot::START, Relaxed);
             if pid != 0 && !self.mem.is_alive(pid, start) {
                 // Relaxed: the slot's owner is gone; a new owner claims with
@@ -805,6 +830,34 @@ impl<M: Memory> Ring<M> {
             self.mem.wake(wake::SPACE_FUTEX);
         }
         reaped
+    }
+
+    /// A durable slot whose owner died is detached (owner 0), not freed: its
+    /// cursor keeps gating until the owner returns. One detached longer
+    /// than the topic's durable expiry is expired (stops gating). Returns
+    /// 1 if it expired the slot (which frees room), else 0.
+    fn reap_durable(&self, s: usize, owner: u64) -> u32 {
+        let now = self.mem.now_ns();
+        if owner != 0 {
+            if !self.mem.is_alive(owner as u32, owner >> 32)
+                && self.mem.cas64(s + slot::PID, owner, 0, Relaxed, Relaxed).is_ok()
+            {
+                // Relaxed: when it was detached, for the expiry; a counter.
+                self.mem.store64(s + slot::SEEN_NS, now, Relaxed);
+                self.mem.add64(ctr::REAPED, 1, Relaxed);
+            }
+            return 0;
+        }
+        let expiry = self.layout.durable_expiry_ms as u64 * 1_000_000;
+        let since = self.mem.load64(s + slot::SEEN_NS, Relaxed);
+        if expiry > 0 && now.saturating_sub(since) > expiry {
+            // Relaxed: the cursor stops gating; the bytes behind it are
+            // nobody's any more (its owner is told when it returns).
+            if self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::EXPIRED, Relaxed, Relaxed).is_ok() {
+                return 1;
+            }
+        }
+        0
     }
 
     /// Single producer taking over from a dead owner: commits every frame
@@ -846,6 +899,10 @@ impl<M: Memory> Ring<M> {
     /// Takes a free subscriber slot and positions the cursor. `name` is
     /// stored for inspection (at most 32 bytes are kept).
     pub fn join(&self, start: Start, name: &[u8]) -> Option<SubState> {
+        self.join_as(start, name, 0)
+    }
+
+    fn join_as(&self, start: Start, name: &[u8], flags: u32) -> Option<SubState> {
         let slot_idx = self.claim_slot().or_else(|| {
             self.reap_dead();
             self.claim_slot()
@@ -853,8 +910,9 @@ impl<M: Memory> Ring<M> {
         let s = self.layout.slot(slot_idx);
         let (pid, pstart) = self.mem.self_id();
         // Relaxed: published by the Release store of ACTIVE below.
-        self.mem.store64(s + slot::PID, pid as u64, Relaxed);
+        self.mem.store64(s + slot::PID, owner_word(pid, pstart), Relaxed);
         self.mem.store64(s + slot::START, pstart, Relaxed);
+        self.mem.store32(s + slot::FLAGS, flags, Relaxed);
         self.mem.store64(s + slot::RECEIVED, 0, Relaxed);
         self.mem.store64(s + slot::LOST, 0, Relaxed);
         self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
@@ -877,6 +935,120 @@ impl<M: Memory> Ring<M> {
         }
         self.mem.store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
         Some(st)
+    }
+
+    /// The slot of the durable subscriber `name` (ACTIVE or EXPIRED).
+    fn find_durable(&self, name: &[u8; SLOT_NAME_LEN]) -> Option<(usize, u32)> {
+        (0..self.layout.max_subscribers as usize).find_map(|i| {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the Release store of ACTIVE by the slot's
+            // creator, so its name and flags are complete.
+            let state = self.mem.load32(s + slot::STATE, Acquire);
+            let durable = self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0;
+            if !durable || !(state == slot::state::ACTIVE || state == slot::state::EXPIRED) {
+                return None;
+            }
+            let same = name.chunks_exact(8).enumerate().all(|(k, chunk)| {
+                let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+                self.mem.load64(s + slot::NAME + 8 * k, Relaxed) == w
+            });
+            same.then_some((i, state))
+        })
+    }
+
+    /// Attaches the durable subscriber `name` (1..=32 bytes): takes over its
+    /// slot if it exists and its owner is gone, resuming at its cursor (the
+    /// first message it had not released); else joins a new slot from the
+    /// newest message.
+    pub fn join_durable(&self, name: &[u8]) -> Result<SubState, DurableError> {
+        let mut key = [0u8; SLOT_NAME_LEN];
+        let n = name.len().min(SLOT_NAME_LEN);
+        key[..n].copy_from_slice(&name[..n]);
+        let (pid, start) = self.mem.self_id();
+        let me = owner_word(pid, start);
+        for _ in 0..16 {
+            let Some((i, state)) = self.find_durable(&key) else {
+                let st =
+                    self.join_as(Start::Newest, &key[..n], slot::flags::DURABLE).ok_or(DurableError::NoFreeSlot)?;
+                // Two processes may have created the name at once: the
+                // lowest slot wins, the other leaves and takes over.
+                match self.find_durable(&key) {
+                    Some((first, _)) if first != st.slot => {
+                        self.mem.store32(self.layout.slot(st.slot) + slot::FLAGS, 0, Relaxed);
+                        self.leave(&st);
+                        continue;
+                    }
+                    _ => return Ok(st),
+                }
+            };
+            let s = self.layout.slot(i);
+            if state == slot::state::EXPIRED {
+                // Relaxed: the expired slot holds nothing anyone needs.
+                let _ = self.mem.cas32(s + slot::STATE, slot::state::EXPIRED, slot::state::FREE, Relaxed, Relaxed);
+                return Err(DurableError::Expired);
+            }
+            let owner = self.mem.load64(s + slot::PID, Acquire);
+            if owner != 0 && self.mem.is_alive(owner as u32, owner >> 32) {
+                return Err(DurableError::Taken(owner as u32));
+            }
+            // Acquire: pairs with the previous owner's Release detach, so its
+            // cursor and counters below are the last it published.
+            if self.mem.cas64(s + slot::PID, owner, me, Acquire, Relaxed).is_err() {
+                continue;
+            }
+            if owner != 0 {
+                // We took it from a dead owner nobody had reaped yet.
+                self.mem.add64(ctr::REAPED, 1, Relaxed);
+            }
+            self.mem.store64(s + slot::START, start, Relaxed);
+            self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
+            let tail = self.load_pos(prod::TAIL, Relaxed);
+            let st = SubState {
+                slot: i,
+                cursor: self.load_pos(s + slot::CURSOR, Relaxed).min(tail),
+                expected_seq: self.mem.load64(s + slot::NEXT_SEQ, Relaxed),
+                received: self.mem.load64(s + slot::RECEIVED, Relaxed),
+                lost: self.mem.load64(s + slot::LOST, Relaxed),
+                idle: 0,
+                stuck: None,
+            };
+            if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
+                // Expired between our look and our CAS.
+                continue;
+            }
+            return Ok(st);
+        }
+        Err(DurableError::Taken(0))
+    }
+
+    /// Removes the durable subscriber `name` (its cursor stops gating).
+    /// `Ok(false)` if there is none; `Err(pid)` if a live process holds it.
+    pub fn remove_durable(&self, name: &[u8]) -> Result<bool, u32> {
+        let mut key = [0u8; SLOT_NAME_LEN];
+        let n = name.len().min(SLOT_NAME_LEN);
+        key[..n].copy_from_slice(&name[..n]);
+        let Some((i, _)) = self.find_durable(&key) else {
+            return Ok(false);
+        };
+        let s = self.layout.slot(i);
+        let owner = self.mem.load64(s + slot::PID, Relaxed);
+        if owner != 0 && self.mem.is_alive(owner as u32, owner >> 32) {
+            return Err(owner as u32);
+        }
+        // Relaxed: the slot stops gating; nobody reads through it.
+        if self.mem.cas64(s + slot::PID, owner, 0, Relaxed, Relaxed).is_err() {
+            return Err(0);
+        }
+        self.mem.store32(s + slot::FLAGS, 0, Relaxed);
+        for from in [slot::state::ACTIVE, slot::state::EXPIRED] {
+            if self.mem.cas32(s + slot::STATE, from, slot::state::FREE, Release, Relaxed).is_ok() {
+                break;
+            }
+        }
+        // A producer may be waiting on this cursor.
+        self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
+        self.mem.wake(wake::SPACE_FUTEX);
+        Ok(true)
     }
 
     fn claim_slot(&self) -> Option<usize> {
@@ -1039,9 +1211,19 @@ impl<M: Memory> Ring<M> {
         st.expected_seq = u64::MAX;
     }
 
-    /// Leaves: frees the slot (after which the cursor no longer gates).
+    /// Leaves: frees the slot (after which the cursor no longer gates). A
+    /// durable subscriber only detaches: its cursor stays and gates.
     pub fn leave(&self, st: &SubState) {
         let s = self.layout.slot(st.slot);
+        // Relaxed: our own slot's flags.
+        if self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0 {
+            let (pid, start) = self.mem.self_id();
+            self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
+            // Release: our cursor and counters are visible to the next owner,
+            // which takes the slot with an Acquire CAS.
+            let _ = self.mem.cas64(s + slot::PID, owner_word(pid, start), 0, Release, Relaxed);
+            return;
+        }
         // Release: our reads of released frames happen before a producer
         // that sees the slot free overwrites them (pairs with its Acquire
         // state load).

@@ -176,6 +176,7 @@ impl Segment {
         m.store64(hdr::FILE_LEN, layout.file_len(), Ordering::Relaxed);
         m.store32(hdr::FENCES, layout.asymmetric_fences as u32, Ordering::Relaxed);
         m.store32(hdr::TIMESTAMPS, layout.timestamps as u32, Ordering::Relaxed);
+        m.store32(hdr::DURABLE_EXPIRY_MS, layout.durable_expiry_ms, Ordering::Relaxed);
         m.store64(prod::TAIL, 0, Ordering::Relaxed);
         // Release: publishes the header to openers' Acquire load of STATE.
         m.store32(hdr::STATE, state::READY, Ordering::Release);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::error::{RecvError, SubscribeError};
 use crate::layout::Policy;
-use crate::ring::{FrameView, ReadError, Ring, Start, SubState};
+use crate::ring::{DurableError, FrameView, ReadError, Ring, Start, SubState};
 use crate::segment::Segment;
 
 /// Receives messages from a topic. Made by [`crate::Topic::subscribe`].
@@ -85,6 +85,19 @@ impl Subscriber {
         let buf = match ring.layout.policy {
             Policy::Block => Box::default(),
             // Rounded up to whole words: the copy reads whole words.
+            Policy::Overwrite => vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice(),
+        };
+        Ok(Subscriber { ring, st, buf, pending: None, held: None })
+    }
+
+    pub(crate) fn attach_durable(ring: Arc<Ring<Segment>>, name: &str) -> Result<Subscriber, SubscribeError> {
+        let st = ring.join_durable(name.as_bytes()).map_err(|e| match e {
+            DurableError::Taken(pid) => SubscribeError::NameTaken { name: name.into(), pid },
+            DurableError::Expired => SubscribeError::Expired { name: name.into() },
+            DurableError::NoFreeSlot => SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers },
+        })?;
+        let buf = match ring.layout.policy {
+            Policy::Block => Box::default(),
             Policy::Overwrite => vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice(),
         };
         Ok(Subscriber { ring, st, buf, pending: None, held: None })

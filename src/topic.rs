@@ -55,6 +55,7 @@ pub struct Options {
     allow_foreign_owner: bool,
     timestamps: Option<bool>,
     liveness: Option<Duration>,
+    durable_expiry: Option<Duration>,
 }
 
 /// Default ring capacity (1 MiB).
@@ -110,6 +111,15 @@ impl Options {
     /// process exists. Stored in the topic; `open` does not check it.
     pub fn liveness_timeout(mut self, t: Duration) -> Self {
         self.liveness = Some(t);
+        self
+    }
+    /// `Block` topics: how long a durable subscriber whose process is gone
+    /// may hold a blocked producer before it is dropped (and told so, with
+    /// [`SubscribeError::Expired`], when it returns). Default: never; the
+    /// producer then waits for it, which is the point of a durable
+    /// subscriber. Stored in the topic; `open` does not check it.
+    pub fn durable_expiry(mut self, t: Duration) -> Self {
+        self.durable_expiry = Some(t);
         self
     }
     /// File mode of a created topic, e.g. `0o660` to share with the group.
@@ -173,6 +183,10 @@ impl Options {
                 )));
             }
             layout.liveness_ms = ms as u32;
+        }
+        if let Some(t) = self.durable_expiry {
+            let ms = t.as_millis().clamp(1, u32::MAX as u128);
+            layout.durable_expiry_ms = ms as u32;
         }
         Ok(layout)
     }
@@ -344,6 +358,55 @@ impl Topic {
         Subscriber::attach(self.ring.clone(), start, name)
     }
 
+    /// Attaches the durable subscriber `name`: its cursor lives in the
+    /// topic and outlives this process. Releasing a message (dropping it)
+    /// acknowledges it; a process that dies and subscribes again with the
+    /// same name resumes at the first message it had not released, so
+    /// every message is delivered at least once. While detached, a durable
+    /// subscriber keeps holding a `Block` producer back (nothing is lost)
+    /// unless the topic has a [`Options::durable_expiry`]. The first
+    /// subscription starts at the newest message.
+    ///
+    /// Errors: [`SubscribeError::NameTaken`] if a live process holds the
+    /// name, [`SubscribeError::Expired`] (once) if it expired.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmq::{Options, Topic};
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-d-{}", std::process::id()));
+    /// let topic = Topic::create("orders", &Options::new().dir(&dir).capacity(64 << 10))?;
+    /// let mut billing = topic.subscribe_durable("billing")?;
+    /// let mut p = topic.producer()?;
+    /// p.publish(b"order 1")?;
+    /// p.publish(b"order 2")?;
+    /// assert_eq!(&*billing.recv()?, b"order 1"); // released (acknowledged) on drop
+    /// drop(billing);                              // or the process dies
+    /// let mut billing = topic.subscribe_durable("billing")?;
+    /// assert_eq!(&*billing.recv()?, b"order 2"); // resumes where it stopped
+    /// # drop(billing);
+    /// topic.unsubscribe_durable("billing")?;
+    /// # drop((p, topic)); std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe_durable(&self, name: &str) -> Result<Subscriber, SubscribeError> {
+        if !self.ring.mem.writable() {
+            return Err(SubscribeError::ReadOnly);
+        }
+        check_durable_name(name)?;
+        Subscriber::attach_durable(self.ring.clone(), name)
+    }
+
+    /// Removes the durable subscriber `name`: its cursor stops holding the
+    /// producer. `Ok(false)` if there is none. Fails with
+    /// [`SubscribeError::NameTaken`] while a live process holds it.
+    pub fn unsubscribe_durable(&self, name: &str) -> Result<bool, SubscribeError> {
+        if !self.ring.mem.writable() {
+            return Err(SubscribeError::ReadOnly);
+        }
+        check_durable_name(name)?;
+        self.ring.remove_durable(name.as_bytes()).map_err(|pid| SubscribeError::NameTaken { name: name.into(), pid })
+    }
+
     /// The topic's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -437,4 +500,15 @@ fn ensure_dir(dir: &Path) -> Result<(), OpenError> {
         }
         _ => OpenError::Io { op: "creating the topic directory", source: e },
     })
+}
+
+fn check_durable_name(name: &str) -> Result<(), SubscribeError> {
+    let bad = |why: &str| Err(SubscribeError::InvalidName(format!("{name:?}: {why}")));
+    if name.is_empty() || name.len() > crate::layout::SLOT_NAME_LEN {
+        return bad("must be 1 to 32 bytes");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return bad("only A-Z a-z 0-9 . _ - are allowed");
+    }
+    Ok(())
 }

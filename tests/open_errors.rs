@@ -129,6 +129,26 @@ fn symlink_at_topic_path_is_refused() {
 }
 
 #[test]
+fn topic_files_of_another_user_are_refused_unless_allowed() {
+    let d = TestDir::new();
+    let t = Topic::create("theirs", &d.opts()).unwrap();
+    let path = std::ffi::CString::new(t.path().as_os_str().as_encoded_bytes()).unwrap();
+    drop(t);
+    // Hand the file to `nobody` (65534); only root may, as CI runs.
+    // SAFETY: chown on a NUL-terminated path.
+    if unsafe { libc::chown(path.as_ptr(), 65534, 65534) } != 0 {
+        eprintln!("skipped: cannot chown here (not root): {}", std::io::Error::last_os_error());
+        return;
+    }
+    match Topic::open("theirs", &d.opts()) {
+        Err(OpenError::PermissionDenied(why)) => assert!(why.contains("65534"), "{why}"),
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    let t = Topic::open("theirs", &d.opts().allow_foreign_owner(true)).expect("allowed when asked");
+    assert!(t.subscribe().is_ok());
+}
+
+#[test]
 fn files_are_created_0600_unless_asked() {
     let d = TestDir::new();
     let a = Topic::create("a", &d.opts()).unwrap();

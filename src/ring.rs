@@ -241,13 +241,44 @@ pub enum Passive {
     Lapped,
 }
 
-/// Where a new subscriber starts.
+/// Where a new subscriber (or a [`crate::Tail`]) starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
     /// After the last committed message: only messages published from now on.
     Newest,
     /// At the oldest message the ring still holds.
     Oldest,
+    /// At the first retained message whose sequence number is at least
+    /// this; at the newest if none is yet. On an `Overwrite` topic whose
+    /// oldest retained message is already past it, the first receive
+    /// reports the missing ones as `Lagged`.
+    Seq(u64),
+    /// At the first retained message published at or after this time
+    /// (`CLOCK_MONOTONIC` nanoseconds, as [`crate::Message::timestamp_ns`];
+    /// [`crate::sys::monotonic_ns`] is now); at the newest if none is yet.
+    /// Needs a topic with timestamps.
+    Time(u64),
+}
+
+impl Start {
+    /// Whether a message with `seq` published at `ts` is where this start
+    /// stops (always, for `Newest`/`Oldest`).
+    fn reached_by(self, seq: u64, ts: u64) -> bool {
+        match self {
+            Start::Newest | Start::Oldest => true,
+            Start::Seq(s) => seq >= s,
+            Start::Time(t) => ts >= t,
+        }
+    }
+}
+
+/// A frame header read and validated by [`Ring::header_validated`].
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    size: u64,
+    /// `None` for a padding frame.
+    seq: Option<u64>,
+    ts: u64,
 }
 
 /// A claimed, not yet committed region.
@@ -1066,7 +1097,7 @@ impl<M: Memory> Ring<M> {
         let t0 = self.load_pos(prod::TAIL, Relaxed);
         let first = match start {
             Start::Newest => t0,
-            Start::Oldest => self.oldest_hint(t0),
+            _ => self.oldest_hint(t0),
         };
         // Relaxed: published by the Release store of ACTIVE.
         self.mem.store64(s + slot::CURSOR, first, Relaxed);
@@ -1085,9 +1116,9 @@ impl<M: Memory> Ring<M> {
         // positions below `safe`.
         let safe = (t1 + self.max_claim()).saturating_sub(self.cap());
         let mut cursor = t1;
-        if start == Start::Oldest && first < t1 {
+        if start != Start::Newest && first < t1 {
             if let Some(p) = self.walk_to(first, safe, t1) {
-                cursor = p;
+                cursor = self.seek(p, t1, start).0;
             }
         }
         st.cursor = cursor;
@@ -1119,8 +1150,7 @@ impl<M: Memory> Ring<M> {
         let mut p = from;
         let mut steps = 0u64;
         while p < min_pos {
-            let (size, _) = self.header_validated(p)?;
-            p += size;
+            p += self.header_validated(p)?.size;
             steps += 1;
             if p > tail || steps > self.cap() / FRAME_HEADER as u64 {
                 return None;
@@ -1129,9 +1159,30 @@ impl<M: Memory> Ring<M> {
         Some(p)
     }
 
+    /// From frame start `p`, walks committed frames (below `tail`) to the
+    /// first message `start` stops at. Returns its position and its
+    /// sequence number, or where the walk ended (the tail, or a frame it
+    /// could not validate) and `None`.
+    fn seek(&self, mut p: u64, tail: u64, start: Start) -> (u64, Option<u64>) {
+        let mut steps = 0u64;
+        while p < tail && steps <= self.cap() / FRAME_HEADER as u64 {
+            let Some(h) = self.header_validated(p) else {
+                break;
+            };
+            if let Some(seq) = h.seq {
+                if start.reached_by(seq, h.ts) {
+                    return (p, Some(seq));
+                }
+            }
+            p += h.size;
+            steps += 1;
+        }
+        (p, None)
+    }
+
     /// Reads the header of the committed frame at `p` and validates it
-    /// against overwrite. Returns (frame size, seq).
-    fn header_validated(&self, p: u64) -> Option<(u64, u64)> {
+    /// against overwrite.
+    fn header_validated(&self, p: u64) -> Option<Header> {
         let off = self.layout.frame_at(p);
         // Acquire: pairs with the producer's Release stamp store.
         if self.mem.load64(off + frame::STAMP, Acquire) != p ^ self.key() {
@@ -1139,6 +1190,7 @@ impl<M: Memory> Ring<M> {
         }
         let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
         let seq = self.mem.load64(off + frame::SEQ, Relaxed);
+        let ts = self.mem.load64(off + frame::TIMESTAMP, Relaxed);
         let size = self.frame_len_of(p, lt)?;
         // Acquire fence: pairs with the producer's Release fence after its
         // tail (intent) store; if the tail has not passed p + capacity, the
@@ -1148,7 +1200,7 @@ impl<M: Memory> Ring<M> {
             return None;
         }
         let is_pad = (lt >> 32) as u32 & frame::PADDING != 0;
-        Some((size, if is_pad { u64::MAX } else { seq }))
+        Some(Header { size, seq: (!is_pad).then_some(seq), ts })
     }
 
     /// Positions an `Overwrite` subscriber: after the last committed frame
@@ -1170,15 +1222,15 @@ impl<M: Memory> Ring<M> {
                     }
                     sane_pos(last - 1)
                 }
-                Start::Oldest => self.load_pos(prod::OLDEST, Relaxed).min(tail),
+                _ => self.load_pos(prod::OLDEST, Relaxed).min(tail),
             };
             // Skip padding frames to a real frame, to learn its sequence.
             let mut p = target;
             let mut found = None;
             for _ in 0..4 {
                 match self.header_validated(p) {
-                    Some((size, u64::MAX)) => p += size,
-                    Some((size, seq)) => {
+                    Some(Header { size, seq: None, .. }) => p += size,
+                    Some(Header { size, seq: Some(seq), .. }) => {
                         found = Some((p, size, seq));
                         break;
                     }
@@ -1194,6 +1246,20 @@ impl<M: Memory> Ring<M> {
                     Start::Oldest => {
                         st.cursor = p;
                         st.expected_seq = seq;
+                    }
+                    Start::Seq(_) | Start::Time(_) => {
+                        let (q, at) = self.seek(p, tail, start);
+                        if q < tail && at.is_none() {
+                            continue; // lapped while walking: look again
+                        }
+                        st.cursor = q;
+                        st.expected_seq = match (start, at) {
+                            // Asked for messages already gone: the first
+                            // receive reports them as lost.
+                            (Start::Seq(s), _) if s < seq => s,
+                            (_, Some(at)) => at,
+                            _ => self.mem.load64(prod::NEXT_SEQ, Relaxed),
+                        };
                     }
                 }
                 return;
@@ -1550,6 +1616,7 @@ impl<M: Memory> Ring<M> {
         match start {
             Start::Newest => tail,
             Start::Oldest => self.oldest_hint(tail),
+            Start::Seq(_) | Start::Time(_) => self.seek(self.oldest_hint(tail), tail, start).0,
         }
     }
 

@@ -250,3 +250,28 @@ fn help_has_examples_and_completions_generate() {
         assert!(ok(&d, &["completions", shell]).contains("shmq"));
     }
 }
+
+#[test]
+fn tail_from_a_sequence_or_a_time_and_as_a_durable_subscriber() {
+    let d = TestDir::new();
+    ok(&d, &["create", "t", "--capacity", "64KiB", "--max-message", "1KiB"]);
+    ok(&d, &["pub", "t", "m0", "m1", "m2", "m3", "m4"]);
+    let raw = |args: &[&str]| ok(&d, args);
+    assert_eq!(raw(&["tail", "--from", "3", "--format", "raw", "t"]), "m3m4");
+    assert_eq!(raw(&["tail", "--from", "-60m", "--format", "raw", "t"]), "m0m1m2m3m4");
+    assert_eq!(raw(&["tail", "--from", "@0", "--count", "1", "--format", "raw", "t"]), "m0");
+    assert_eq!(code(&shmq(&d, &["tail", "--from", "soon", "t"])), 2);
+    // A durable subscriber made by the CLI starts at the newest, then
+    // resumes where the previous run stopped.
+    assert_eq!(raw(&["tail", "--durable", "audit", "--format", "raw", "t"]), "");
+    ok(&d, &["pub", "t", "a", "b", "c"]);
+    assert_eq!(raw(&["tail", "--durable", "audit", "--count", "2", "--format", "raw", "t"]), "ab");
+    let info = json(&d, &["info", "--json", "t"]);
+    let sub = &info["subscribers"][0];
+    assert_eq!(
+        (sub["name"].as_str(), sub["durable"].as_bool(), sub["alive"].as_bool()),
+        (Some("audit"), Some(true), Some(false))
+    );
+    assert_eq!(raw(&["tail", "--durable", "audit", "--format", "raw", "t"]), "c");
+    assert!(ok(&d, &["info", "t"]).contains("detached, durable"));
+}

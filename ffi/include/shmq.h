@@ -51,6 +51,8 @@ typedef struct shmq_options {
     uint32_t mode;            /* file mode of a created topic (default 0600) */
     uint32_t flags;           /* SHMQ_FLAG_* bits (default 0) */
     const char *dir;          /* topic directory, or NULL */
+    uint32_t liveness_ms;     /* a dead multi-producer's claim is skipped after this (0: 1000) */
+    uint32_t durable_expiry_ms; /* a detached durable subscriber is dropped after this (0: never) */
 } shmq_options;
 
 /* A received message. */
@@ -108,6 +110,25 @@ int shmq_abort(shmq_producer *producer);
 int shmq_subscribe(shmq_topic *topic, shmq_subscriber **out);
 /* from_oldest: 1 to start at the oldest message the ring holds. */
 int shmq_subscribe_from(shmq_topic *topic, int from_oldest, shmq_subscriber **out);
+/* Where shmq_subscribe_at starts. */
+#define SHMQ_FROM_NEWEST 0 /* with the next message published */
+#define SHMQ_FROM_OLDEST 1 /* at the oldest message the ring holds */
+#define SHMQ_FROM_SEQ 2    /* at the first retained message with seq >= value */
+#define SHMQ_FROM_TIME 3   /* at the first retained message published at or after value (shmq_now_ns clock) */
+/* Replay: subscribes at from (SHMQ_FROM_*). -EINVAL bad from, -ENOSPC. */
+int shmq_subscribe_at(shmq_topic *topic, int from, uint64_t value, shmq_subscriber **out);
+/* Durable subscriber: its cursor lives in the topic under name (1-32
+ * bytes of A-Z a-z 0-9 . _ -) and outlives the process; shmq_release
+ * acknowledges. A new process with the same name resumes at the first
+ * message not released (at-least-once). -EBUSY a live process holds the
+ * name, -ESTALE it expired (told once; subscribe again to start afresh),
+ * -EINVAL bad name, -ENOSPC no free slot. Closing detaches it; on a Block
+ * topic it keeps holding the producer back until it returns or is removed. */
+int shmq_subscribe_durable(shmq_topic *topic, const char *name, shmq_subscriber **out);
+/* Removes a durable subscriber. -ENOENT none, -EBUSY a live process holds it. */
+int shmq_unsubscribe_durable(shmq_topic *topic, const char *name);
+/* CLOCK_MONOTONIC now in ns: the clock of shmq_msg.timestamp_ns. */
+uint64_t shmq_now_ns(void);
 void shmq_subscriber_close(shmq_subscriber *subscriber);
 /* Zero-copy receive: out->data points into the ring (Block) or into the
  * subscriber's own buffer (Overwrite) until shmq_release or the next
@@ -126,7 +147,7 @@ int shmq_recv_copy(shmq_subscriber *subscriber, void *buf, size_t cap, size_t *l
 /* A static description of a return code; never NULL. */
 const char *shmq_strerror(int rc);
 
-/* For tests: writes sizeof/offsetof values of this ABI (6 values). */
+/* For tests: writes sizeof/offsetof values of this ABI (7 values). */
 int shmq_abi_layout(uint64_t *out, size_t n);
 
 #ifdef __cplusplus

@@ -19,7 +19,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use shmq_rs::{
-    OpenError, Options, Policy, Producer, ProducerError, PublishError, RecvError, SubscribeError, Subscriber, Topic,
+    OpenError, Options, Policy, Producer, ProducerError, PublishError, RecvError, Start, SubscribeError, Subscriber,
+    Topic,
 };
 
 /// Opaque topic handle.
@@ -57,7 +58,15 @@ pub struct shmq_options {
     pub flags: u32,
     /// Topic directory, or NULL for `SHMQ_DIR` / `/dev/shm/shmq`.
     pub dir: *const c_char,
+    /// Liveness timeout for dead multi-producers' claims, ms (0: default 1 s).
+    pub liveness_ms: u32,
+    /// Durable subscriber expiry, ms (0: never).
+    pub durable_expiry_ms: u32,
 }
+
+/// `sizeof(shmq_options)` before `liveness_ms` was added: accepted, with
+/// the later fields at their defaults.
+const OPTIONS_V1_SIZE: usize = std::mem::offset_of!(shmq_options, liveness_ms);
 
 /// `flags` bit: messages carry no publish timestamp (saves a clock read per
 /// publish; `timestamp_ns` reads 0).
@@ -89,6 +98,7 @@ pub unsafe extern "C" fn shmq_abi_layout(out: *mut u64, n: usize) -> c_int {
         std::mem::size_of::<shmq_options>() as u64,
         std::mem::offset_of!(shmq_options, capacity) as u64,
         std::mem::offset_of!(shmq_options, dir) as u64,
+        std::mem::offset_of!(shmq_options, durable_expiry_ms) as u64,
         std::mem::size_of::<shmq_msg>() as u64,
         std::mem::offset_of!(shmq_msg, lost) as u64,
         std::mem::offset_of!(shmq_msg, msg_type) as u64,
@@ -174,8 +184,16 @@ unsafe fn options(o: *const shmq_options, for_open: bool) -> Result<Options, c_i
     }
     // SAFETY: non-null, and the caller's contract says it is a shmq_options.
     let o = unsafe { &*o };
-    if (o.size as usize) < std::mem::size_of::<shmq_options>() {
+    if (o.size as usize) < OPTIONS_V1_SIZE {
         return Err(-libc::EINVAL);
+    }
+    if o.size as usize >= std::mem::size_of::<shmq_options>() {
+        if o.liveness_ms != 0 {
+            opts = opts.liveness_timeout(Duration::from_millis(o.liveness_ms as u64));
+        }
+        if o.durable_expiry_ms != 0 {
+            opts = opts.durable_expiry(Duration::from_millis(o.durable_expiry_ms as u64));
+        }
     }
     if !o.dir.is_null() {
         // SAFETY: a non-null `dir` is a NUL-terminated string by contract.
@@ -231,6 +249,8 @@ pub unsafe extern "C" fn shmq_options_init(opts: *mut shmq_options) {
         mode: 0o600,
         flags: 0,
         dir: std::ptr::null(),
+        liveness_ms: 0,
+        durable_expiry_ms: 0,
     };
     // SAFETY: non-null and points to a shmq_options by contract.
     unsafe { opts.write(v) };
@@ -253,6 +273,8 @@ pub unsafe extern "C" fn shmq_options_init_any(opts: *mut shmq_options) {
         mode: 0,
         flags: 0,
         dir: std::ptr::null(),
+        liveness_ms: 0,
+        durable_expiry_ms: 0,
     };
     // SAFETY: non-null and points to a shmq_options by contract.
     unsafe { opts.write(v) };
@@ -556,23 +578,115 @@ pub unsafe extern "C" fn shmq_subscribe_from(
     from_oldest: c_int,
     out: *mut *mut shmq_subscriber,
 ) -> c_int {
+    let from = if from_oldest != 0 { SHMQ_FROM_OLDEST } else { SHMQ_FROM_NEWEST };
+    // SAFETY: forwarded contract.
+    unsafe { shmq_subscribe_at(t, from, 0, out) }
+}
+
+/// `shmq_subscribe_at`: from the newest message.
+pub const SHMQ_FROM_NEWEST: c_int = 0;
+/// `shmq_subscribe_at`: from the oldest message the ring holds.
+pub const SHMQ_FROM_OLDEST: c_int = 1;
+/// `shmq_subscribe_at`: from the first retained message with seq >= value.
+pub const SHMQ_FROM_SEQ: c_int = 2;
+/// `shmq_subscribe_at`: from the first retained message published at or
+/// after value (`CLOCK_MONOTONIC` ns, see `shmq_now_ns`).
+pub const SHMQ_FROM_TIME: c_int = 3;
+
+fn sub_err(e: &SubscribeError) -> c_int {
+    -match e {
+        SubscribeError::NoFreeSlot { .. } => libc::ENOSPC,
+        SubscribeError::ReadOnly => libc::EROFS,
+        SubscribeError::NameTaken { .. } => libc::EBUSY,
+        SubscribeError::Expired { .. } => libc::ESTALE,
+        SubscribeError::InvalidName(_) => libc::EINVAL,
+        _ => libc::EIO,
+    }
+}
+
+fn new_subscriber(r: Result<shmq_rs::Subscriber, SubscribeError>, out: *mut *mut shmq_subscriber) -> c_int {
+    match r {
+        Ok(s) => {
+            // SAFETY: callers check `out` is non-null; it is writable by contract.
+            unsafe { out.write(Box::into_raw(Box::new(shmq_subscriber(s)))) };
+            0
+        }
+        Err(e) => sub_err(&e),
+    }
+}
+
+/// Subscribes at `from` (`SHMQ_FROM_*`), with `value` the sequence number
+/// or time for `SHMQ_FROM_SEQ` / `SHMQ_FROM_TIME`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe_at(
+    t: *mut shmq_topic,
+    from: c_int,
+    value: u64,
+    out: *mut *mut shmq_subscriber,
+) -> c_int {
     guard(|| {
         if t.is_null() || out.is_null() {
             return -libc::EINVAL;
         }
+        let start = match from {
+            SHMQ_FROM_NEWEST => Start::Newest,
+            SHMQ_FROM_OLDEST => Start::Oldest,
+            SHMQ_FROM_SEQ => Start::Seq(value),
+            SHMQ_FROM_TIME => Start::Time(value),
+            _ => return -libc::EINVAL,
+        };
         // SAFETY: live topic handle.
         let topic = unsafe { &(*t).0 };
-        let r = if from_oldest != 0 { topic.subscribe_from_oldest() } else { topic.subscribe() };
-        match r {
-            Ok(s) => {
-                // SAFETY: `out` is non-null and writable.
-                unsafe { out.write(Box::into_raw(Box::new(shmq_subscriber(s)))) };
-                0
-            }
-            Err(SubscribeError::NoFreeSlot { .. }) => -libc::ENOSPC,
-            Err(_) => -libc::EROFS,
+        new_subscriber(topic.subscribe_with(start, ""), out)
+    })
+}
+
+/// Attaches the durable subscriber `name` (see `Topic::subscribe_durable`).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe_durable(
+    t: *mut shmq_topic,
+    name: *const c_char,
+    out: *mut *mut shmq_subscriber,
+) -> c_int {
+    guard(|| {
+        if t.is_null() || out.is_null() || name.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: a non-null `name` is a NUL-terminated string by contract.
+        let Some(name) = (unsafe { str_arg(name) }) else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: live topic handle.
+        let topic = unsafe { &(*t).0 };
+        new_subscriber(topic.subscribe_durable(name), out)
+    })
+}
+
+/// Removes the durable subscriber `name`: 0 removed, -ENOENT none, -EBUSY
+/// a live process holds it.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_unsubscribe_durable(t: *mut shmq_topic, name: *const c_char) -> c_int {
+    guard(|| {
+        if t.is_null() || name.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: as in shmq_subscribe_durable.
+        let Some(name) = (unsafe { str_arg(name) }) else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: live topic handle.
+        match unsafe { &(*t).0 }.unsubscribe_durable(name) {
+            Ok(true) => 0,
+            Ok(false) => -libc::ENOENT,
+            Err(e) => sub_err(&e),
         }
     })
+}
+
+/// `CLOCK_MONOTONIC` now, in ns: the clock of message timestamps.
+#[no_mangle]
+pub extern "C" fn shmq_now_ns() -> u64 {
+    shmq_rs::sys::monotonic_ns()
 }
 
 /// Frees a subscriber and its slot (releasing a held message).
@@ -695,12 +809,14 @@ pub extern "C" fn shmq_strerror(rc: c_int) -> *const c_char {
         libc::EEXIST => c"topic already exists",
         libc::EMSGSIZE => c"message larger than the topic's max message size (or the buffer)",
         libc::ENOSPC => c"no space: no free subscriber slot, or the topic directory is full",
-        libc::EBUSY => c"busy: another live producer holds this single-producer topic, or a reservation is outstanding",
+        libc::EBUSY => c"busy: another live process holds this single-producer topic or durable name, or a reservation is outstanding",
         libc::EBADMSG => c"corrupt topic file or ring",
         libc::EPROTO => c"topic layout version not supported",
         libc::EACCES => c"permission denied (or a symlink / foreign owner at the topic path)",
         libc::EROFS => c"topic handle is read-only",
         libc::ECONNRESET => c"subscriber slot was reclaimed; subscribe again",
+        libc::ECANCELED => c"claim lost: skipped after the liveness timeout while this process looked dead; publish again",
+        libc::ESTALE => c"durable subscriber expired; subscribe again to start from the newest message",
         libc::EFAULT => c"internal error (a bug in shmq: please report it)",
         _ => c"unknown error",
     };

@@ -26,15 +26,17 @@ static int failures = 0;
 
 int main(void) {
     /* ABI: the header's structs match the library's. */
-    uint64_t abi[6];
-    EXPECT(shmq_abi_layout(abi, 6), 0);
-    EXPECT(shmq_abi_layout(NULL, 6), -EINVAL);
+    uint64_t abi[7];
+    EXPECT(shmq_abi_layout(abi, 7), 0);
+    EXPECT(shmq_abi_layout(NULL, 7), -EINVAL);
+    EXPECT(shmq_abi_layout(abi, 6), -EINVAL);
     CHECK(abi[0] == sizeof(shmq_options));
     CHECK(abi[1] == offsetof(shmq_options, capacity));
     CHECK(abi[2] == offsetof(shmq_options, dir));
-    CHECK(abi[3] == sizeof(shmq_msg));
-    CHECK(abi[4] == offsetof(shmq_msg, lost));
-    CHECK(abi[5] == offsetof(shmq_msg, msg_type));
+    CHECK(abi[3] == offsetof(shmq_options, durable_expiry_ms));
+    CHECK(abi[4] == sizeof(shmq_msg));
+    CHECK(abi[5] == offsetof(shmq_msg, lost));
+    CHECK(abi[6] == offsetof(shmq_msg, msg_type));
 
     shmq_options opts;
     shmq_options_init(&opts);
@@ -144,11 +146,42 @@ int main(void) {
     EXPECT(shmq_abort(p), 0);
     EXPECT(shmq_recv(s, &m, -1), 0);
     CHECK(m.len == 3 && memcmp(m.data, "abc", 3) == 0 && m.msg_type == 42);
+    uint64_t abc_seq = m.seq;
     EXPECT(shmq_try_recv(s, &m), -EAGAIN); /* the aborted one is skipped */
+
+    /* Replay from a sequence number; durable subscribers. */
+    shmq_subscriber *r = NULL, *d = NULL, *d2 = NULL;
+    EXPECT(shmq_subscribe_at(t, 9, 0, &r), -EINVAL);
+    EXPECT(shmq_subscribe_at(NULL, SHMQ_FROM_SEQ, 0, &r), -EINVAL);
+    EXPECT(shmq_subscribe_durable(t, "no spaces", &d), -EINVAL);
+    EXPECT(shmq_subscribe_durable(t, NULL, &d), -EINVAL);
+    EXPECT(shmq_unsubscribe_durable(t, "nobody"), -ENOENT);
+    EXPECT(shmq_subscribe_durable(t, "dur", &d), -ENOSPC); /* the one slot is s's */
+    shmq_subscriber_close(s);
+    s = NULL;
+    EXPECT(shmq_subscribe_durable(t, "dur", &d), 0);
+    EXPECT(shmq_subscribe_durable(t, "dur", &d2), -EBUSY);
+    EXPECT(shmq_unsubscribe_durable(t, "dur"), -EBUSY);
+    EXPECT(shmq_publish(p, "d1", 2, 0), 0);
+    EXPECT(shmq_publish(p, "d2", 2, 0), 0);
+    EXPECT(shmq_recv(d, &m, -1), 0);
+    CHECK(m.len == 2 && memcmp(m.data, "d1", 2) == 0);
+    EXPECT(shmq_release(d), 0);   /* acknowledged */
+    shmq_subscriber_close(d);     /* detached; the next one resumes */
+    EXPECT(shmq_subscribe_durable(t, "dur", &d), 0);
+    EXPECT(shmq_recv(d, &m, -1), 0);
+    CHECK(m.len == 2 && memcmp(m.data, "d2", 2) == 0);
+    shmq_subscriber_close(d);
+    EXPECT(shmq_unsubscribe_durable(t, "dur"), 0);
+    EXPECT(shmq_subscribe_at(t, SHMQ_FROM_SEQ, abc_seq, &r), 0);
+    EXPECT(shmq_recv(r, &m, -1), 0);
+    CHECK(m.seq == abc_seq && m.len == 3 && memcmp(m.data, "abc", 3) == 0);
+    shmq_subscriber_close(r);
+    CHECK(shmq_now_ns() > 0);
 
     /* strerror never returns NULL. */
     int codes[] = {0, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOENT, -EEXIST, -EMSGSIZE, -ENOSPC, -EBUSY,
-                   -EBADMSG, -EPROTO, -EACCES, -EROFS, -ECONNRESET, -EFAULT, -12345, 12345};
+                   -EBADMSG, -EPROTO, -EACCES, -EROFS, -ECONNRESET, -ECANCELED, -ESTALE, -EFAULT, -12345, 12345};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) CHECK(shmq_strerror(codes[i]) != NULL);
 
     /* Closing NULL is a no-op; closing the topic first is fine. */
@@ -158,7 +191,6 @@ int main(void) {
     shmq_topic_close(t);
     EXPECT(shmq_publish(p, "x", 1, 0), 0);
     shmq_producer_close(p);
-    shmq_subscriber_close(s);
     EXPECT(shmq_topic_unlink("t"), 0);
     EXPECT(shmq_topic_unlink("t"), -ENOENT);
 

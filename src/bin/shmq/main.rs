@@ -54,10 +54,45 @@ enum Format {
     Raw,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum FromArg {
     Oldest,
     Newest,
+    Seq(u64),
+    /// `CLOCK_MONOTONIC` ns.
+    Time(u64),
+}
+
+/// `--from`: `oldest`, `newest`, a sequence number, `-DURATION` (that long
+/// ago) or `@NS` (a `CLOCK_MONOTONIC` time in ns, as printed by `--format json`).
+fn parse_from(s: &str) -> Result<FromArg, String> {
+    match s {
+        "oldest" => Ok(FromArg::Oldest),
+        "newest" => Ok(FromArg::Newest),
+        _ => {
+            if let Some(ago) = s.strip_prefix('-') {
+                let d = units::parse_duration(ago)?;
+                Ok(FromArg::Time(shmq::sys::monotonic_ns().saturating_sub(d.as_nanos() as u64)))
+            } else if let Some(ns) = s.strip_prefix('@') {
+                ns.parse().map(FromArg::Time).map_err(|_| format!("bad time {s:?}: expected @NANOSECONDS"))
+            } else {
+                s.parse().map(FromArg::Seq).map_err(|_| {
+                    format!("bad --from {s:?}: expected oldest, newest, a sequence number, -10s (ago) or @NS")
+                })
+            }
+        }
+    }
+}
+
+impl FromArg {
+    fn start(self) -> Start {
+        match self {
+            FromArg::Oldest => Start::Oldest,
+            FromArg::Newest => Start::Newest,
+            FromArg::Seq(n) => Start::Seq(n),
+            FromArg::Time(t) => Start::Time(t),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -91,8 +126,10 @@ enum Cmd {
         /// Show the last N messages the ring holds (ignored with --from)
         #[arg(short = 'n', long, default_value_t = 10)]
         lines: usize,
-        /// Start at the oldest message the ring holds, or at the newest
-        #[arg(long, value_enum)]
+        /// Start at: oldest, newest, a sequence number (first retained
+        /// message with seq >= N), -DURATION (published at most that long
+        /// ago, e.g. -10s) or @NS (CLOCK_MONOTONIC ns)
+        #[arg(long, value_parser = parse_from, allow_hyphen_values = true)]
         from: Option<FromArg>,
         /// Output format
         #[arg(long, value_enum, default_value = "text")]
@@ -103,6 +140,10 @@ enum Cmd {
         /// Read as a real subscriber (takes a slot; gates Block producers)
         #[arg(long)]
         subscribe: bool,
+        /// Read as the durable subscriber NAME: resume where it stopped;
+        /// each printed message is acknowledged (implies --subscribe)
+        #[arg(long, value_name = "NAME")]
+        durable: Option<String>,
     },
     /// Publish messages
     #[command(after_help = "Examples:
@@ -246,8 +287,8 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Ls { json } => ls(&dir, &opts, json),
         Cmd::Info { topic, json } => info(&topic, &opts, json),
-        Cmd::Tail { topic, follow, lines, from, format, count, subscribe } => {
-            tail(&topic, &opts, follow, lines, from, format, count, subscribe)
+        Cmd::Tail { topic, follow, lines, from, format, count, subscribe, durable } => {
+            tail(&topic, &opts, follow, lines, from, format, count, subscribe, durable)
         }
         Cmd::Pub { topic, messages, stdin, file, timeout, r#type } => {
             publish(&topic, &opts, messages, stdin, file, timeout, r#type)
@@ -353,6 +394,7 @@ fn info_json(i: &TopicInfo, users: &[u32]) -> J {
                             ("name", J::s(&s.name)),
                             ("pid", J::U(s.pid as u64)),
                             ("alive", J::Bool(s.alive)),
+                            ("durable", J::Bool(s.durable)),
                             ("cursor", J::U(s.cursor)),
                             ("lag_bytes", J::U(s.lag_bytes)),
                             ("lag_messages", J::U(s.lag_messages)),
@@ -485,7 +527,12 @@ fn info(topic: &str, opts: &Options, json: bool) -> R {
                 s.slot.to_string(),
                 if s.name.is_empty() { "-".into() } else { s.name.clone() },
                 s.pid.to_string(),
-                if s.alive { "alive".into() } else { "DEAD".into() },
+                match (s.alive, s.durable) {
+                    (true, false) => "alive".into(),
+                    (true, true) => "alive, durable".into(),
+                    (false, false) => "DEAD".into(),
+                    (false, true) => "detached, durable".into(),
+                },
                 s.cursor.to_string(),
                 units::human(s.lag_bytes),
                 s.lag_messages.to_string(),
@@ -579,15 +626,22 @@ fn tail(
     format: Format,
     count: Option<u64>,
     subscribe: bool,
+    durable: Option<String>,
 ) -> R {
     let mut p = Printer { format, out: std::io::BufWriter::new(std::io::stdout().lock()) };
     let io = |e: std::io::Error| fail(format!("writing output: {e}"));
     let limit = count.unwrap_or(u64::MAX);
     let mut printed = 0u64;
-    if subscribe {
+    if subscribe || durable.is_some() {
         let t = Topic::open(topic, opts)?;
-        let mut sub = if from == Some(FromArg::Oldest) { t.subscribe_from_oldest() } else { t.subscribe() }
-            .map_err(|e| fail(e.to_string()))?;
+        let mut sub = match (&durable, from) {
+            (Some(name), None) => t.subscribe_durable(name),
+            (Some(_), Some(_)) => {
+                return Err(Fail(EXIT_USAGE, "--durable resumes where it stopped; it takes no --from".into()))
+            }
+            (None, from) => t.subscribe_with(from.map_or(Start::Newest, FromArg::start), "shmq tail"),
+        }
+        .map_err(|e| fail(e.to_string()))?;
         while printed < limit {
             match sub.recv_timeout(Duration::from_millis(200)) {
                 Ok(m) => {
@@ -608,7 +662,7 @@ fn tail(
         return Ok(());
     }
     let t = Topic::open_read_only(topic, opts)?;
-    let mut tail = t.tail(if from == Some(FromArg::Newest) { Start::Newest } else { Start::Oldest });
+    let mut tail = t.tail(from.map_or(Start::Oldest, FromArg::start));
     if from.is_none() {
         // The last `lines` messages the ring holds.
         let mut last: std::collections::VecDeque<(Vec<u8>, u64, u64, u64, u32)> = std::collections::VecDeque::new();
@@ -783,7 +837,8 @@ fn gc(dir: &Path, opts: &Options, dry_run: bool) -> R {
             continue;
         };
         let users = t.users();
-        let live_subs = t.info().subscribers.iter().filter(|s| s.alive).count();
+        // Live subscribers, and durable ones that will come back.
+        let live_subs = t.info().subscribers.iter().filter(|s| s.alive || s.durable).count();
         drop(t);
         if users.is_empty() && live_subs == 0 {
             if !dry_run {
@@ -811,7 +866,7 @@ fn gc(dir: &Path, opts: &Options, dry_run: bool) -> R {
 
 fn repair(topic: &str, opts: &Options) -> R {
     let t = Topic::open(topic, opts)?;
-    let dead: Vec<u32> = t.info().subscribers.iter().filter(|s| !s.alive).map(|s| s.pid).collect();
+    let dead: Vec<u32> = t.info().subscribers.iter().filter(|s| !s.alive && !s.durable).map(|s| s.pid).collect();
     let (reaped, repaired) = t.repair();
     println!(
         "{topic}: reclaimed {reaped} dead subscriber slot(s){}; repaired {repaired} stuck frame(s)",

@@ -203,8 +203,16 @@ pub enum SubscribeError {
         /// The durable name.
         name: String,
     },
-    /// A durable name must be 1 to 32 bytes of `A-Z a-z 0-9 . _ -`.
+    /// A durable or group name must be 1 to 32 bytes of `A-Z a-z 0-9 . _ -`.
     InvalidName(String),
+    /// Consumer groups need a `Block` topic: on an `Overwrite` topic the
+    /// producer would overwrite messages a member holds.
+    GroupNeedsBlock,
+    /// The consumer group still has this many live members.
+    GroupInUse {
+        /// Live members.
+        members: usize,
+    },
 }
 
 impl fmt::Display for SubscribeError {
@@ -222,7 +230,11 @@ impl fmt::Display for SubscribeError {
                 "durable subscriber {name:?} expired (it held the producer past the topic's durable expiry); \
                  subscribe again to start from the newest message"
             ),
-            SubscribeError::InvalidName(why) => write!(f, "invalid durable subscriber name: {why}"),
+            SubscribeError::InvalidName(why) => write!(f, "invalid durable subscriber or group name: {why}"),
+            SubscribeError::GroupNeedsBlock => write!(f, "consumer groups need a Block topic"),
+            SubscribeError::GroupInUse { members } => {
+                write!(f, "the consumer group still has {members} live member(s)")
+            }
         }
     }
 }

@@ -9,6 +9,32 @@ use crate::mem::Memory;
 use crate::ring::Ring;
 use crate::segment::Segment;
 
+/// What a subscriber slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    /// A plain subscriber.
+    Subscriber,
+    /// A durable subscriber (named; outlives its process).
+    Durable,
+    /// A consumer group's record: its name and shared position (`cursor`);
+    /// owned by no process (`pid` 0).
+    Group,
+    /// A member of a consumer group (`name` is the group's); its cursor
+    /// is the message it holds, or 2^62 when it holds none.
+    Member,
+}
+
+impl std::fmt::Display for SlotKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SlotKind::Subscriber => "subscriber",
+            SlotKind::Durable => "durable",
+            SlotKind::Group => "group",
+            SlotKind::Member => "member",
+        })
+    }
+}
+
 /// One subscriber slot in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriberInfo {
@@ -17,6 +43,8 @@ pub struct SubscriberInfo {
     /// A durable subscriber ([`crate::Topic::subscribe_durable`]): when not
     /// `alive`, it is detached and its cursor still holds `Block` producers.
     pub durable: bool,
+    /// What the slot holds.
+    pub kind: SlotKind,
     /// Name given at subscribe (may be empty).
     pub name: String,
     /// Owner process id.
@@ -105,6 +133,12 @@ impl TopicInfo {
             subscribers.push(SubscriberInfo {
                 slot: i,
                 durable: m.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0,
+                kind: match m.load32(s + slot::FLAGS, Relaxed) {
+                    f if f & slot::flags::GROUP != 0 => SlotKind::Group,
+                    f if f & slot::flags::MEMBER != 0 => SlotKind::Member,
+                    f if f & slot::flags::DURABLE != 0 => SlotKind::Durable,
+                    _ => SlotKind::Subscriber,
+                },
                 name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
                 pid,
                 alive: m.is_alive(pid, start),

@@ -155,6 +155,10 @@ pub mod ctr {
     pub const REAPED: usize = BASE + 24;
     /// u64 stuck frames turned into padding by repair.
     pub const REPAIRED: usize = BASE + 32;
+    /// u64 owner word (pid | start << 32) of the process creating a named
+    /// slot (durable subscriber or consumer group), 0 when free: makes
+    /// find-or-create of a name atomic.
+    pub const NAMES_LOCK: usize = BASE + 40;
 }
 
 /// Offsets inside one subscriber slot, relative to the slot's start.
@@ -163,8 +167,14 @@ pub mod slot {
     pub const STATE: usize = 0;
     /// u32 [`flags`] of the slot.
     pub const FLAGS: usize = 4;
-    /// u64 cursor: absolute position of the next frame to read.
+    /// u64 cursor: absolute position of the next frame to read. For a
+    /// consumer group's record: the group's next frame to hand out; for a
+    /// group member: the frame it holds, or `IDLE`.
     pub const CURSOR: usize = 8;
+    /// u32 group member: index of its group's record slot.
+    pub const GROUP: usize = 16;
+    /// Cursor value of a group member that holds nothing (never gates).
+    pub const IDLE: u64 = 1 << 62;
     /// u64 owner: pid (low 32 bits) | low 32 bits of its start time
     /// (high 32 bits), so one CAS changes owners; 0 for a detached durable
     /// subscriber.
@@ -200,6 +210,11 @@ pub mod slot {
     pub mod flags {
         /// A durable subscriber: its slot and cursor outlive its process.
         pub const DURABLE: u32 = 1;
+        /// A consumer group's record: name, and the shared claim cursor
+        /// (which gates `Block` producers); owned by no process.
+        pub const GROUP: u32 = 2;
+        /// A consumer group member: its cursor is the frame it holds.
+        pub const MEMBER: u32 = 4;
     }
 }
 

@@ -44,7 +44,7 @@ mod tail;
 mod topic;
 
 pub use error::{OpenError, ProducerError, PublishError, RecvError, SubscribeError};
-pub use info::{SubscriberInfo, TopicInfo};
+pub use info::{SlotKind, SubscriberInfo, TopicInfo};
 pub use layout::Policy;
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use producer::{Grant, Producer};

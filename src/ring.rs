@@ -330,6 +330,12 @@ pub struct SubState {
     /// Where the cursor was found stuck, since when (ns), and the end of
     /// the unmarked claim found there at the last look (0: none yet).
     pub stuck: Option<(u64, u64, u64)>,
+    /// Group member: slot of its group's record.
+    pub group: Option<usize>,
+    /// Group member: a dead member's slot whose message it is redelivering.
+    pub adopted: Option<usize>,
+    /// Group member: when it last looked for dead members (ns).
+    pub last_check: u64,
 }
 
 /// A committed frame found at a subscriber's cursor.
@@ -421,11 +427,27 @@ impl<M: Memory> Ring<M> {
     /// Minimum cursor over active subscribers, or [`NO_SUBSCRIBER`].
     fn scan_min_cursor(&self, tail: u64) -> u64 {
         let mut min = NO_SUBSCRIBER;
+        // Group members last: a member announces the frame it takes in its
+        // cursor before it CASes the group's cursor past it (Release), so
+        // a scan that has read the group cursor with Acquire sees the
+        // member's announcement.
+        for members in [false, true] {
+            min = min.min(self.scan_pass(tail, members));
+        }
+        min
+    }
+
+    fn scan_pass(&self, tail: u64, members: bool) -> u64 {
+        let mut min = NO_SUBSCRIBER;
         for i in 0..self.layout.max_subscribers as usize {
             let s = self.layout.slot(i);
             // Acquire: pairs with the subscriber's Release store of ACTIVE,
             // which follows its first cursor store.
             if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
+                continue;
+            }
+            // Relaxed: set before ACTIVE was published (Acquire above).
+            if (self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::MEMBER != 0) != members {
                 continue;
             }
             // Acquire: pairs with the subscriber's Release cursor store on
@@ -839,10 +861,16 @@ impl<M: Memory> Ring<M> {
                 continue;
             }
             let owner = self.mem.load64(s + slot::PID, Relaxed);
-            let durable = self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0;
-            if durable {
+            let flags = self.mem.load32(s + slot::FLAGS, Relaxed);
+            if flags & slot::flags::DURABLE != 0 {
                 reaped += self.reap_durable(s, owner);
                 continue;
+            }
+            if flags & slot::flags::GROUP != 0 {
+                continue; // a group's record belongs to no process
+            }
+            if flags & slot::flags::MEMBER != 0 && self.load_pos(s + slot::CURSOR, Relaxed) < slot::IDLE {
+                continue; // a dead member's message is redelivered by the group
             }
             let pid = owner as u32;
             let start = self.mem.load64(s + slot::START, Relaxed);
@@ -955,8 +983,18 @@ impl<M: Memory> Ring<M> {
             self.mem.store64(s + slot::NAME + 8 * i, w, Relaxed);
         }
 
-        let mut st =
-            SubState { slot: slot_idx, cursor: 0, expected_seq: 0, received: 0, lost: 0, idle: 0, stuck: None };
+        let mut st = SubState {
+            slot: slot_idx,
+            cursor: 0,
+            expected_seq: 0,
+            received: 0,
+            lost: 0,
+            idle: 0,
+            stuck: None,
+            group: None,
+            adopted: None,
+            last_check: 0,
+        };
         if self.layout.policy == Policy::Overwrite {
             self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
             self.position_overwrite(&mut st, start);
@@ -998,19 +1036,16 @@ impl<M: Memory> Ring<M> {
         let (pid, start) = self.mem.self_id();
         let me = owner_word(pid, start);
         for _ in 0..16 {
-            let Some((i, state)) = self.find_durable(&key) else {
-                let st =
-                    self.join_as(Start::Newest, &key[..n], slot::flags::DURABLE).ok_or(DurableError::NoFreeSlot)?;
-                // Two processes may have created the name at once: the
-                // lowest slot wins, the other leaves and takes over.
-                match self.find_durable(&key) {
-                    Some((first, _)) if first != st.slot => {
-                        self.mem.store32(self.layout.slot(st.slot) + slot::FLAGS, 0, Relaxed);
-                        self.leave(&st);
-                        continue;
-                    }
-                    _ => return Ok(st),
-                }
+            // Find-or-create under the names lock: two processes creating
+            // the same name at once would otherwise both succeed.
+            let created = self.with_names_lock(|| match self.find_durable(&key) {
+                Some(hit) => Ok(Err(hit)),
+                None => self.join_as(Start::Newest, &key[..n], slot::flags::DURABLE).map(Ok).ok_or(()),
+            });
+            let (i, state) = match created {
+                Ok(Ok(st)) => return Ok(st),
+                Ok(Err(hit)) => hit,
+                Err(()) => return Err(DurableError::NoFreeSlot),
             };
             let s = self.layout.slot(i);
             if state == slot::state::EXPIRED {
@@ -1042,6 +1077,9 @@ impl<M: Memory> Ring<M> {
                 lost: self.mem.load64(s + slot::LOST, Relaxed),
                 idle: 0,
                 stuck: None,
+                group: None,
+                adopted: None,
+                last_check: 0,
             };
             if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
                 // Expired between our look and our CAS.
@@ -1079,6 +1117,300 @@ impl<M: Memory> Ring<M> {
         // A producer may be waiting on this cursor.
         self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
         self.mem.wake(wake::SPACE_FUTEX);
+        Ok(true)
+    }
+
+    /// Runs `f` holding the topic's names lock (header word
+    /// `ctr::NAMES_LOCK`), which serialises find-or-create of named slots.
+    /// A lock left by a dead process is taken over.
+    fn with_names_lock<T>(&self, f: impl FnOnce() -> T) -> T {
+        let (pid, start) = self.mem.self_id();
+        let me = owner_word(pid, start);
+        let mut step = 0;
+        loop {
+            // Acquire: pairs with the previous holder's Release unlock, so
+            // the slots it created are visible to our search.
+            match self.mem.cas64(ctr::NAMES_LOCK, 0, me, Acquire, Relaxed) {
+                Ok(_) => break,
+                Err(holder) if !self.mem.is_alive(holder as u32, holder >> 32) => {
+                    if self.mem.cas64(ctr::NAMES_LOCK, holder, me, Acquire, Relaxed).is_ok() {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    self.mem.snooze(step);
+                    step = (step + 1).min(64);
+                }
+            }
+        }
+        let r = f();
+        // Release: what we created is visible to the next holder.
+        self.mem.store64(ctr::NAMES_LOCK, 0, Release);
+        r
+    }
+
+    /// The record slot of consumer group `name`.
+    fn find_group(&self, key: &[u8; SLOT_NAME_LEN]) -> Option<usize> {
+        (0..self.layout.max_subscribers as usize).find(|&i| {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the Release store of ACTIVE by the record's
+            // creator, so its name and flags are complete.
+            self.mem.load32(s + slot::STATE, Acquire) == slot::state::ACTIVE
+                && self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::GROUP != 0
+                && key.chunks_exact(8).enumerate().all(|(k, chunk)| {
+                    let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+                    self.mem.load64(s + slot::NAME + 8 * k, Relaxed) == w
+                })
+        })
+    }
+
+    /// Joins consumer group `name` (`Block` topics): creates the group's
+    /// record at the newest message if it does not exist, then takes a
+    /// member slot. Each message goes to exactly one member (work sharing,
+    /// as in the Disruptor's work pool).
+    pub fn join_group(&self, name: &[u8]) -> Option<SubState> {
+        let mut key = [0u8; SLOT_NAME_LEN];
+        let n = name.len().min(SLOT_NAME_LEN);
+        key[..n].copy_from_slice(&name[..n]);
+        // Find-or-create under the names lock (see `join_durable`).
+        let g = self.with_names_lock(|| {
+            if let Some(g) = self.find_group(&key) {
+                return Some(g);
+            }
+            let st = self.join_as(Start::Newest, &key[..n], slot::flags::GROUP)?;
+            // Relaxed: the record belongs to no process, so no reaper ever
+            // frees it.
+            self.mem.store64(self.layout.slot(st.slot) + slot::PID, 0, Relaxed);
+            Some(st.slot)
+        })?;
+        let m = self.claim_slot().or_else(|| {
+            self.reap_dead();
+            self.claim_slot()
+        })?;
+        let s = self.layout.slot(m);
+        let (pid, pstart) = self.mem.self_id();
+        // Relaxed: published by the Release store of ACTIVE below.
+        self.mem.store64(s + slot::PID, owner_word(pid, pstart), Relaxed);
+        self.mem.store64(s + slot::START, pstart, Relaxed);
+        self.mem.store32(s + slot::FLAGS, slot::flags::MEMBER, Relaxed);
+        self.mem.store32(s + slot::GROUP, g as u32, Relaxed);
+        self.mem.store64(s + slot::CURSOR, slot::IDLE, Relaxed);
+        self.mem.store64(s + slot::RECEIVED, 0, Relaxed);
+        self.mem.store64(s + slot::LOST, 0, Relaxed);
+        self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
+        for (k, chunk) in key.chunks_exact(8).enumerate() {
+            let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            self.mem.store64(s + slot::NAME + 8 * k, w, Relaxed);
+        }
+        // Release: publishes the fields above to scans and reapers.
+        self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
+        Some(SubState {
+            slot: m,
+            cursor: slot::IDLE,
+            expected_seq: 0,
+            received: 0,
+            lost: 0,
+            idle: 0,
+            stuck: None,
+            group: Some(g),
+            adopted: None,
+            last_check: 0,
+        })
+    }
+
+    /// Group member: takes the group's next message (exactly one member
+    /// gets each), or redelivers a dead member's unreleased one.
+    fn group_take(&self, st: &mut SubState, g: usize) -> Result<Option<FrameView>, ReadError> {
+        if let Some(v) = self.adopt_dead(st, g)? {
+            return Ok(Some(v));
+        }
+        let gs = self.layout.slot(g);
+        let ms = self.layout.slot(st.slot);
+        loop {
+            // Acquire: pairs with other members' Release CAS of the group
+            // cursor, and (through the stamp) with the producer's commit.
+            let next = self.load_pos(gs + slot::CURSOR, Acquire);
+            let off = self.layout.frame_at(next);
+            // Acquire: pairs with the producer's Release stamp store.
+            let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+            let done = next ^ self.key();
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            if stamp != done && stamp != done ^ ABORTED {
+                if self.layout.multi_producer {
+                    st.cursor = next;
+                    st.idle += 1;
+                    if st.idle >= STUCK_POLLS {
+                        st.idle = 0;
+                        if self.unstick(st) {
+                            continue;
+                        }
+                    }
+                }
+                return Ok(None);
+            }
+            let Some(size) = self.frame_len_of(next, lt) else {
+                if self.load_pos(gs + slot::CURSOR, Acquire) != next {
+                    continue; // another member moved on; what we read may be reused
+                }
+                return Err(ReadError::Corrupt(format!(
+                    "frame at position {next}: length/type word {lt:#x} is invalid"
+                )));
+            };
+            let skip = stamp != done || (lt >> 32) as u32 & frame::PADDING != 0;
+            if !skip {
+                // Announce the frame before taking it (see `scan_min_cursor`).
+                self.mem.store64(ms + slot::CURSOR, next, Relaxed);
+            }
+            // Release: our announcement (above) is visible to a producer
+            // that reads the new group cursor with Acquire.
+            if self.mem.cas64(gs + slot::CURSOR, next, next + size, Release, Relaxed).is_err() {
+                if !skip {
+                    self.mem.store64(ms + slot::CURSOR, slot::IDLE, Release);
+                }
+                continue;
+            }
+            if skip {
+                self.wake_space();
+                continue;
+            }
+            st.cursor = next;
+            return Ok(Some(FrameView {
+                pos: next,
+                payload_off: off + FRAME_HEADER,
+                len: lt as u32,
+                msg_type: (lt >> 32) as u32,
+                timestamp_ns: self.mem.load64(off + frame::TIMESTAMP, Relaxed),
+                seq: self.mem.load64(off + frame::SEQ, Relaxed),
+                next: next + size,
+                lost: 0,
+            }));
+        }
+    }
+
+    /// Group member: a dead member's unreleased message, taken over (at
+    /// most every [`LIVENESS_CHECK_NS`]); dead idle members are freed.
+    fn adopt_dead(&self, st: &mut SubState, g: usize) -> Result<Option<FrameView>, ReadError> {
+        let now = self.mem.now_ns();
+        if st.last_check != 0 && now.saturating_sub(st.last_check) < LIVENESS_CHECK_NS {
+            return Ok(None);
+        }
+        st.last_check = now.max(1);
+        let (pid, start) = self.mem.self_id();
+        for i in 0..self.layout.max_subscribers as usize {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the member's Release store of ACTIVE.
+            if i == st.slot
+                || self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE
+                || self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::MEMBER == 0
+                || self.mem.load32(s + slot::GROUP, Relaxed) as usize != g
+            {
+                continue;
+            }
+            let owner = self.mem.load64(s + slot::PID, Relaxed);
+            if self.mem.is_alive(owner as u32, owner >> 32) {
+                continue;
+            }
+            // Acquire: pairs with the dead member's Release stores, so its
+            // announced cursor is the frame it held.
+            if self.mem.cas64(s + slot::PID, owner, owner_word(pid, start), Acquire, Relaxed).is_err() {
+                continue;
+            }
+            let p = self.load_pos(s + slot::CURSOR, Acquire);
+            if p >= slot::IDLE {
+                // Held nothing: free the slot.
+                if self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed).is_ok() {
+                    self.mem.add64(ctr::REAPED, 1, Relaxed);
+                }
+                continue;
+            }
+            // Its cursor still gates the frame at p: deliver it again.
+            let off = self.layout.frame_at(p);
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            // Acquire: pairs with the producer's Release stamp store.
+            let ok = self.mem.load64(off + frame::STAMP, Acquire) == p ^ self.key();
+            let (Some(size), true) = (self.frame_len_of(p, lt), ok) else {
+                return Err(ReadError::Corrupt(format!("redelivered frame at position {p} is not intact")));
+            };
+            self.mem.add64(ctr::REAPED, 1, Relaxed);
+            st.adopted = Some(i);
+            st.cursor = p;
+            return Ok(Some(FrameView {
+                pos: p,
+                payload_off: off + FRAME_HEADER,
+                len: lt as u32,
+                msg_type: (lt >> 32) as u32,
+                timestamp_ns: self.mem.load64(off + frame::TIMESTAMP, Relaxed),
+                seq: self.mem.load64(off + frame::SEQ, Relaxed),
+                next: p + size,
+                lost: 0,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Group member: releases the message it holds (its own, or one it
+    /// redelivered for a dead member, whose slot it then frees).
+    fn group_release(&self, st: &mut SubState) {
+        let s = self.layout.slot(st.slot);
+        // Relaxed: statistics for inspectors.
+        self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
+        if let Some(dead) = st.adopted.take() {
+            // Release: our reads of the frame happen before a producer that
+            // sees the slot free overwrites it.
+            let _ = self.mem.cas32(
+                self.layout.slot(dead) + slot::STATE,
+                slot::state::ACTIVE,
+                slot::state::FREE,
+                Release,
+                Relaxed,
+            );
+        } else {
+            // Release: as above, for our own announced frame.
+            self.mem.store64(s + slot::CURSOR, slot::IDLE, ord!(Release, "cursor_relaxed", Relaxed));
+        }
+        st.cursor = slot::IDLE;
+        self.wake_space();
+    }
+
+    /// After a cursor moved on: wakes producers waiting for space (light
+    /// half of the space handshake, as in [`Ring::release_to`]).
+    fn wake_space(&self) {
+        fence_sc!(self.mem, light, "space_fence");
+        // Relaxed: ordered by the fence.
+        if self.mem.load32(wake::SPACE_WAITERS, Relaxed) > 0 {
+            self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
+            self.mem.wake(wake::SPACE_FUTEX);
+        }
+    }
+
+    /// Removes consumer group `name` (its cursor stops gating). `Err(n)`
+    /// if `n` live members are in it.
+    pub fn remove_group(&self, name: &[u8]) -> Result<bool, usize> {
+        let mut key = [0u8; SLOT_NAME_LEN];
+        let n = name.len().min(SLOT_NAME_LEN);
+        key[..n].copy_from_slice(&name[..n]);
+        let Some(g) = self.find_group(&key) else {
+            return Ok(false);
+        };
+        let live = (0..self.layout.max_subscribers as usize)
+            .filter(|&i| {
+                let s = self.layout.slot(i);
+                let owner = self.mem.load64(s + slot::PID, Relaxed);
+                // Acquire: pairs with the member's Release store of ACTIVE.
+                self.mem.load32(s + slot::STATE, Acquire) == slot::state::ACTIVE
+                    && self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::MEMBER != 0
+                    && self.mem.load32(s + slot::GROUP, Relaxed) as usize == g
+                    && self.mem.is_alive(owner as u32, owner >> 32)
+            })
+            .count();
+        if live > 0 {
+            return Err(live);
+        }
+        let s = self.layout.slot(g);
+        self.mem.store32(s + slot::FLAGS, 0, Relaxed);
+        // Release: the record stops gating.
+        let _ = self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
+        self.wake_space();
         Ok(true)
     }
 
@@ -1314,6 +1646,9 @@ impl<M: Memory> Ring<M> {
     /// caller reads the payload in place, then calls [`Ring::release`]).
     /// Padding frames are skipped and released on the way.
     pub fn peek(&self, st: &mut SubState) -> Result<Option<FrameView>, ReadError> {
+        if let Some(g) = st.group {
+            return self.group_take(st, g);
+        }
         loop {
             let pos = st.cursor;
             let off = self.layout.frame_at(pos);
@@ -1487,7 +1822,11 @@ impl<M: Memory> Ring<M> {
     pub fn release(&self, st: &mut SubState, view: &FrameView) {
         st.received += 1;
         st.expected_seq = view.seq.wrapping_add(1);
-        self.release_to(st, view.next);
+        if st.group.is_some() {
+            self.group_release(st);
+        } else {
+            self.release_to(st, view.next);
+        }
     }
 
     /// Publishes the cursor and wakes a producer waiting for space.

@@ -103,6 +103,12 @@ impl Subscriber {
         Ok(Subscriber { ring, st, buf, pending: None, held: None })
     }
 
+    pub(crate) fn attach_group(ring: Arc<Ring<Segment>>, group: &str) -> Result<Subscriber, SubscribeError> {
+        let st =
+            ring.join_group(group.as_bytes()).ok_or(SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers })?;
+        Ok(Subscriber { ring, st, buf: Box::default(), pending: None, held: None })
+    }
+
     fn deliver(&mut self, view: FrameView) -> Result<Message<'_>, RecvError> {
         if view.lost > 0 && self.pending.is_none() {
             let mut v = view;
@@ -190,6 +196,17 @@ impl Subscriber {
             Err(e) => return if n == 0 { Err(e) } else { Ok(n) },
         }
         match self.ring.layout.policy {
+            Policy::Block if self.st.group.is_some() => {
+                // A group member holds one message at a time.
+                while n < max {
+                    let Some(v) = self.ring.peek(&mut self.st).map_err(read_err)? else {
+                        break;
+                    };
+                    f(&MessageRef { data: payload_in_place(&self.ring, &v), view: v });
+                    self.ring.release(&mut self.st, &v);
+                    n += 1;
+                }
+            }
             Policy::Block => {
                 let mut last = None;
                 while n < max {
@@ -282,8 +299,10 @@ impl Subscriber {
     /// returns it again (used when a caller's buffer was too small).
     pub fn unrelease_raw(&mut self) {
         if let Some(v) = self.held.take() {
-            if self.ring.layout.policy == Policy::Overwrite {
-                // The copy is in our buffer and the cursor moved past it.
+            if self.ring.layout.policy == Policy::Overwrite || self.st.group.is_some() {
+                // Overwrite: the copy is in our buffer and the cursor moved
+                // past it. Group member: the group's cursor moved past it;
+                // ours still holds it.
                 self.pending = Some(v);
             }
             // Block: the cursor still points at the frame.

@@ -407,6 +407,57 @@ impl Topic {
         self.ring.remove_durable(name.as_bytes()).map_err(|pid| SubscribeError::NameTaken { name: name.into(), pid })
     }
 
+    /// Joins consumer group `group`: the members of a group share the
+    /// stream, and each message goes to exactly one member (work sharing).
+    /// A member that dies holding a message (received, not released) has
+    /// it redelivered to another member (at-least-once). The group's
+    /// position lives in the topic: it starts at the newest message when
+    /// the group is first joined and holds a `Block` producer back while
+    /// its messages wait, even with no member attached, until
+    /// [`Topic::remove_group`]. Plain subscribers and other groups read
+    /// the same topic independently. `Block` topics only
+    /// ([`SubscribeError::GroupNeedsBlock`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmq::{Options, Topic, RecvError};
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-g-{}", std::process::id()));
+    /// let topic = Topic::create("jobs", &Options::new().dir(&dir).capacity(64 << 10))?;
+    /// let mut a = topic.subscribe_group("workers")?;
+    /// let mut b = topic.subscribe_group("workers")?;
+    /// let mut p = topic.producer()?;
+    /// p.publish(b"job 1")?;
+    /// p.publish(b"job 2")?;
+    /// assert_eq!(&*a.recv()?, b"job 1");
+    /// assert_eq!(&*b.recv()?, b"job 2");               // each job goes to one worker
+    /// assert_eq!(a.try_recv().unwrap_err(), RecvError::Empty);
+    /// # drop((a, b));
+    /// topic.remove_group("workers")?;
+    /// # drop((p, topic)); std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe_group(&self, group: &str) -> Result<Subscriber, SubscribeError> {
+        if !self.ring.mem.writable() {
+            return Err(SubscribeError::ReadOnly);
+        }
+        if self.ring.layout.policy != Policy::Block {
+            return Err(SubscribeError::GroupNeedsBlock);
+        }
+        check_durable_name(group)?;
+        Subscriber::attach_group(self.ring.clone(), group)
+    }
+
+    /// Removes consumer group `group` (its position stops holding the
+    /// producer). `Ok(false)` if there is none; [`SubscribeError::GroupInUse`]
+    /// while live members remain.
+    pub fn remove_group(&self, group: &str) -> Result<bool, SubscribeError> {
+        if !self.ring.mem.writable() {
+            return Err(SubscribeError::ReadOnly);
+        }
+        check_durable_name(group)?;
+        self.ring.remove_group(group.as_bytes()).map_err(|members| SubscribeError::GroupInUse { members })
+    }
+
     /// The topic's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -274,4 +274,13 @@ fn tail_from_a_sequence_or_a_time_and_as_a_durable_subscriber() {
     );
     assert_eq!(raw(&["tail", "--durable", "audit", "--format", "raw", "t"]), "c");
     assert!(ok(&d, &["info", "t"]).contains("detached, durable"));
+    // A consumer group made by the CLI: each run takes what the last left.
+    ok(&d, &["create", "g", "--capacity", "64KiB", "--max-message", "1KiB"]);
+    assert_eq!(raw(&["tail", "--group", "workers", "--format", "raw", "g"]), "");
+    ok(&d, &["pub", "g", "j1", "j2", "j3"]);
+    assert_eq!(raw(&["tail", "--group", "workers", "--count", "1", "--format", "raw", "g"]), "j1");
+    assert_eq!(raw(&["tail", "--group", "workers", "--format", "raw", "g"]), "j2j3");
+    let info = json(&d, &["info", "--json", "g"]);
+    assert_eq!(info["subscribers"][0]["kind"].as_str(), Some("group"));
+    assert_eq!(code(&shmq(&d, &["tail", "--group", "w", "--from", "oldest", "g"])), 2);
 }

@@ -125,6 +125,15 @@ int shmq_subscribe_at(shmq_topic *topic, int from, uint64_t value, shmq_subscrib
  * -EINVAL bad name, -ENOSPC no free slot. Closing detaches it; on a Block
  * topic it keeps holding the producer back until it returns or is removed. */
 int shmq_subscribe_durable(shmq_topic *topic, const char *name, shmq_subscriber **out);
+/* Consumer group: the members of group share the stream, each message
+ * goes to exactly one member; a member that dies holding a message (not
+ * released) has it redelivered to another member. The group's position
+ * lives in the topic and holds a Block producer back, members or not,
+ * until shmq_remove_group. Block topics only (-EINVAL otherwise, and for a
+ * bad name), -ENOSPC no free slot. */
+int shmq_subscribe_group(shmq_topic *topic, const char *group, shmq_subscriber **out);
+/* Removes a consumer group. -ENOENT none, -EBUSY live members remain. */
+int shmq_remove_group(shmq_topic *topic, const char *group);
 /* Removes a durable subscriber. -ENOENT none, -EBUSY a live process holds it. */
 int shmq_unsubscribe_durable(shmq_topic *topic, const char *name);
 /* CLOCK_MONOTONIC now in ns: the clock of shmq_msg.timestamp_ns. */

@@ -600,6 +600,8 @@ fn sub_err(e: &SubscribeError) -> c_int {
         SubscribeError::NameTaken { .. } => libc::EBUSY,
         SubscribeError::Expired { .. } => libc::ESTALE,
         SubscribeError::InvalidName(_) => libc::EINVAL,
+        SubscribeError::GroupNeedsBlock => libc::EINVAL,
+        SubscribeError::GroupInUse { .. } => libc::EBUSY,
         _ => libc::EIO,
     }
 }
@@ -659,6 +661,48 @@ pub unsafe extern "C" fn shmq_subscribe_durable(
         // SAFETY: live topic handle.
         let topic = unsafe { &(*t).0 };
         new_subscriber(topic.subscribe_durable(name), out)
+    })
+}
+
+/// Joins consumer group `group` (see `Topic::subscribe_group`).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe_group(
+    t: *mut shmq_topic,
+    group: *const c_char,
+    out: *mut *mut shmq_subscriber,
+) -> c_int {
+    guard(|| {
+        if t.is_null() || out.is_null() || group.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: a non-null `group` is a NUL-terminated string by contract.
+        let Some(group) = (unsafe { str_arg(group) }) else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: live topic handle.
+        let topic = unsafe { &(*t).0 };
+        new_subscriber(topic.subscribe_group(group), out)
+    })
+}
+
+/// Removes consumer group `group`: 0 removed, -ENOENT none, -EBUSY live
+/// members remain.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_remove_group(t: *mut shmq_topic, group: *const c_char) -> c_int {
+    guard(|| {
+        if t.is_null() || group.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: as in shmq_subscribe_group.
+        let Some(group) = (unsafe { str_arg(group) }) else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: live topic handle.
+        match unsafe { &(*t).0 }.remove_group(group) {
+            Ok(true) => 0,
+            Ok(false) => -libc::ENOENT,
+            Err(e) => sub_err(&e),
+        }
     })
 }
 

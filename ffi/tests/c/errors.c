@@ -179,6 +179,33 @@ int main(void) {
     shmq_subscriber_close(r);
     CHECK(shmq_now_ns() > 0);
 
+    /* Consumer groups: two members share the messages. */
+    shmq_subscriber *g1 = NULL, *g2 = NULL;
+    EXPECT(shmq_subscribe_group(t, "bad name", &g1), -EINVAL);
+    EXPECT(shmq_remove_group(t, "none"), -ENOENT);
+    shmq_options gopts = opts;
+    gopts.max_subscribers = 3;
+    shmq_topic *gt = NULL;
+    EXPECT(shmq_topic_create("g", &gopts, &gt), 0);
+    shmq_producer *gp = NULL;
+    EXPECT(shmq_producer_open(gt, &gp), 0);
+    EXPECT(shmq_subscribe_group(gt, "grp", &g1), 0);
+    EXPECT(shmq_subscribe_group(gt, "grp", &g2), 0);
+    EXPECT(shmq_publish(gp, "j1", 2, 0), 0);
+    EXPECT(shmq_publish(gp, "j2", 2, 0), 0);
+    EXPECT(shmq_try_recv(g1, &m), 0);
+    CHECK(m.len == 2 && memcmp(m.data, "j1", 2) == 0);
+    EXPECT(shmq_try_recv(g2, &m), 0);
+    CHECK(m.len == 2 && memcmp(m.data, "j2", 2) == 0);
+    EXPECT(shmq_try_recv(g2, &m), -EAGAIN);
+    EXPECT(shmq_remove_group(gt, "grp"), -EBUSY);
+    shmq_subscriber_close(g1);
+    shmq_subscriber_close(g2);
+    EXPECT(shmq_remove_group(gt, "grp"), 0);
+    shmq_producer_close(gp);
+    shmq_topic_close(gt);
+    EXPECT(shmq_topic_unlink("g"), 0);
+
     /* strerror never returns NULL. */
     int codes[] = {0, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOENT, -EEXIST, -EMSGSIZE, -ENOSPC, -EBUSY,
                    -EBADMSG, -EPROTO, -EACCES, -EROFS, -ECONNRESET, -ECANCELED, -ESTALE, -EFAULT, -12345, 12345};

@@ -144,6 +144,10 @@ enum Cmd {
         /// each printed message is acknowledged (implies --subscribe)
         #[arg(long, value_name = "NAME")]
         durable: Option<String>,
+        /// Read as a member of consumer group GROUP: take only the messages
+        /// no other member takes (implies --subscribe)
+        #[arg(long, value_name = "GROUP", conflicts_with = "durable")]
+        group: Option<String>,
     },
     /// Publish messages
     #[command(after_help = "Examples:
@@ -287,8 +291,8 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Ls { json } => ls(&dir, &opts, json),
         Cmd::Info { topic, json } => info(&topic, &opts, json),
-        Cmd::Tail { topic, follow, lines, from, format, count, subscribe, durable } => {
-            tail(&topic, &opts, follow, lines, from, format, count, subscribe, durable)
+        Cmd::Tail { topic, follow, lines, from, format, count, subscribe, durable, group } => {
+            tail(&topic, &opts, follow, lines, from, format, count, subscribe, durable, group)
         }
         Cmd::Pub { topic, messages, stdin, file, timeout, r#type } => {
             publish(&topic, &opts, messages, stdin, file, timeout, r#type)
@@ -395,6 +399,7 @@ fn info_json(i: &TopicInfo, users: &[u32]) -> J {
                             ("pid", J::U(s.pid as u64)),
                             ("alive", J::Bool(s.alive)),
                             ("durable", J::Bool(s.durable)),
+                            ("kind", J::s(s.kind.to_string())),
                             ("cursor", J::U(s.cursor)),
                             ("lag_bytes", J::U(s.lag_bytes)),
                             ("lag_messages", J::U(s.lag_messages)),
@@ -527,11 +532,14 @@ fn info(topic: &str, opts: &Options, json: bool) -> R {
                 s.slot.to_string(),
                 if s.name.is_empty() { "-".into() } else { s.name.clone() },
                 s.pid.to_string(),
-                match (s.alive, s.durable) {
-                    (true, false) => "alive".into(),
-                    (true, true) => "alive, durable".into(),
-                    (false, false) => "DEAD".into(),
-                    (false, true) => "detached, durable".into(),
+                match (s.kind, s.alive) {
+                    (shmq::SlotKind::Group, _) => "group".into(),
+                    (shmq::SlotKind::Member, true) => "alive, member".into(),
+                    (shmq::SlotKind::Member, false) => "DEAD member".into(),
+                    (shmq::SlotKind::Durable, true) => "alive, durable".into(),
+                    (shmq::SlotKind::Durable, false) => "detached, durable".into(),
+                    (_, true) => "alive".into(),
+                    (_, false) => "DEAD".into(),
                 },
                 s.cursor.to_string(),
                 units::human(s.lag_bytes),
@@ -627,19 +635,24 @@ fn tail(
     count: Option<u64>,
     subscribe: bool,
     durable: Option<String>,
+    group: Option<String>,
 ) -> R {
     let mut p = Printer { format, out: std::io::BufWriter::new(std::io::stdout().lock()) };
     let io = |e: std::io::Error| fail(format!("writing output: {e}"));
     let limit = count.unwrap_or(u64::MAX);
     let mut printed = 0u64;
-    if subscribe || durable.is_some() {
+    if subscribe || durable.is_some() || group.is_some() {
         let t = Topic::open(topic, opts)?;
-        let mut sub = match (&durable, from) {
-            (Some(name), None) => t.subscribe_durable(name),
-            (Some(_), Some(_)) => {
-                return Err(Fail(EXIT_USAGE, "--durable resumes where it stopped; it takes no --from".into()))
-            }
-            (None, from) => t.subscribe_with(from.map_or(Start::Newest, FromArg::start), "shmq tail"),
+        if (durable.is_some() || group.is_some()) && from.is_some() {
+            return Err(Fail(
+                EXIT_USAGE,
+                "--durable and --group resume where they stopped; they take no --from".into(),
+            ));
+        }
+        let mut sub = match (&durable, &group) {
+            (Some(name), _) => t.subscribe_durable(name),
+            (_, Some(g)) => t.subscribe_group(g),
+            _ => t.subscribe_with(from.map_or(Start::Newest, FromArg::start), "shmq tail"),
         }
         .map_err(|e| fail(e.to_string()))?;
         while printed < limit {
@@ -838,7 +851,8 @@ fn gc(dir: &Path, opts: &Options, dry_run: bool) -> R {
         };
         let users = t.users();
         // Live subscribers, and durable ones that will come back.
-        let live_subs = t.info().subscribers.iter().filter(|s| s.alive || s.durable).count();
+        let live_subs =
+            t.info().subscribers.iter().filter(|s| s.alive || s.durable || s.kind == shmq::SlotKind::Group).count();
         drop(t);
         if users.is_empty() && live_subs == 0 {
             if !dry_run {
@@ -866,7 +880,13 @@ fn gc(dir: &Path, opts: &Options, dry_run: bool) -> R {
 
 fn repair(topic: &str, opts: &Options) -> R {
     let t = Topic::open(topic, opts)?;
-    let dead: Vec<u32> = t.info().subscribers.iter().filter(|s| !s.alive && !s.durable).map(|s| s.pid).collect();
+    let dead: Vec<u32> = t
+        .info()
+        .subscribers
+        .iter()
+        .filter(|s| !s.alive && matches!(s.kind, shmq::SlotKind::Subscriber))
+        .map(|s| s.pid)
+        .collect();
     let (reaped, repaired) = t.repair();
     println!(
         "{topic}: reclaimed {reaped} dead subscriber slot(s){}; repaired {repaired} stuck frame(s)",

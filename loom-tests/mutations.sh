@@ -20,6 +20,7 @@ MUTATIONS=(
   "mark_store              stuck_claim_abort_races_commit"
   "abort_len_first         stuck_claim_abort_races_commit"
   "commit_store            stuck_claim_abort_races_commit"
+  "group_no_wake           group_members_take_each_message_once"
 )
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

@@ -99,6 +99,10 @@ pub mod hdr {
     /// u32 milliseconds a detached durable subscriber may hold a blocked
     /// `Block` producer before it is expired (0: never).
     pub const DURABLE_EXPIRY_MS: usize = 88;
+    /// u64 hash of the kernel's boot id when the ring was last known
+    /// consistent (0: unknown). A different boot id at open means the
+    /// machine restarted: see `Ring::recover_after_reboot`.
+    pub const BOOT_ID: usize = 96;
 }
 
 /// Offsets inside the producer line.
@@ -123,6 +127,8 @@ pub mod prod {
     pub const BYTES: usize = BASE + 56;
     /// u64 single producer: start of the claim in flight (for repair).
     pub const CLAIM_START: usize = BASE + 64;
+    /// u64 position up to which a producer's `flush` has reached the disk.
+    pub const FLUSHED: usize = BASE + 72;
 }
 
 /// Offsets of the two wake lines.

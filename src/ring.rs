@@ -1265,7 +1265,12 @@ impl<M: Memory> Ring<M> {
             // that reads the new group cursor with Acquire.
             if self.mem.cas64(gs + slot::CURSOR, next, next + size, Release, Relaxed).is_err() {
                 if !skip {
+                    // Withdraw the announcement, and wake a producer that
+                    // saw it and went to sleep (loom found this lost wake:
+                    // `group_members_take_each_message_once`).
                     self.mem.store64(ms + slot::CURSOR, slot::IDLE, Release);
+                    #[cfg(not(shmq_mutation = "group_no_wake"))]
+                    self.wake_space();
                 }
                 continue;
             }

@@ -177,6 +177,7 @@ impl Segment {
         m.store32(hdr::FENCES, layout.asymmetric_fences as u32, Ordering::Relaxed);
         m.store32(hdr::TIMESTAMPS, layout.timestamps as u32, Ordering::Relaxed);
         m.store32(hdr::DURABLE_EXPIRY_MS, layout.durable_expiry_ms, Ordering::Relaxed);
+        m.store64(hdr::BOOT_ID, sys::boot_id(), Ordering::Relaxed);
         m.store64(prod::TAIL, 0, Ordering::Relaxed);
         // Release: publishes the header to openers' Acquire load of STATE.
         m.store32(hdr::STATE, state::READY, Ordering::Release);
@@ -267,6 +268,25 @@ impl Segment {
     /// Whether the mapping is writable.
     pub fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// Writes the pages holding `off..off + len` of the file to disk and
+    /// waits for it (`msync(MS_SYNC)`).
+    pub fn sync_range(&self, off: usize, len: usize) -> std::io::Result<()> {
+        let page = 4096;
+        let start = off / page * page;
+        let end = (off + len).min(self.len);
+        if end <= start {
+            return Ok(());
+        }
+        // SAFETY: start..end lies inside our mapping (clamped to its length)
+        // and start is page-aligned, as msync requires.
+        let rc = unsafe { libc::msync(self.base().add(start).cast(), end - start, libc::MS_SYNC) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 
     /// Base address of the mapping.

@@ -14,7 +14,16 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Wall clock in nanoseconds since the Unix epoch (for display only).
+/// A stable 64-bit hash of this boot (`/proc/sys/kernel/random/boot_id`),
+/// 0 if unknown: a topic file seen under another boot id outlived a restart.
+pub fn boot_id() -> u64 {
+    // FNV-1a of the kernel's random boot id; 0 if unavailable.
+    std::fs::read("/proc/sys/kernel/random/boot_id").map_or(0, |b| {
+        b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x0100_0000_01b3)).max(1)
+    })
+}
+
+/// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`), for display.
 pub fn unix_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }

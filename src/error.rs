@@ -158,6 +158,9 @@ pub enum PublishError {
     /// timeout while its process looked dead to a subscriber, which skipped
     /// the room (counted as repaired). Nothing was published; publish again.
     Lost,
+    /// The message was published, but the automatic flush it triggered
+    /// ([`crate::Producer::flush_every`]) failed.
+    Flush(String),
 }
 
 impl fmt::Display for PublishError {
@@ -169,6 +172,7 @@ impl fmt::Display for PublishError {
             PublishError::Full => {
                 write!(f, "ring full: the slowest subscriber has not released room")
             }
+            PublishError::Flush(e) => write!(f, "published, but flushing the topic file failed: {e}"),
             PublishError::Lost => {
                 write!(f, "claim lost: a subscriber skipped it after the liveness timeout; nothing was published")
             }

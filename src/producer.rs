@@ -40,6 +40,12 @@ pub struct Producer {
     owner_word: u64,
     /// The claim lent through [`Producer::reserve_raw`], if any.
     raw: Option<Claim>,
+    /// Position up to which this producer has flushed.
+    flushed: u64,
+    /// `flush_every`: (messages, interval in ns), and the progress since
+    /// the last flush (messages, time).
+    auto_flush: Option<(u64, u64)>,
+    since_flush: (u64, u64),
 }
 
 impl std::fmt::Debug for Producer {
@@ -52,7 +58,7 @@ impl Producer {
     pub(crate) fn attach(ring: Arc<Ring<Segment>>) -> Result<Producer, ProducerError> {
         if ring.layout.multi_producer {
             let st = ring.producer_state();
-            return Ok(Producer { ring, st, owner_word: 0, raw: None });
+            return Ok(Producer::new(ring, st, 0));
         }
         let (pid, start) = ring.mem.self_id();
         let mine = OWNED | pid as u64;
@@ -77,7 +83,68 @@ impl Producer {
         let mut st = ring.producer_state();
         // The previous owner may have died between claim and commit.
         ring.repair_single_claim(&mut st);
-        Ok(Producer { ring, st, owner_word: mine, raw: None })
+        Ok(Producer::new(ring, st, mine))
+    }
+
+    fn new(ring: Arc<Ring<Segment>>, st: ProducerState, owner_word: u64) -> Producer {
+        // Relaxed: a starting point only; flush never goes backwards.
+        let flushed = ring.mem.load64(prod::FLUSHED, Relaxed);
+        Producer { ring, st, owner_word, raw: None, flushed, auto_flush: None, since_flush: (0, 0) }
+    }
+
+    /// Writes everything published so far to the topic's file and waits
+    /// until it is on disk (`msync`), then records how far it got in the
+    /// header. Only meaningful for a file-backed topic (a directory on a
+    /// disk): after a machine restart, a topic is recovered to its last
+    /// flushed message ([`Topic::open`](crate::Topic::open)); messages
+    /// after it are dropped, because pages the kernel wrote on its own may
+    /// have reached the disk torn. A process crash loses nothing either
+    /// way (the page cache outlives the process).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        let ring = &self.ring;
+        let tail = ring.tail_of(&self.st);
+        let cap = ring.layout.capacity;
+        let data = ring.layout.data_offset;
+        let from = self.flushed.min(tail);
+        if tail - from >= cap {
+            ring.mem.sync_range(data, cap as usize)?;
+        } else if tail > from {
+            let a = (from & (cap - 1)) as usize;
+            let b = (tail & (cap - 1)) as usize;
+            if a < b || b == 0 {
+                ring.mem.sync_range(data + a, (tail - from) as usize)?;
+            } else {
+                ring.mem.sync_range(data + a, cap as usize - a)?;
+                ring.mem.sync_range(data, b)?;
+            }
+        }
+        ring.advance_flushed(tail);
+        ring.mem.sync_range(0, data)?;
+        self.flushed = tail;
+        self.since_flush = (0, crate::sys::monotonic_ns());
+        Ok(())
+    }
+
+    /// Flushes ([`Producer::flush`]) automatically after every `messages`
+    /// messages or when `interval` has passed since the last flush,
+    /// whichever comes first (checked at each publish). `messages = 0`
+    /// turns it off. A failed automatic flush is reported by the publish
+    /// that triggered it ([`PublishError::Flush`]; the message itself was
+    /// published).
+    pub fn flush_every(&mut self, messages: u64, interval: Duration) {
+        self.auto_flush = (messages > 0).then(|| (messages, interval.as_nanos().min(u64::MAX as u128) as u64));
+        self.since_flush = (0, crate::sys::monotonic_ns());
+    }
+
+    fn after_publish(&mut self) -> Result<(), PublishError> {
+        let Some((every, interval)) = self.auto_flush else {
+            return Ok(());
+        };
+        self.since_flush.0 += 1;
+        if self.since_flush.0 >= every || crate::sys::monotonic_ns().saturating_sub(self.since_flush.1) >= interval {
+            self.flush().map_err(|e| PublishError::Flush(e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn map_err(&self, e: ClaimError, len: usize) -> PublishError {
@@ -95,11 +162,10 @@ impl Producer {
         }
         .map_err(|e| self.map_err(e, data.len()))?;
         self.ring.write_payload(&claim, data);
-        if self.ring.commit(&mut self.st, &claim, data.len() as u32, msg_type) {
-            Ok(())
-        } else {
-            Err(PublishError::Lost)
+        if !self.ring.commit(&mut self.st, &claim, data.len() as u32, msg_type) {
+            return Err(PublishError::Lost);
         }
+        self.after_publish()
     }
 
     /// Publishes a copy of `data`; on a full `Block` ring, waits for room
@@ -183,7 +249,7 @@ impl Producer {
         match self.raw.take() {
             Some(c) => {
                 if self.ring.commit(&mut self.st, &c, len.min(u32::MAX as usize) as u32, msg_type) {
-                    Ok(true)
+                    self.after_publish().map(|_| true)
                 } else {
                     Err(PublishError::Lost)
                 }
@@ -241,7 +307,7 @@ impl Grant<'_> {
         let p = &mut *self.producer;
         self.done = true;
         if p.ring.commit(&mut p.st, &self.claim, len.min(u32::MAX as usize) as u32, self.msg_type) {
-            Ok(())
+            p.after_publish()
         } else {
             Err(PublishError::Lost)
         }

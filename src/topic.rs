@@ -294,7 +294,11 @@ impl Topic {
                 found: "asymmetric fences (membarrier GLOBAL_EXPEDITED), chosen by the topic's creator".into(),
             });
         }
-        Ok(Topic { ring: Arc::new(Ring::new(seg, layout)), name: name.to_string() })
+        let ring = Ring::new(seg, layout);
+        if writable {
+            recover_if_rebooted(&ring)?;
+        }
+        Ok(Topic { ring: Arc::new(ring), name: name.to_string() })
     }
 
     /// Opens the topic, or creates it with `opts` if it does not exist
@@ -560,6 +564,34 @@ fn check_durable_name(name: &str) -> Result<(), SubscribeError> {
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         return bad("only A-Z a-z 0-9 . _ - are allowed");
+    }
+    Ok(())
+}
+
+/// A file-backed topic that outlived a machine restart (its header carries
+/// another boot id) is recovered to its last flushed message before first
+/// use: see `Ring::recover_after_reboot`. An exclusive `flock` makes one
+/// opener do it; the others wait for it and find the new boot id.
+fn recover_if_rebooted(ring: &Ring<Segment>) -> Result<(), OpenError> {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::Ordering::Acquire;
+    let boot = crate::sys::boot_id();
+    // Acquire: pairs with the Release store of the boot id that ends a
+    // recovery, so a topic recovered by another opener is seen whole.
+    let seen = |r: &Ring<Segment>| r.mem.load64(hdr::BOOT_ID, Acquire);
+    if boot == 0 || seen(ring) == 0 || seen(ring) == boot {
+        return Ok(());
+    }
+    let io = |op| move |source| OpenError::Io { op, source };
+    let f = std::fs::File::open(ring.mem.path()).map_err(io("opening the topic file to recover it"))?;
+    // SAFETY: flock on a descriptor we own; released when `f` is dropped
+    // (or this process dies).
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io("locking the topic file to recover it")(std::io::Error::last_os_error()));
+    }
+    if seen(ring) != boot {
+        ring.recover_after_reboot(boot);
+        ring.mem.sync_range(0, ring.layout.file_len() as usize).map_err(io("syncing the recovered topic"))?;
     }
     Ok(())
 }

@@ -136,6 +136,11 @@ int shmq_subscribe_group(shmq_topic *topic, const char *group, shmq_subscriber *
 int shmq_remove_group(shmq_topic *topic, const char *group);
 /* Removes a durable subscriber. -ENOENT none, -EBUSY a live process holds it. */
 int shmq_unsubscribe_durable(shmq_topic *topic, const char *name);
+/* File-backed topics: writes everything published so far to the topic's
+ * file and waits until it is on disk. After a machine restart a topic is
+ * recovered to its last flushed message. -EINVAL NULL, -EIO (or the msync
+ * errno) on failure. */
+int shmq_flush(shmq_producer *producer);
 /* CLOCK_MONOTONIC now in ns: the clock of shmq_msg.timestamp_ns. */
 uint64_t shmq_now_ns(void);
 void shmq_subscriber_close(shmq_subscriber *subscriber);

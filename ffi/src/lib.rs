@@ -727,6 +727,23 @@ pub unsafe extern "C" fn shmq_unsubscribe_durable(t: *mut shmq_topic, name: *con
     })
 }
 
+/// Writes everything published so far to the topic's file and waits until
+/// it is on disk (see `Producer::flush`). -EIO (or another errno) if msync
+/// failed.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_flush(p: *mut shmq_producer) -> c_int {
+    guard(|| {
+        if p.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live producer handle, one thread at a time.
+        match unsafe { &mut (*p).0 }.flush() {
+            Ok(()) => 0,
+            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    })
+}
+
 /// `CLOCK_MONOTONIC` now, in ns: the clock of message timestamps.
 #[no_mangle]
 pub extern "C" fn shmq_now_ns() -> u64 {

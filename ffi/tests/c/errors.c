@@ -202,6 +202,8 @@ int main(void) {
     shmq_subscriber_close(g1);
     shmq_subscriber_close(g2);
     EXPECT(shmq_remove_group(gt, "grp"), 0);
+    EXPECT(shmq_flush(gp), 0);
+    EXPECT(shmq_flush(NULL), -EINVAL);
     shmq_producer_close(gp);
     shmq_topic_close(gt);
     EXPECT(shmq_topic_unlink("g"), 0);

@@ -1150,21 +1150,34 @@ impl<M: Memory> Ring<M> {
         let (pid, start) = self.mem.self_id();
         let me = owner_word(pid, start);
         let mut step = 0;
+        // A holder keeps the lock for microseconds; one seen for a whole
+        // liveness timeout is dead or a corrupt word (found by
+        // tests/hostile.rs: a scribbled word naming pid 1 spun forever).
+        let mut seen: Option<(u64, u64)> = None;
         loop {
             // Acquire: pairs with the previous holder's Release unlock, so
             // the slots it created are visible to our search.
-            match self.mem.cas64(ctr::NAMES_LOCK, 0, me, Acquire, Relaxed) {
+            let holder = match self.mem.cas64(ctr::NAMES_LOCK, 0, me, Acquire, Relaxed) {
                 Ok(_) => break,
-                Err(holder) if !self.mem.is_alive(holder as u32, holder >> 32) => {
-                    if self.mem.cas64(ctr::NAMES_LOCK, holder, me, Acquire, Relaxed).is_ok() {
-                        break;
-                    }
+                Err(holder) => holder,
+            };
+            let now = self.mem.now_ns();
+            let stale = match seen {
+                Some((h, since)) if h == holder => {
+                    now.saturating_sub(since) > self.layout.liveness_ms as u64 * 1_000_000
                 }
-                Err(_) => {
-                    self.mem.snooze(step);
-                    step = (step + 1).min(64);
+                _ => {
+                    seen = Some((holder, now));
+                    false
                 }
+            };
+            if (stale || !self.mem.is_alive(holder as u32, holder >> 32))
+                && self.mem.cas64(ctr::NAMES_LOCK, holder, me, Acquire, Relaxed).is_ok()
+            {
+                break;
             }
+            self.mem.snooze(step);
+            step = (step + 1).min(64);
         }
         let r = f();
         // Release: what we created is visible to the next holder.
@@ -1348,10 +1361,23 @@ impl<M: Memory> Ring<M> {
         }
         let gs = self.layout.slot(g);
         let ms = self.layout.slot(st.slot);
+        let mut passes = 0u64;
         loop {
             // Acquire: pairs with other members' Release CAS of the group
             // cursor, and (through the stamp) with the producer's commit.
-            let next = self.load_pos(gs + slot::CURSOR, Acquire);
+            // Compute with the sane position, CAS the raw word: a corrupt
+            // (unaligned) cursor is then replaced instead of failing every
+            // CAS forever (found by tests/hostile.rs, like the tail's).
+            let raw = self.mem.load64(gs + slot::CURSOR, Acquire);
+            let next = sane_pos(raw);
+            // Each pass skips a frame or retries a lost race; more passes
+            // than the ring has frames means the memory is corrupt (a cursor
+            // pinned at the clamp skipped the same frame forever: found by
+            // tests/hostile.rs).
+            passes += 1;
+            if raw >= MAX_POS || passes > self.cap() / FRAME_HEADER as u64 + 64 {
+                return Err(ReadError::Corrupt(format!("group cursor {raw:#x} does not advance")));
+            }
             let off = self.layout.frame_at(next);
             // Acquire: pairs with the producer's Release stamp store.
             let stamp = self.mem.load64(off + frame::STAMP, Acquire);
@@ -1385,7 +1411,7 @@ impl<M: Memory> Ring<M> {
             }
             // Release: our announcement (above) is visible to a producer
             // that reads the new group cursor with Acquire.
-            if self.mem.cas64(gs + slot::CURSOR, next, next + size, Release, Relaxed).is_err() {
+            if self.mem.cas64(gs + slot::CURSOR, raw, next + size, Release, Relaxed).is_err() {
                 if !skip {
                     // Withdraw the announcement, and wake a producer that
                     // saw it and went to sleep (loom found this lost wake:

@@ -105,6 +105,18 @@ fn child() {
 }
 
 fn publish_all(t: Topic, n: u64, workers: u64) -> std::thread::JoinHandle<()> {
+    let (_more, rx) = std::sync::mpsc::channel::<()>();
+    publish_all_then(t, n, workers, rx)
+}
+
+/// As `publish_all`, then one more END for each `()` received on `more`
+/// (until it is dropped).
+fn publish_all_then(
+    t: Topic,
+    n: u64,
+    workers: u64,
+    more: std::sync::mpsc::Receiver<()>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut p = t.producer().unwrap();
         let mut msg = [0u8; 64];
@@ -115,6 +127,9 @@ fn publish_all(t: Topic, n: u64, workers: u64) -> std::thread::JoinHandle<()> {
         }
         for _ in 0..workers {
             p.publish_typed(END, b"end").unwrap(); // one for each worker
+        }
+        for () in more {
+            p.publish_typed(END, b"end").unwrap();
         }
     })
 }
@@ -172,7 +187,8 @@ fn a_worker_killed_mid_message_has_it_redelivered() {
     });
     let mut victim = Child::spawn("-", &env);
     victim.expect("READY");
-    let producer = publish_all(t, n, 2);
+    let (more_ends, more) = std::sync::mpsc::channel();
+    let producer = publish_all_then(t, n, 2, more);
     let mut seen = vec![0u32; n as usize];
     let mut kills = 0;
     let mut rng = 99u64;
@@ -210,6 +226,12 @@ fn a_worker_killed_mid_message_has_it_redelivered() {
         victim = Child::spawn("-", &env);
         victim.expect("READY");
     }
+    // A victim killed after taking its END (or whose END a killed one
+    // took) needs another: one extra per worker; the surplus stays unread.
+    for _ in 0..2 {
+        more_ends.send(()).unwrap();
+    }
+    drop(more_ends);
     // Drain both to the end.
     loop {
         let l = victim.line();

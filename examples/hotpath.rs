@@ -8,12 +8,15 @@
 //! ```
 //! The difference of the two totals over 100,000 is the cost of one
 //! 64-byte publish + receive (Block topic, one subscriber, drained in
-//! batches, as a busy consumer does).
+//! batches, as a busy consumer does). A second argument `multi` uses a
+//! multi-producer topic (CAS claims, claim marks).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let dir = std::env::temp_dir().join(format!("shmq-hotpath-{}", std::process::id()));
-    let topic = shmq::Topic::create("hot", &shmq::Options::new().dir(&dir).capacity(1 << 20).max_message(1024))?;
+    let multi = std::env::args().nth(2).as_deref() == Some("multi");
+    let opts = shmq::Options::new().dir(&dir).capacity(1 << 20).max_message(1024).multi_producer(multi);
+    let topic = shmq::Topic::create("hot", &opts)?;
     let mut sub = topic.subscribe()?;
     let mut p = topic.producer()?;
     let msg = [5u8; 64];

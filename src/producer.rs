@@ -136,10 +136,16 @@ impl Producer {
         self.since_flush = (0, crate::sys::monotonic_ns());
     }
 
+    #[inline]
     fn after_publish(&mut self) -> Result<(), PublishError> {
-        let Some((every, interval)) = self.auto_flush else {
-            return Ok(());
-        };
+        match self.auto_flush {
+            None => Ok(()),
+            Some((every, interval)) => self.auto_flush_step(every, interval),
+        }
+    }
+
+    #[cold]
+    fn auto_flush_step(&mut self, every: u64, interval: u64) -> Result<(), PublishError> {
         self.since_flush.0 += 1;
         if self.since_flush.0 >= every || crate::sys::monotonic_ns().saturating_sub(self.since_flush.1) >= interval {
             self.flush().map_err(|e| PublishError::Flush(e.to_string()))?;

@@ -483,6 +483,7 @@ impl<M: Memory> Ring<M> {
     }
 
     /// Whether a claim ending at `end` fits under the gating cursor.
+    #[inline(always)]
     fn gate_ok(&self, st: &mut ProducerState, end: u64, tail: u64) -> bool {
         if self.layout.policy == Policy::Overwrite {
             return true;
@@ -1355,6 +1356,7 @@ impl<M: Memory> Ring<M> {
 
     /// Group member: takes the group's next message (exactly one member
     /// gets each), or redelivers a dead member's unreleased one.
+    #[inline(never)]
     fn group_take(&self, st: &mut SubState, g: usize) -> Result<Option<FrameView>, ReadError> {
         if let Some(v) = self.adopt_dead(st, g)? {
             return Ok(Some(v));
@@ -1798,6 +1800,7 @@ impl<M: Memory> Ring<M> {
     /// `Block`: the committed frame at the cursor, if any (zero-copy: the
     /// caller reads the payload in place, then calls [`Ring::release`]).
     /// Padding frames are skipped and released on the way.
+    #[inline(always)]
     pub fn peek(&self, st: &mut SubState) -> Result<Option<FrameView>, ReadError> {
         if let Some(g) = st.group {
             return self.group_take(st, g);
@@ -1809,25 +1812,8 @@ impl<M: Memory> Ring<M> {
             // header and payload below are the committed ones.
             let stamp = self.mem.load64(off + frame::STAMP, Acquire);
             if stamp != pos ^ self.key() {
-                if self.layout.multi_producer {
-                    if stamp == pos ^ self.key() ^ ABORTED {
-                        // Relaxed: ordered after the Acquire stamp load.
-                        let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
-                        let Some(size) = self.frame_len_of(pos, lt) else {
-                            return Err(ReadError::Corrupt(format!(
-                                "aborted frame at position {pos}: length/type word {lt:#x} is invalid"
-                            )));
-                        };
-                        self.release_to(st, pos + size);
-                        continue;
-                    }
-                    st.idle += 1;
-                    if st.idle >= STUCK_POLLS {
-                        st.idle = 0;
-                        if self.unstick(st) {
-                            continue;
-                        }
-                    }
+                if self.layout.multi_producer && self.not_committed_multi(st, stamp)? {
+                    continue;
                 }
                 return Ok(None);
             }
@@ -1854,6 +1840,34 @@ impl<M: Memory> Ring<M> {
                 lost: 0,
             }));
         }
+    }
+
+    /// Multi-producer `Block`, [`Ring::peek`] found no committed frame at
+    /// the cursor (stamp `stamp`): skips an aborted claim, and now and then
+    /// looks for a stuck one. Returns whether to look at the cursor again.
+    /// Kept out of line: the single-producer hot path never comes here.
+    #[cold]
+    #[inline(never)]
+    fn not_committed_multi(&self, st: &mut SubState, stamp: u64) -> Result<bool, ReadError> {
+        let pos = st.cursor;
+        let off = self.layout.frame_at(pos);
+        if stamp == pos ^ self.key() ^ ABORTED {
+            // Relaxed: ordered after the caller's Acquire stamp load.
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            let Some(size) = self.frame_len_of(pos, lt) else {
+                return Err(ReadError::Corrupt(format!(
+                    "aborted frame at position {pos}: length/type word {lt:#x} is invalid"
+                )));
+            };
+            self.release_to(st, pos + size);
+            return Ok(true);
+        }
+        st.idle += 1;
+        if st.idle >= STUCK_POLLS {
+            st.idle = 0;
+            return Ok(self.unstick(st));
+        }
+        Ok(false)
     }
 
     /// Multi-producer `Block`: called while the cursor waits at a frame that

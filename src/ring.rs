@@ -1429,16 +1429,7 @@ impl<M: Memory> Ring<M> {
                 continue;
             }
             st.cursor = next;
-            return Ok(Some(FrameView {
-                pos: next,
-                payload_off: off + FRAME_HEADER,
-                len: lt as u32,
-                msg_type: (lt >> 32) as u32,
-                timestamp_ns: self.mem.load64(off + frame::TIMESTAMP, Relaxed),
-                seq: self.mem.load64(off + frame::SEQ, Relaxed),
-                next: next + size,
-                lost: 0,
-            }));
+            return Ok(Some(self.view_at(next, lt, size)));
         }
     }
 
@@ -1483,22 +1474,17 @@ impl<M: Memory> Ring<M> {
             let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
             // Acquire: pairs with the producer's Release stamp store.
             let ok = self.mem.load64(off + frame::STAMP, Acquire) == p ^ self.key();
-            let (Some(size), true) = (self.frame_len_of(p, lt), ok) else {
+            // A member only ever announces a message, never padding: a
+            // padding length word here is corrupt (and as a payload length
+            // it could reach past the end of the ring).
+            let is_pad = (lt >> 32) as u32 & frame::PADDING != 0;
+            let (Some(size), true, false) = (self.frame_len_of(p, lt), ok, is_pad) else {
                 return Err(ReadError::Corrupt(format!("redelivered frame at position {p} is not intact")));
             };
             self.mem.add64(ctr::REAPED, 1, Relaxed);
             st.adopted = Some(i);
             st.cursor = p;
-            return Ok(Some(FrameView {
-                pos: p,
-                payload_off: off + FRAME_HEADER,
-                len: lt as u32,
-                msg_type: (lt >> 32) as u32,
-                timestamp_ns: self.mem.load64(off + frame::TIMESTAMP, Relaxed),
-                seq: self.mem.load64(off + frame::SEQ, Relaxed),
-                next: p + size,
-                lost: 0,
-            }));
+            return Ok(Some(self.view_at(p, lt, size)));
         }
         Ok(None)
     }
@@ -1829,16 +1815,25 @@ impl<M: Memory> Ring<M> {
                 self.release_to(st, pos + size);
                 continue;
             }
-            return Ok(Some(FrameView {
-                pos,
-                payload_off: off + FRAME_HEADER,
-                len: lt as u32,
-                msg_type: ty,
-                timestamp_ns: self.mem.load64(off + frame::TIMESTAMP, Relaxed),
-                seq: self.mem.load64(off + frame::SEQ, Relaxed),
-                next: pos + size,
-                lost: 0,
-            }));
+            return Ok(Some(self.view_at(pos, lt, size)));
+        }
+    }
+
+    /// The view of the committed message at `pos`, whose validated
+    /// length/type word is `lt` (not padding) and frame size `size`.
+    #[inline(always)]
+    fn view_at(&self, pos: u64, lt: u64, size: u64) -> FrameView {
+        let off = self.layout.frame_at(pos);
+        FrameView {
+            pos,
+            payload_off: off + FRAME_HEADER,
+            len: lt as u32,
+            msg_type: (lt >> 32) as u32,
+            // Relaxed: ordered after the caller's Acquire stamp load.
+            timestamp_ns: self.mem.load64(off + frame::TIMESTAMP, Relaxed),
+            seq: self.mem.load64(off + frame::SEQ, Relaxed),
+            next: pos + size,
+            lost: 0,
         }
     }
 

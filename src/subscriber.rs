@@ -82,12 +82,18 @@ impl Subscriber {
     pub(crate) fn attach(ring: Arc<Ring<Segment>>, start: Start, name: &str) -> Result<Subscriber, SubscribeError> {
         let st =
             ring.join(start, name.as_bytes()).ok_or(SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers })?;
+        Ok(Subscriber::with_state(ring, st))
+    }
+
+    /// A subscriber over the slot `st` describes. Its copy buffer (for
+    /// `Overwrite` topics) is the only allocation, made here.
+    fn with_state(ring: Arc<Ring<Segment>>, st: SubState) -> Subscriber {
         let buf = match ring.layout.policy {
             Policy::Block => Box::default(),
             // Rounded up to whole words: the copy reads whole words.
             Policy::Overwrite => vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice(),
         };
-        Ok(Subscriber { ring, st, buf, pending: None, held: None })
+        Subscriber { ring, st, buf, pending: None, held: None }
     }
 
     pub(crate) fn attach_durable(ring: Arc<Ring<Segment>>, name: &str) -> Result<Subscriber, SubscribeError> {
@@ -96,17 +102,13 @@ impl Subscriber {
             DurableError::Expired => SubscribeError::Expired { name: name.into() },
             DurableError::NoFreeSlot => SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers },
         })?;
-        let buf = match ring.layout.policy {
-            Policy::Block => Box::default(),
-            Policy::Overwrite => vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice(),
-        };
-        Ok(Subscriber { ring, st, buf, pending: None, held: None })
+        Ok(Subscriber::with_state(ring, st))
     }
 
     pub(crate) fn attach_group(ring: Arc<Ring<Segment>>, group: &str) -> Result<Subscriber, SubscribeError> {
         let st =
             ring.join_group(group.as_bytes()).ok_or(SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers })?;
-        Ok(Subscriber { ring, st, buf: Box::default(), pending: None, held: None })
+        Ok(Subscriber::with_state(ring, st))
     }
 
     fn deliver(&mut self, view: FrameView) -> Result<Message<'_>, RecvError> {

@@ -26,10 +26,21 @@ use std::time::{Duration, Instant};
 use crate::json::J;
 use shmq::{Options, RecvError, Topic};
 
-/// How many rounds / messages, and which sizes.
+/// What to measure, where, and how long.
 pub struct Plan {
     pub quick: bool,
     pub cpus: (usize, usize),
+    /// Parent of the bench's own topic directory. A tmpfs (the default
+    /// `/dev/shm/shmq`): on a disk-backed directory the kernel's write-back
+    /// makes pages fault again, and the percentiles measure the file system.
+    pub dir: PathBuf,
+    /// Sections to run (`latency`, `throughput`, `fanout`); empty: all.
+    pub only: Vec<String>,
+    /// Message sizes to run; empty: the default sizes of each section.
+    pub sizes: Vec<usize>,
+    /// Each measurement is repeated this many times (interleaved with the
+    /// others, so a noisy neighbour hits them alike); the median is kept.
+    pub repeat: usize,
 }
 
 impl Plan {
@@ -44,6 +55,16 @@ impl Plan {
     fn messages(&self, size: usize) -> u64 {
         let bytes: u64 = if self.quick { 128 << 20 } else { 1 << 30 };
         (bytes / size as u64).clamp(64, 4_000_000)
+    }
+    fn runs(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
+    fn sizes(&self, defaults: &[usize]) -> Vec<usize> {
+        if self.sizes.is_empty() {
+            defaults.to_vec()
+        } else {
+            self.sizes.clone()
+        }
     }
 }
 
@@ -381,8 +402,9 @@ struct Peer {
 }
 
 impl Peer {
+    /// Starts the child side of a measurement, pinned to `cpu`.
     fn start(
-        plan: &Plan,
+        cpu: usize,
         kind: &str,
         mode: &str,
         size: usize,
@@ -394,7 +416,7 @@ impl Peer {
             .arg("bench-child")
             .args([kind, mode, &size.to_string(), &count.to_string()])
             .arg(dir)
-            .args([fds.0.to_string(), fds.1.to_string(), plan.cpus.1.to_string()])
+            .args([fds.0.to_string(), fds.1.to_string(), cpu.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|x| x.to_string())?;
@@ -430,7 +452,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
     match kind {
         "raw" | "futex" => {
             let shm = Shm::create(&dir.join("shm"), 4096).map_err(e)?;
-            let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (0, 0))?;
+            let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (0, 0))?;
             shmq::sys::pin_to_cpu(plan.cpus.0);
             if kind == "raw" {
                 let (a, b) = (shm.u64(0), shm.u64(128));
@@ -461,11 +483,14 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
             peer.finish()?;
         }
         "shmq" | "shmq-block" => {
-            let opts = Options::new().dir(dir).capacity(1 << 20).max_message(64 << 10);
+            let opts = Options::new()
+                .dir(dir)
+                .capacity((1u64 << 20).max(4 * size as u64).next_power_of_two())
+                .max_message((64 << 10).max(size as u32));
             let ping = Topic::create("ping", &opts).map_err(|x| x.to_string())?;
             let pong = Topic::create("pong", &opts).map_err(|x| x.to_string())?;
             let mut sub = pong.subscribe().map_err(|x| x.to_string())?;
-            let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (0, 0))?;
+            let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (0, 0))?;
             shmq::sys::pin_to_cpu(plan.cpus.0);
             let mut p = ping.producer().map_err(|x| x.to_string())?;
             let block = kind == "shmq-block";
@@ -500,7 +525,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
             } else {
                 (pipe().map_err(e)?, pipe().map_err(e)?)
             };
-            let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (their_rd, their_wr))?;
+            let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (their_rd, their_wr))?;
             shmq::sys::pin_to_cpu(plan.cpus.0);
             if kind == "pipe" {
                 close(their_rd);
@@ -535,7 +560,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
             let tag = std::process::id() as RawFd;
             let a = Mq::open(&format!("/shmq-bench-{tag}-a"), size, true).map_err(e)?;
             let b = Mq::open(&format!("/shmq-bench-{tag}-b"), size, true).map_err(e)?;
-            let peer = Peer::start(plan, kind, "lat", size, rounds, dir, (tag, 0))?;
+            let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (tag, 0))?;
             shmq::sys::pin_to_cpu(plan.cpus.0);
             for i in 0..rounds {
                 fill(i, &mut buf[..size]);
@@ -567,7 +592,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
         "bare" => {
             let slots = bare_slots(size);
             let shm = Shm::create(&dir.join("shm"), BARE_DATA + slots as usize * size).map_err(e)?;
-            peer = Peer::start(plan, kind, "tput", size, count, dir, (0, 0))?;
+            peer = Peer::start(plan.cpus.1, kind, "tput", size, count, dir, (0, 0))?;
             shmq::sys::pin_to_cpu(plan.cpus.0);
             let (head, tail) = (shm.u64(0), shm.u64(128));
             let mut cached_tail = 0u64;
@@ -593,7 +618,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
                 .max_message((1 << 20) + 64)
                 .timestamps(kind == "shmq");
             let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
-            peer = Peer::start(plan, "shmq", "tput", size, count, dir, (0, 0))?;
+            peer = Peer::start(plan.cpus.1, "shmq", "tput", size, count, dir, (0, 0))?;
             shmq::sys::pin_to_cpu(plan.cpus.0);
             let mut p = topic.producer().map_err(|x| x.to_string())?;
             t = Instant::now();
@@ -609,7 +634,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             let (rd, wr) = if kind == "unix" { socketpair().map_err(e)? } else { pipe().map_err(e)? };
             // The child reads one end; we write the other.
             let (theirs, mine) = (rd, wr);
-            peer = Peer::start(plan, kind, "tput", size, count, dir, (theirs, 0))?;
+            peer = Peer::start(plan.cpus.1, kind, "tput", size, count, dir, (theirs, 0))?;
             close(theirs);
             shmq::sys::pin_to_cpu(plan.cpus.0);
             let mut w = stream(mine);
@@ -625,7 +650,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             }
             let tag = std::process::id() as RawFd;
             let q = Mq::open(&format!("/shmq-bench-{tag}-t"), size, true).map_err(e)?;
-            peer = Peer::start(plan, kind, "tput", size, count, dir, (tag, 0))?;
+            peer = Peer::start(plan.cpus.1, kind, "tput", size, count, dir, (tag, 0))?;
             shmq::sys::pin_to_cpu(plan.cpus.0);
             t = Instant::now();
             for k in 0..count {
@@ -665,9 +690,8 @@ fn fanout(plan: &Plan, k: usize, dir: &Path) -> Result<f64, String> {
     let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
     let mut peers = Vec::new();
     for i in 0..k {
-        let cpu_plan =
-            Plan { quick: plan.quick, cpus: (plan.cpus.0, if i % 2 == 0 { plan.cpus.1 } else { plan.cpus.0 }) };
-        peers.push(Peer::start(&cpu_plan, "shmq", "tput", size, count, dir, (0, 0))?);
+        let cpu = if i % 2 == 0 { plan.cpus.1 } else { plan.cpus.0 };
+        peers.push(Peer::start(cpu, "shmq", "tput", size, count, dir, (0, 0))?);
     }
     shmq::sys::pin_to_cpu(plan.cpus.0);
     let mut p = topic.producer().map_err(|x| x.to_string())?;
@@ -748,11 +772,31 @@ fn size_name(s: usize) -> String {
 
 /// Runs the whole comparison and prints it (table, or JSON).
 pub fn run(plan: Plan, json: bool, c_binary: Option<PathBuf>) -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("shmq-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|x| x.to_string())?;
+    if let Some(bad) = plan.sizes.iter().find(|&&s| !(8..=1 << 20).contains(&s) || s % 8 != 0) {
+        return Err(format!("invalid --size {bad}: sizes are multiples of 8 from 8 B to 1 MiB"));
+    }
+    let dir = plan.dir.join(format!(".bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|x| format!("creating {}: {x}", dir.display()))?;
+    if !on_tmpfs(&dir) {
+        eprintln!(
+            "warning: {} is not on a tmpfs; write-back page faults will show in the tail percentiles",
+            dir.display()
+        );
+    }
     let result = run_in(&plan, json, c_binary, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Whether `dir` lies on a tmpfs (as `/dev/shm` does).
+fn on_tmpfs(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: a zeroed statfs is a valid out-parameter; `c` is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; statfs writes only into `st`.
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC }
 }
 
 fn run_c(path: &Path, plan: &Plan, size: usize, dir: &Path) -> Result<[u64; 5], String> {
@@ -769,42 +813,68 @@ fn run_c(path: &Path, plan: &Plan, size: usize, dir: &Path) -> Result<[u64; 5], 
     Ok([nums[0], nums[1], nums[2], nums[3], nums[4]])
 }
 
+/// The median of `runs` by `key` (the upper one of an even count).
+fn median_by<T: Copy>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    runs[runs.len() / 2]
+}
+
 fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Result<(), String> {
-    let fan_ks = [1usize, 2, 3];
-    let total = LAT_KINDS.len() * LAT_SIZES.len()
-        + TPUT_KINDS.len() * TPUT_SIZES.len()
-        + fan_ks.len()
-        + c_binary.as_ref().map_or(0, |_| 1);
+    let fan_ks: Vec<usize> = if plan.runs("fanout") { vec![1, 2, 3] } else { Vec::new() };
+    let lat_sizes = if plan.runs("latency") { plan.sizes(&LAT_SIZES) } else { Vec::new() };
+    let tput_sizes = if plan.runs("throughput") { plan.sizes(&TPUT_SIZES) } else { Vec::new() };
+    let c_lat = c_binary.as_ref().filter(|_| lat_sizes.contains(&64));
+    let reps = plan.repeat.max(1);
+    let total = reps
+        * (LAT_KINDS.len() * lat_sizes.len()
+            + TPUT_KINDS.len() * tput_sizes.len()
+            + fan_ks.len()
+            + c_lat.map_or(0, |_| 1));
     // SAFETY: isatty has no preconditions.
     let mut prog = Progress { total, done: 0, tty: unsafe { libc::isatty(2) } == 1 };
-    let mut lat: Vec<(String, usize, [u64; 5])> = Vec::new();
-    for &size in &LAT_SIZES {
-        for kind in LAT_KINDS {
-            prog.step(&format!("latency {} {}", label(kind), size_name(size)));
-            if let Some(p) = latency(plan, kind, size, dir)? {
-                lat.push((kind.to_string(), size, p));
-            }
+    let mut lat_runs: Vec<(String, usize, Vec<[u64; 5]>)> = Vec::new();
+    let mut tput_runs: Vec<(String, usize, Vec<f64>)> = Vec::new();
+    let mut fan_runs: Vec<(usize, Vec<f64>)> = fan_ks.iter().map(|&k| (k, Vec::new())).collect();
+    fn record<K: PartialEq, V>(runs: &mut Vec<(K, usize, Vec<V>)>, kind: K, size: usize, v: V) {
+        match runs.iter_mut().find(|r| r.0 == kind && r.1 == size) {
+            Some(r) => r.2.push(v),
+            None => runs.push((kind, size, vec![v])),
         }
     }
-    if let Some(c) = &c_binary {
-        prog.step("latency shmq C API 64 B");
-        lat.push(("c".into(), 64, run_c(c, plan, 64, dir)?));
-    }
-    let mut tput: Vec<(String, usize, f64)> = Vec::new();
-    for &size in &TPUT_SIZES {
-        for kind in TPUT_KINDS {
-            prog.step(&format!("throughput {} {}", label(kind), size_name(size)));
-            if let Some(r) = throughput(plan, kind, size, dir)? {
-                tput.push((kind.to_string(), size, r));
+    // Repeats are interleaved: every measurement once, then again, so a
+    // noisy neighbour on the machine hits all of them alike.
+    for _ in 0..reps {
+        for &size in &lat_sizes {
+            for kind in LAT_KINDS {
+                prog.step(&format!("latency {} {}", label(kind), size_name(size)));
+                if let Some(p) = latency(plan, kind, size, dir)? {
+                    record(&mut lat_runs, kind.to_string(), size, p);
+                }
             }
         }
-    }
-    let mut fan = Vec::new();
-    for k in fan_ks {
-        prog.step(&format!("fan-out to {k} subscriber(s)"));
-        fan.push((k, fanout(plan, k, dir)?));
+        if let Some(c) = c_lat {
+            prog.step("latency shmq C API 64 B");
+            record(&mut lat_runs, "c".to_string(), 64, run_c(c, plan, 64, dir)?);
+        }
+        for &size in &tput_sizes {
+            for kind in TPUT_KINDS {
+                prog.step(&format!("throughput {} {}", label(kind), size_name(size)));
+                if let Some(r) = throughput(plan, kind, size, dir)? {
+                    record(&mut tput_runs, kind.to_string(), size, r);
+                }
+            }
+        }
+        for (k, runs) in &mut fan_runs {
+            prog.step(&format!("fan-out to {k} subscriber(s)"));
+            runs.push(fanout(plan, *k, dir)?);
+        }
     }
     prog.end();
+    let lat: Vec<(String, usize, [u64; 5])> =
+        lat_runs.into_iter().map(|(k, s, runs)| (k, s, median_by(runs, |p| p[0] as f64))).collect();
+    let tput: Vec<(String, usize, f64)> =
+        tput_runs.into_iter().map(|(k, s, runs)| (k, s, median_by(runs, |r| *r))).collect();
+    let fan: Vec<(usize, f64)> = fan_runs.into_iter().map(|(k, runs)| (k, median_by(runs, |r| *r))).collect();
 
     let l = |kind: &str, size: usize| lat.iter().find(|x| x.0 == kind && x.1 == size).map(|x| x.2);
     let tp = |kind: &str, size: usize| tput.iter().find(|x| x.0 == kind && x.1 == size).map(|x| x.2);
@@ -839,6 +909,7 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
         let v = J::O(vec![
             ("cpus", J::A(vec![J::U(plan.cpus.0 as u64), J::U(plan.cpus.1 as u64)])),
             ("quick", J::Bool(plan.quick)),
+            ("repeat", J::U(reps as u64)),
             (
                 "latency_one_way_ns",
                 J::A(
@@ -908,7 +979,10 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
         plan.cpus.1,
         if plan.quick { " (quick)" } else { "" }
     );
-    for &size in &LAT_SIZES {
+    if reps > 1 {
+        println!("each figure: the median of {reps} runs (by p50, or by msgs/s)");
+    }
+    for &size in &lat_sizes {
         println!("\nround-trip latency, {} messages, reported one-way (ns)", size_name(size));
         println!("  {:<26} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}", "", "p50", "p90", "p99", "p99.9", "max", "p50/raw");
         let raw = l("raw", size).map(|p| p[0] as f64);
@@ -918,7 +992,7 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
             println!("  {:<26} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}", label(k), p[0], p[1], p[2], p[3], p[4], r);
         }
     }
-    for &size in &TPUT_SIZES {
+    for &size in &tput_sizes {
         println!("\nthroughput, {} messages, every byte checked", size_name(size));
         println!("  {:<26} {:>13} {:>9} {:>10} {:>10}", "", "msgs/s", "GB/s", "vs bare", "vs unix");
         let bare = tp("bare", size);
@@ -929,7 +1003,9 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
             println!("  {:<26} {:>13.0} {:>9.3} {:>10} {:>10}", label(k), r, r * size as f64 / 1e9, vb, vu);
         }
     }
-    println!("\nfan-out, 64 B messages, one producer (CPU {}) and k subscriber processes", plan.cpus.0);
+    if !fan.is_empty() {
+        println!("\nfan-out, 64 B messages, one producer (CPU {}) and k subscriber processes", plan.cpus.0);
+    }
     for (k, r) in &fan {
         println!("  k = {k}: {r:>12.0} messages/s delivered in total ({:.0} per subscriber)", r / *k as f64);
     }

@@ -47,6 +47,13 @@ enum PolicyArg {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum BenchSection {
+    Latency,
+    Throughput,
+    Fanout,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum Format {
     Text,
     Hex,
@@ -240,8 +247,11 @@ enum Cmd {
   shmq bench --quick                 # under a minute; the README's figures
   shmq bench --json > bench.json     # full run, machine-readable
   shmq bench --c-pingpong target/release/c-tests/pingpong   # add the C API
+  shmq bench --quick --only latency --size 64 --repeat 5    # one table, median of 5
 
-Processes are pinned to two CPUs (--cpus A,B). See docs/BENCHMARKS.md.")]
+Processes are pinned to two CPUs (--cpus A,B). Topics live in a directory
+under --dir (default /dev/shm/shmq): keep it on a tmpfs, or page faults
+from write-back show up in the tail percentiles. See docs/BENCHMARKS.md.")]
     Bench {
         /// Fewer rounds and bytes (about a minute)
         #[arg(long)]
@@ -255,6 +265,15 @@ Processes are pinned to two CPUs (--cpus A,B). See docs/BENCHMARKS.md.")]
         /// A C ping-pong binary (ffi/examples/pingpong.c) to measure the C API
         #[arg(long, value_name = "PATH")]
         c_pingpong: Option<PathBuf>,
+        /// Run only these sections
+        #[arg(long, value_delimiter = ',', value_name = "SECTION")]
+        only: Vec<BenchSection>,
+        /// Run only these message sizes (bytes; e.g. 64,4KiB)
+        #[arg(long = "size", value_delimiter = ',', value_name = "BYTES", value_parser = units::parse_size)]
+        sizes: Vec<u64>,
+        /// Run every measurement N times, interleaved, and report the median
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: u32,
     },
     /// (internal) the child side of a benchmark
     #[command(hide = true)]
@@ -313,10 +332,25 @@ fn main() -> ExitCode {
         Cmd::Gc { dry_run } => gc(&dir, &opts, dry_run),
         Cmd::Repair { topic } => repair(&topic, &opts),
         Cmd::Watch { topics, interval, once, json } => watch(&dir, &opts, &topics, interval, once, json),
-        Cmd::Bench { quick, json, cpus, c_pingpong } => {
+        Cmd::Bench { quick, json, cpus, c_pingpong, only, sizes, repeat } => {
             let parsed: Vec<usize> = cpus.split(',').filter_map(|c| c.trim().parse().ok()).collect();
+            let only = only
+                .iter()
+                .map(|s| match s {
+                    BenchSection::Latency => "latency",
+                    BenchSection::Throughput => "throughput",
+                    BenchSection::Fanout => "fanout",
+                })
+                .map(String::from)
+                .collect();
+            let sizes = sizes.iter().map(|&s| s as usize).collect();
             match parsed[..] {
-                [a, b] => bench::run(bench::Plan { quick, cpus: (a, b) }, json, c_pingpong).map_err(fail),
+                [a, b] => bench::run(
+                    bench::Plan { quick, cpus: (a, b), dir: dir.clone(), only, sizes, repeat: repeat as usize },
+                    json,
+                    c_pingpong,
+                )
+                .map_err(fail),
                 _ => Err(Fail(EXIT_USAGE, format!("invalid --cpus {cpus:?}: expected two CPU numbers, e.g. 0,1"))),
             }
         }

@@ -21,6 +21,7 @@ MUTATIONS=(
   "abort_len_first         stuck_claim_abort_races_commit"
   "commit_store            stuck_claim_abort_races_commit"
   "group_no_wake           group_members_take_each_message_once"
+  "fast_gate               fast_claims_respect_the_gating_cursor"
 )
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

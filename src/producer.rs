@@ -161,6 +161,7 @@ impl Producer {
         }
     }
 
+    #[inline(always)]
     fn send(&mut self, data: &[u8], msg_type: u32, wait: Option<Option<Duration>>) -> Result<(), PublishError> {
         let claim = match wait {
             None => self.ring.try_claim(&mut self.st, data.len()),
@@ -176,6 +177,7 @@ impl Producer {
 
     /// Publishes a copy of `data`; on a full `Block` ring, waits for room
     /// (spin, then sleep) as long as it takes. Never waits on `Overwrite`.
+    #[inline]
     pub fn publish(&mut self, data: &[u8]) -> Result<(), PublishError> {
         self.send(data, 0, Some(None))
     }
@@ -187,6 +189,7 @@ impl Producer {
 
     /// Publishes without waiting: [`PublishError::Full`] if the slowest
     /// subscriber holds the ring.
+    #[inline]
     pub fn try_publish(&mut self, data: &[u8]) -> Result<(), PublishError> {
         self.send(data, 0, None)
     }
@@ -196,6 +199,7 @@ impl Producer {
         self.send(data, msg_type, Some(None))
     }
 
+    #[inline]
     fn grant(&mut self, len: usize, wait: Option<Option<Duration>>) -> Result<Grant<'_>, PublishError> {
         let claim = match wait {
             None => self.ring.try_claim(&mut self.st, len),
@@ -208,6 +212,7 @@ impl Producer {
     /// Lends `len` bytes inside the ring to write a message in place,
     /// waiting for room. Commit with [`Grant::commit`]; a grant dropped
     /// without commit becomes padding that subscribers skip.
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, PublishError> {
         self.grant(len, Some(None))
     }
@@ -309,6 +314,7 @@ impl Grant<'_> {
     /// Fails only on a multi-producer topic whose subscribers skipped this
     /// grant because it stayed uncommitted longer than the topic's liveness
     /// timeout while this process looked dead ([`PublishError::Lost`]).
+    #[inline]
     pub fn commit(mut self, len: usize) -> Result<(), PublishError> {
         let p = &mut *self.producer;
         self.done = true;
@@ -325,6 +331,7 @@ impl Grant<'_> {
 
 impl Deref for Grant<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         let off = self.producer.ring.payload_off(&self.claim);
         // SAFETY: the claim is in bounds (frame fits before the ring's end)
@@ -335,6 +342,7 @@ impl Deref for Grant<'_> {
 }
 
 impl DerefMut for Grant<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         let off = self.producer.ring.payload_off(&self.claim);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.

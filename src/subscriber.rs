@@ -111,6 +111,7 @@ impl Subscriber {
         Ok(Subscriber::with_state(ring, st))
     }
 
+    #[inline]
     fn deliver(&mut self, view: FrameView) -> Result<Message<'_>, RecvError> {
         if view.lost > 0 && self.pending.is_none() {
             let mut v = view;
@@ -124,6 +125,7 @@ impl Subscriber {
 
     /// A message held back after a gap. If its loss has not been reported
     /// yet, report it now and keep the message for the next call.
+    #[inline]
     fn take_pending(&mut self) -> Result<Option<FrameView>, RecvError> {
         match self.pending.take() {
             Some(mut v) if v.lost > 0 => {
@@ -137,12 +139,22 @@ impl Subscriber {
     }
 
     /// Receives without waiting: [`RecvError::Empty`] if nothing is new.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>, RecvError> {
-        if let Some(v) = self.take_pending()? {
-            return Ok(Message { sub: self, view: v });
+        if self.pending.is_some() {
+            return self.recv_pending();
         }
         match self.ring.poll(&mut self.st, &mut self.buf).map_err(read_err)? {
             Some(v) => self.deliver(v),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// A receive that finds a message held back after a gap (`Overwrite`).
+    #[cold]
+    fn recv_pending(&mut self) -> Result<Message<'_>, RecvError> {
+        match self.take_pending()? {
+            Some(v) => Ok(Message { sub: self, view: v }),
             None => Err(RecvError::Empty),
         }
     }
@@ -158,8 +170,8 @@ impl Subscriber {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<Message<'_>, RecvError> {
-        if let Some(v) = self.take_pending()? {
-            return Ok(Message { sub: self, view: v });
+        if self.pending.is_some() {
+            return self.recv_pending();
         }
         match self.ring.wait_frame(&mut self.st, &mut self.buf, timeout).map_err(read_err)? {
             Some(v) => self.deliver(v),
@@ -331,6 +343,7 @@ impl Subscriber {
         self.st.slot
     }
 
+    #[inline]
     fn payload(&self, view: &FrameView) -> &[u8] {
         match self.ring.layout.policy {
             Policy::Overwrite => &self.buf[..view.len as usize],
@@ -340,6 +353,7 @@ impl Subscriber {
 }
 
 /// The payload of a committed frame at or after this subscriber's cursor.
+#[inline]
 fn payload_in_place<'a>(ring: &'a Ring<Segment>, view: &FrameView) -> &'a [u8] {
     // `view` was validated by `Ring::peek`: the payload lies inside the
     // mapping (length ≤ max_message, frame before the ring's end) and is
@@ -400,6 +414,7 @@ pub struct Message<'a> {
 
 impl Message<'_> {
     /// The payload.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         self.sub.payload(&self.view)
     }
@@ -426,6 +441,7 @@ impl Message<'_> {
 
 impl Deref for Message<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.data()
     }
@@ -442,6 +458,7 @@ impl std::fmt::Debug for Message<'_> {
 }
 
 impl Drop for Message<'_> {
+    #[inline]
     fn drop(&mut self) {
         let Subscriber { ring, st, .. } = &mut *self.sub;
         if ring.layout.policy == Policy::Block {

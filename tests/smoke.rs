@@ -2,7 +2,7 @@
 
 mod common;
 use common::TestDir;
-use shmq::{Policy, PublishError, RecvError, Topic};
+use shmq::{Policy, PublishError, RecvError, Start, Topic};
 use std::time::Duration;
 
 #[test]
@@ -52,6 +52,64 @@ fn block_full_ring_returns_full_and_resumes() {
     }
     p.try_publish(b"again").unwrap();
     assert_eq!(&*sub.try_recv().unwrap(), b"again");
+}
+
+/// On a 64 KiB ring most claims take the single producer's fast path (one
+/// comparison against a limit computed at the last slow claim). Full must
+/// still come exactly when the slowest cursor is a ring behind, lap after
+/// lap, whatever the subscriber released in between.
+#[test]
+fn full_is_exact_when_claims_take_the_fast_path() {
+    let d = TestDir::new();
+    let topic = Topic::create("t", &d.opts().capacity(64 << 10).max_message(1024)).unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    let mut p = topic.producer().unwrap();
+    // 24-byte payloads: 64-byte frames, 1024 to a lap, no padding ever.
+    let (mut sent, mut got) = (0u64, 0u64);
+    for release in [0u64, 1, 7, 100, 333, 1024, 5, 512] {
+        for _ in 0..release {
+            let m = sub.try_recv().unwrap();
+            assert_eq!(m[..8], got.to_le_bytes());
+            got += 1;
+        }
+        loop {
+            let mut msg = [0u8; 24];
+            msg[..8].copy_from_slice(&sent.to_le_bytes());
+            match p.try_publish(&msg) {
+                Ok(()) => sent += 1,
+                Err(PublishError::Full) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(sent - got, 1024, "after releasing {release}: the ring holds exactly one lap");
+    }
+}
+
+/// Overwrite, fast path: the oldest frame the producer advertises (kept in
+/// 64 segments a lap, off the fast path) is never a frame already
+/// overwritten, stays within two segments of the true oldest, and reading
+/// from it gives contiguous messages.
+#[test]
+fn oldest_stays_close_behind_on_the_fast_path() {
+    let d = TestDir::new();
+    let cap = 64u64 << 10;
+    let topic = Topic::create("t", &d.opts().capacity(cap).max_message(1024).policy(Policy::Overwrite)).unwrap();
+    let mut p = topic.producer().unwrap();
+    let total = 10_000u64;
+    for k in 0..total {
+        p.publish(&k.to_le_bytes()).unwrap(); // 40-byte frames padded to 64: 1024 a lap
+        let (tail, oldest) = ((k + 1) * 64, topic.tail(Start::Oldest).position());
+        // Segments of 1 KiB: at most two (and the frame in flight) behind.
+        let lo = tail.saturating_sub(cap);
+        assert!((lo..=lo + 2048 + 64).contains(&oldest), "after {k}: oldest {oldest}, tail {tail}");
+    }
+    let mut old = topic.subscribe_from_oldest().unwrap();
+    let first = u64::from_le_bytes(old.try_recv().unwrap()[..8].try_into().unwrap());
+    assert!((total - 1024..=total - 1024 + 32).contains(&first), "oldest is message {first}");
+    for k in first + 1..total {
+        assert_eq!(old.try_recv().unwrap()[..8], k.to_le_bytes());
+    }
+    assert_eq!(old.try_recv().unwrap_err(), RecvError::Empty);
 }
 
 #[test]

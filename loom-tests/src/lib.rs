@@ -37,7 +37,11 @@ fn make_ring(subscribers: u32, policy: Policy, multi: bool, mem: fn(usize, usize
     layout.capacity = CAP;
     layout.data_offset = HEADER_LINES * LINE + subscribers as usize * SLOT_SIZE;
     let mem = mem(layout.data_offset + CAP as usize, layout.data_offset);
-    Arc::new(Ring::new(mem, layout))
+    let mut ring = Ring::new(mem, layout);
+    // One oldest-frame segment per lap (real rings have 64), so the second
+    // frame of a lap takes the producer's fast path and the models check it.
+    ring.mark_shift = CAP.trailing_zeros();
+    Arc::new(ring)
 }
 
 /// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS`

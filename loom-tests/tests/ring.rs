@@ -43,6 +43,35 @@ fn block_spmc_wrap_full_and_gating() {
     });
 }
 
+/// The single producer's fast path (`fast_limit`), one subscriber: five
+/// messages of 8, 0, 0, 8 and 0 bytes (64- and 32-byte frames) through the
+/// 128-byte ring. Messages 2, 3 and 5 stay inside a segment already marked,
+/// so each is claimed with one comparison against the limit computed at
+/// the slow claims of messages 1 and 4. Message 5 lands on message 2's
+/// bytes, so its fast claim is only safe if that limit respected the
+/// subscriber's cursor as message 4 saw it (mutation `fast_gate`: the
+/// subscriber then finds message 2 overwritten and waits forever).
+#[test]
+fn fast_claims_respect_the_gating_cursor() {
+    const MSGS: [(u8, usize); 5] = [(1, 8), (2, 0), (3, 0), (4, 8), (5, 0)];
+    model(|| {
+        let r = ring(1, Policy::Block, false);
+        let mut s = join(&r);
+        let rp = r.clone();
+        let p = thread::spawn(move || {
+            let mut st = rp.producer_state();
+            for (id, len) in MSGS {
+                publish(&rp, &mut st, &payload(id, len));
+            }
+        });
+        for (id, len) in MSGS {
+            let m = recv_block(&r, &mut s);
+            assert_eq!((intact(&m), m.len()), (if len > 0 { id } else { 0 }, len));
+        }
+        p.join().unwrap();
+    });
+}
+
 /// Two producers, one subscriber on a multi-producer ring: every message
 /// arrives once, intact, in each producer's order. Producer 10 sends one
 /// 0-byte message (a 32-byte frame), producer 20 two 8-byte messages

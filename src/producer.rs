@@ -163,6 +163,16 @@ impl Producer {
 
     #[inline(always)]
     fn send(&mut self, data: &[u8], msg_type: u32, wait: Option<Option<Duration>>) -> Result<(), PublishError> {
+        if self.ring.publish_fast(&mut self.st, data, msg_type) {
+            return self.after_publish();
+        }
+        self.send_general(data, msg_type, wait)
+    }
+
+    /// Every publish the fast path does not take: waiting, slow claims,
+    /// multi-producer topics, errors.
+    #[inline(never)]
+    fn send_general(&mut self, data: &[u8], msg_type: u32, wait: Option<Option<Duration>>) -> Result<(), PublishError> {
         let claim = match wait {
             None => self.ring.try_claim(&mut self.st, data.len()),
             Some(t) => self.ring.claim_wait(&mut self.st, data.len(), t),
@@ -199,14 +209,23 @@ impl Producer {
         self.send(data, msg_type, Some(None))
     }
 
-    #[inline]
+    #[inline(always)]
     fn grant(&mut self, len: usize, wait: Option<Option<Duration>>) -> Result<Grant<'_>, PublishError> {
-        let claim = match wait {
+        let claim = match self.ring.claim_fast(&mut self.st, len) {
+            Some(c) => c,
+            None => self.claim_general(len, wait)?,
+        };
+        Ok(Grant { producer: self, claim, msg_type: 0, done: false })
+    }
+
+    /// Every claim for a grant that [`Ring::claim_fast`] does not take.
+    #[inline(never)]
+    fn claim_general(&mut self, len: usize, wait: Option<Option<Duration>>) -> Result<Claim, PublishError> {
+        match wait {
             None => self.ring.try_claim(&mut self.st, len),
             Some(t) => self.ring.claim_wait(&mut self.st, len, t),
         }
-        .map_err(|e| self.map_err(e, len))?;
-        Ok(Grant { producer: self, claim, msg_type: 0, done: false })
+        .map_err(|e| self.map_err(e, len))
     }
 
     /// Lends `len` bytes inside the ring to write a message in place,
@@ -351,6 +370,7 @@ impl DerefMut for Grant<'_> {
 }
 
 impl Drop for Grant<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             let p = &mut *self.producer;

@@ -228,6 +228,17 @@ pub enum ReadError {
     Evicted,
 }
 
+/// What [`Ring::peek_fast`] found at a subscriber's cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fast {
+    /// An ordinary committed message.
+    Frame(FrameView),
+    /// Nothing committed there yet (single-producer topic).
+    Empty,
+    /// Something only [`Ring::peek`] handles.
+    Slow,
+}
+
 /// What a passive reader (no slot, read-only) found at a position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Passive {
@@ -526,6 +537,32 @@ impl<M: Memory> Ring<M> {
     /// Claims room for a payload of `len` bytes without waiting.
     #[inline(always)]
     pub fn try_claim(&self, st: &mut ProducerState, len: usize) -> Result<Claim, ClaimError> {
+        match self.claim_fast(st, len) {
+            Some(c) => Ok(c),
+            None => self.claim_general(st, len),
+        }
+    }
+
+    /// The common claim of a single producer: one comparison against
+    /// `fast_limit`, then the claim. `None`, having done nothing, when it
+    /// does not apply (always for a multi-producer: its limit is 0).
+    #[inline(always)]
+    pub fn claim_fast(&self, st: &mut ProducerState, len: usize) -> Option<Claim> {
+        if len > self.layout.max_message as usize {
+            return None;
+        }
+        let pos = st.tail;
+        let end = pos + frame_size(len as u64);
+        if end > st.fast_limit {
+            return None;
+        }
+        let seq = self.take_single(st, pos, end);
+        Some(Claim { pos, end, len: len as u32, seq })
+    }
+
+    /// Every claim [`Ring::claim_fast`] does not take.
+    #[inline(never)]
+    fn claim_general(&self, st: &mut ProducerState, len: usize) -> Result<Claim, ClaimError> {
         if len > self.layout.max_message as usize {
             return Err(ClaimError::TooLarge);
         }
@@ -533,18 +570,18 @@ impl<M: Memory> Ring<M> {
         if self.layout.multi_producer {
             self.claim_multi(st, len as u32, fsize)
         } else {
-            self.claim_single(st, len as u32, fsize)
+            self.claim_single_slow(st, len as u32, fsize)
         }
     }
 
+    /// Takes the single-producer claim of the frame `[pos, end)`, whose
+    /// room is already checked: records it for crash repair and as the
+    /// overwrite intent, and numbers it. Returns its sequence number.
     #[inline(always)]
-    fn claim_single(&self, st: &mut ProducerState, len: u32, fsize: u64) -> Result<Claim, ClaimError> {
-        let tail = st.tail;
-        let fast = tail + fsize <= st.fast_limit;
-        let (pos, end) = if fast { (tail, tail + fsize) } else { self.claim_single_slow(st, tail, fsize)? };
+    fn take_single(&self, st: &mut ProducerState, pos: u64, end: u64) -> u64 {
         // Relaxed: read back only by a producer that takes over after this
         // one died (it acquires ownership first).
-        self.mem.store64(prod::CLAIM_START, tail, Relaxed);
+        self.mem.store64(prod::CLAIM_START, st.tail, Relaxed);
         // Relaxed store + Release fence: the tail is the overwrite intent; the
         // fence orders it before our data writes, pairing with a reader's
         // Acquire fence before it re-reads the tail (seqlock validation).
@@ -552,24 +589,19 @@ impl<M: Memory> Ring<M> {
         if self.layout.policy == Policy::Overwrite {
             self.mem.fence(Release);
         }
+        debug_assert!(pos >= st.tail);
         st.tail = end;
-        if !fast {
-            if pos > tail {
-                self.write_padding(tail, pos - tail);
-            }
-            self.refresh_fast_limit(st);
-        }
         let seq = st.next_seq;
         // Wrapping: the counter was loaded from shared memory at attach.
         st.next_seq = st.next_seq.wrapping_add(1);
-        Ok(Claim { pos, end, len, seq })
+        seq
     }
 
     /// The part of a single-producer claim that `fast_limit` lets most
-    /// claims skip: padding at the ring's end, gating, oldest-frame marks.
-    /// Returns the frame's position and end.
-    #[inline(never)]
-    fn claim_single_slow(&self, st: &mut ProducerState, tail: u64, fsize: u64) -> Result<(u64, u64), ClaimError> {
+    /// claims skip: padding at the ring's end, gating, oldest-frame marks;
+    /// then a new limit.
+    fn claim_single_slow(&self, st: &mut ProducerState, len: u32, fsize: u64) -> Result<Claim, ClaimError> {
+        let tail = st.tail;
         let room = self.layout.room_to_end(tail);
         let pad = if room < fsize { room } else { 0 };
         let pos = tail + pad;
@@ -578,7 +610,12 @@ impl<M: Memory> Ring<M> {
             return Err(ClaimError::Full);
         }
         self.advance_oldest(st, tail, pos, end);
-        Ok((pos, end))
+        let seq = self.take_single(st, pos, end);
+        if pad > 0 {
+            self.write_padding(tail, pad);
+        }
+        self.refresh_fast_limit(st);
+        Ok(Claim { pos, end, len, seq })
     }
 
     /// Single producer: the largest claim end that needs no slow-path work
@@ -614,7 +651,6 @@ impl<M: Memory> Ring<M> {
         st.fast_limit = gate.min(lap_end).min(marked).min(oldest);
     }
 
-    #[inline(never)]
     fn claim_multi(&self, st: &mut ProducerState, len: u32, fsize: u64) -> Result<Claim, ClaimError> {
         loop {
             // Relaxed: the tail only arbitrates claims between producers (the
@@ -760,9 +796,16 @@ impl<M: Memory> Ring<M> {
     }
 
     /// Copies `data` into the claim's payload.
+    #[inline(always)]
     pub fn write_payload(&self, claim: &Claim, data: &[u8]) {
         debug_assert!(data.len() <= claim.len as usize);
-        let off = self.payload_off(claim);
+        self.write_payload_at(self.payload_off(claim), data);
+    }
+
+    /// Copies `data` to the payload offset `off` of a frame this producer
+    /// has claimed and not committed, `data` no longer than the claim.
+    #[inline(always)]
+    fn write_payload_at(&self, off: usize, data: &[u8]) {
         if self.layout.policy == Policy::Overwrite {
             // SAFETY: the claim lies in bounds (frame_at masks the position,
             // the frame fits before the ring's end), offsets are 32-aligned,
@@ -773,6 +816,24 @@ impl<M: Memory> Ring<M> {
             // cursor covers these bytes, so nobody reads them until commit.
             unsafe { self.mem.write(off, data) }
         }
+    }
+
+    /// The whole publish of `data` on the common path of a single
+    /// producer: a fast claim (one comparison, see `fast_limit`), the copy,
+    /// the commit, with no `Claim` in between. Returns `false`, having
+    /// done nothing, when that path does not apply (several producers, a
+    /// message too large, or a claim that needs the slow path): the caller
+    /// then takes the general path, which handles every case.
+    #[inline(always)]
+    pub fn publish_fast(&self, st: &mut ProducerState, data: &[u8], msg_type: u32) -> bool {
+        let Some(c) = self.claim_fast(st, data.len()) else {
+            return false;
+        };
+        let off = self.layout.frame_at(c.pos);
+        self.write_payload_at(off + FRAME_HEADER, data);
+        self.write_header(off, c.len, msg_type, c.seq);
+        self.commit_single(st, c.pos, off, c.len);
+        true
     }
 
     /// Commits `len <= claim.len` payload bytes already written into the
@@ -791,20 +852,34 @@ impl<M: Memory> Ring<M> {
             self.pad_unused(claim, len);
         }
         let off = self.layout.frame_at(claim.pos);
+        self.write_header(off, len, msg_type, claim.seq);
+        if self.layout.multi_producer {
+            return self.commit_multi(st, off, claim.pos ^ self.key(), len as u64);
+        }
+        self.commit_single(st, claim.pos, off, len);
+        true
+    }
+
+    /// Writes the header words of the frame at `off` other than its stamp:
+    /// payload length and user type, publish time, sequence number.
+    #[inline(always)]
+    fn write_header(&self, off: usize, len: u32, msg_type: u32, seq: u64) {
         let ty = msg_type & !frame::PADDING;
         // Relaxed: these header words are published by the stamp's Release.
         self.mem.store64(off + frame::LEN_TYPE, len as u64 | ((ty as u64) << 32), Relaxed);
         // A clock read costs 20-45 ns in VMs; topics may opt out.
         let ts = if self.layout.timestamps { self.mem.now_ns() } else { 0 };
         self.mem.store64(off + frame::TIMESTAMP, ts, Relaxed);
-        self.mem.store64(off + frame::SEQ, claim.seq, Relaxed);
-        let stamp = claim.pos ^ self.key();
-        if self.layout.multi_producer {
-            return self.commit_multi(st, off, stamp, len as u64);
-        }
+        self.mem.store64(off + frame::SEQ, seq, Relaxed);
+    }
+
+    /// Single producer: commits the frame at `pos` (segment offset `off`),
+    /// whose header and payload (`len` bytes) are written.
+    #[inline(always)]
+    fn commit_single(&self, st: &mut ProducerState, pos: u64, off: usize, len: u32) {
         // Release: publishes header and payload to the subscribers'
         // Acquire load of the stamp.
-        self.mem.store64(off + frame::STAMP, stamp, ord!(Release, "commit_relaxed", Relaxed));
+        self.mem.store64(off + frame::STAMP, pos ^ self.key(), ord!(Release, "commit_relaxed", Relaxed));
         st.bytes = st.bytes.wrapping_add(len as u64);
         // Relaxed: statistics for inspectors, and hints for the next
         // owner after a crash (which acquires ownership first).
@@ -812,9 +887,8 @@ impl<M: Memory> Ring<M> {
         self.mem.store64(prod::BYTES, st.bytes, Relaxed);
         // Release: a reader that loads LAST with Acquire and finds the
         // frame's stamp sees a committed frame (it validates anyway).
-        self.mem.store64(prod::LAST, claim.pos + 1, Release);
+        self.mem.store64(prod::LAST, pos + 1, Release);
         self.after_commit(st);
-        true
     }
 
     /// A claim committed with fewer bytes than it reserved: the frame's
@@ -855,6 +929,8 @@ impl<M: Memory> Ring<M> {
 
     /// Turns a claim into padding (a dropped grant): nothing leaks and
     /// subscribers skip it.
+    #[cold]
+    #[inline(never)]
     pub fn abort(&self, st: &mut ProducerState, claim: &Claim) {
         let size = frame_size(claim.len as u64);
         if self.layout.multi_producer {
@@ -1902,6 +1978,59 @@ impl<M: Memory> Ring<M> {
     /// Padding frames are skipped and released on the way.
     #[inline(always)]
     pub fn peek(&self, st: &mut SubState) -> Result<Option<FrameView>, ReadError> {
+        match self.peek_fast(st) {
+            Fast::Frame(v) => Ok(Some(v)),
+            Fast::Empty => Ok(None),
+            Fast::Slow => self.peek_slow(st),
+        }
+    }
+
+    /// The common case of [`Ring::peek`], with no side effect but a
+    /// prefetch: an ordinary message at the cursor, or nothing committed
+    /// there on a single-producer topic. Everything else (padding, a length
+    /// that fails validation, a multi-producer's frame not yet committed, a
+    /// group member) is [`Fast::Slow`], for `peek` to handle.
+    #[inline(always)]
+    pub fn peek_fast(&self, st: &SubState) -> Fast {
+        if st.group.is_some() {
+            return Fast::Slow;
+        }
+        let pos = st.cursor;
+        let off = self.layout.frame_at(pos);
+        // Acquire: pairs with the producer's Release stamp store, so the
+        // header and payload below are the committed ones.
+        let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+        if stamp != pos ^ self.key() {
+            if self.layout.multi_producer {
+                return Fast::Slow;
+            }
+            self.nothing_yet(off);
+            return Fast::Empty;
+        }
+        // Relaxed: ordered after the Acquire stamp load.
+        let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+        match self.frame_len_of(pos, lt) {
+            Some(size) if (lt >> 32) as u32 & frame::PADDING == 0 => Fast::Frame(self.view_at(pos, lt, size)),
+            _ => Fast::Slow,
+        }
+    }
+
+    /// A subscriber found nothing committed at the frame at `off`. It asks
+    /// for the frame's next cache line too, so when the producer commits,
+    /// both lines travel to it at once instead of one after the other: one
+    /// cross-core transfer saved on a 64-byte message (`shmq bench`: 64 B
+    /// one-way p50 1.98 -> 1.62 x the raw cache-line ping-pong when the
+    /// two CPUs are far apart, no change in throughput). A hint: it never
+    /// faults and changes nothing.
+    #[inline(always)]
+    fn nothing_yet(&self, off: usize) {
+        self.mem.prefetch_read(off + 64);
+    }
+
+    /// [`Ring::peek`] past what [`Ring::peek_fast`] handles: group members,
+    /// multi-producer claims, padding, corrupt lengths.
+    #[inline(never)]
+    fn peek_slow(&self, st: &mut SubState) -> Result<Option<FrameView>, ReadError> {
         if let Some(g) = st.group {
             return self.group_take(st, g);
         }
@@ -1915,14 +2044,7 @@ impl<M: Memory> Ring<M> {
                 if self.layout.multi_producer && self.not_committed_multi(st, stamp)? {
                     continue;
                 }
-                // Nothing yet. Ask for the frame's next cache line too, so
-                // when the producer commits, both lines travel to us at
-                // once instead of one after the other: one cross-core
-                // transfer saved on a 64-byte message (`shmq bench`: 64 B
-                // one-way p50 1.98 -> 1.62 x the raw cache-line ping-pong
-                // when the two CPUs are far apart, no change in
-                // throughput). A hint: it never faults and changes nothing.
-                self.mem.prefetch_read(off + 64);
+                self.nothing_yet(off);
                 return Ok(None);
             }
             // Relaxed: ordered after the Acquire stamp load.

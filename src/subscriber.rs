@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::error::{RecvError, SubscribeError};
 use crate::layout::Policy;
-use crate::ring::{DurableError, FrameView, ReadError, Ring, Start, SubState};
+use crate::ring::{DurableError, Fast, FrameView, ReadError, Ring, Start, SubState};
 use crate::segment::Segment;
 
 /// Receives messages from a topic. Made by [`crate::Topic::subscribe`].
@@ -141,6 +141,21 @@ impl Subscriber {
     /// Receives without waiting: [`RecvError::Empty`] if nothing is new.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>, RecvError> {
+        // A Block subscriber never holds a message back (only gaps on
+        // Overwrite topics and re-deliveries to group members do).
+        if self.ring.layout.policy == Policy::Block && self.pending.is_none() {
+            match self.ring.peek_fast(&self.st) {
+                Fast::Frame(view) => return Ok(Message { sub: self, view }),
+                Fast::Empty => return Err(RecvError::Empty),
+                Fast::Slow => {}
+            }
+        }
+        self.try_recv_general()
+    }
+
+    /// Every receive [`Subscriber::try_recv`] does not finish at once.
+    #[inline(never)]
+    fn try_recv_general(&mut self) -> Result<Message<'_>, RecvError> {
         if self.pending.is_some() {
             return self.recv_pending();
         }

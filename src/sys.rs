@@ -2,8 +2,8 @@
 //! monotonic clock, and process identity (pid + start time, so a reused pid
 //! is not mistaken for a live peer).
 
-use std::sync::atomic::AtomicU32;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 /// `CLOCK_MONOTONIC` in nanoseconds (vDSO: no syscall).
@@ -113,17 +113,46 @@ pub fn process_start(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// This process's `(pid, start time)`, computed once.
+/// Cached [`self_id`]: the pid (0: not computed in this process yet) and
+/// the start time computed with it.
+static SELF_PID: AtomicU32 = AtomicU32::new(0);
+static SELF_START: AtomicU64 = AtomicU64::new(0);
+
+/// `pthread_atfork` child handler: a forked child has another pid and
+/// start time, so it drops the parent's.
+extern "C" fn forget_self_id() {
+    // Relaxed: runs in the child while it has a single thread.
+    SELF_PID.store(0, Ordering::Relaxed);
+}
+
+/// This process's `(pid, start time)`. Cached, because the pid is a
+/// syscall (glibc no longer caches it) and the start time a read of
+/// `/proc`, and a multi-producer marks every claim with both: the
+/// uncached call cost a `getpid` syscall per message. A fork handler drops
+/// the cache in the child, which recomputes its own. (A child made with a
+/// raw `clone` syscall, which runs no fork handlers, must not use a topic
+/// its parent opened.)
 pub fn self_id() -> (u32, u64) {
-    static ID: OnceLock<(u32, u64)> = OnceLock::new();
-    // A forked child has another pid: recompute when it changed.
-    let pid = std::process::id();
-    let id = *ID.get_or_init(|| (pid, process_start(pid).unwrap_or(0)));
-    if id.0 == pid {
-        id
-    } else {
-        (pid, process_start(pid).unwrap_or(0))
+    // Acquire: pairs with the Release store below, so the start time read
+    // is the one computed for this pid.
+    let pid = SELF_PID.load(Ordering::Acquire);
+    if pid != 0 {
+        // Relaxed: ordered by the Acquire load above.
+        return (pid, SELF_START.load(Ordering::Relaxed));
     }
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic, which
+        // is async-signal-safe as a fork child handler must be.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_self_id)) };
+    });
+    let pid = std::process::id();
+    let start = process_start(pid).unwrap_or(0);
+    // Relaxed: published by the Release store of the pid.
+    SELF_START.store(start, Ordering::Relaxed);
+    // Release: publishes the start time to the Acquire load above.
+    SELF_PID.store(pid, Ordering::Release);
+    (pid, start)
 }
 
 /// Whether process `pid` started at `start` is still running. A zombie
@@ -196,6 +225,30 @@ mod tests {
         assert!(start > 0);
         assert!(is_alive(pid, start));
         assert_eq!(process_start(pid), Some(start));
+    }
+
+    /// The identity is cached, and a forked child gets its own.
+    #[test]
+    fn forked_child_recomputes_its_identity() {
+        let (pid, start) = self_id();
+        assert_eq!(self_id(), (pid, start));
+        // SAFETY: the child only calls `self_id` (a syscall and a read of
+        // /proc) and `_exit`s; the parent waits for it.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork failed");
+        if child == 0 {
+            let (cpid, cstart) = self_id();
+            // SAFETY: getpid has no preconditions.
+            let ok = cpid == unsafe { libc::getpid() } as u32 && cpid != pid && process_start(cpid) == Some(cstart);
+            // SAFETY: ends the forked child without running the parent's
+            // exit handlers or destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child saw the parent's identity");
+        assert_eq!(self_id(), (pid, start));
     }
 
     #[test]

@@ -272,6 +272,12 @@ impl Producer {
         Ok(Some(unsafe { self.ring.mem.base().add(off) }))
     }
 
+    /// For language bindings: whether a claim lent by
+    /// [`Producer::reserve_raw`] is outstanding.
+    pub fn has_reservation(&self) -> bool {
+        self.raw.is_some()
+    }
+
     /// Commits the outstanding raw claim with `len` bytes (clamped to the
     /// claimed length) and user type `msg_type`. `Ok(false)` if no raw
     /// claim is outstanding; [`PublishError::Lost`] as in [`Grant::commit`].

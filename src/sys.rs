@@ -65,7 +65,9 @@ fn membarrier(cmd: libc::c_int) -> libc::c_long {
 /// Registers this process for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (once) and
 /// says whether asymmetric fences are available: true when the kernel
 /// supports the command and this process is registered, so other
-/// processes' heavy fences reach its CPUs.
+/// processes' heavy fences reach its CPUs. The registration belongs to the
+/// address space and a forked child keeps it (a test checks that), so
+/// topics a child inherits keep their fences.
 pub fn membarrier_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
@@ -77,6 +79,24 @@ pub fn membarrier_ready() -> bool {
             && mask as libc::c_int & MEMBARRIER_CMD_GLOBAL_EXPEDITED != 0
             && membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
     })
+}
+
+/// Installs (once) the handler that runs in every forked child: see
+/// [`self_id`].
+fn install_fork_handler() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic, which
+        // is async-signal-safe as a fork child handler must be.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+}
+
+/// `pthread_atfork` child handler: a forked child has another pid and
+/// start time, so it drops the parent's.
+extern "C" fn after_fork_in_child() {
+    // Relaxed: the child has a single thread while this runs.
+    SELF_PID.store(0, Ordering::Relaxed);
 }
 
 /// The heavy half of an asymmetric fence: a full barrier on every CPU that
@@ -118,18 +138,11 @@ pub fn process_start(pid: u32) -> Option<u64> {
 static SELF_PID: AtomicU32 = AtomicU32::new(0);
 static SELF_START: AtomicU64 = AtomicU64::new(0);
 
-/// `pthread_atfork` child handler: a forked child has another pid and
-/// start time, so it drops the parent's.
-extern "C" fn forget_self_id() {
-    // Relaxed: runs in the child while it has a single thread.
-    SELF_PID.store(0, Ordering::Relaxed);
-}
-
 /// This process's `(pid, start time)`. Cached, because the pid is a
 /// syscall (glibc no longer caches it) and the start time a read of
 /// `/proc`, and a multi-producer marks every claim with both: the
-/// uncached call cost a `getpid` syscall per message. A fork handler drops
-/// the cache in the child, which recomputes its own. (A child made with a
+/// uncached call cost a `getpid` syscall per message. The fork handler
+/// drops the cache in the child, which recomputes its own. (A child made with a
 /// raw `clone` syscall, which runs no fork handlers, must not use a topic
 /// its parent opened.)
 pub fn self_id() -> (u32, u64) {
@@ -140,12 +153,7 @@ pub fn self_id() -> (u32, u64) {
         // Relaxed: ordered by the Acquire load above.
         return (pid, SELF_START.load(Ordering::Relaxed));
     }
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        // SAFETY: registers a handler that only stores to an atomic, which
-        // is async-signal-safe as a fork child handler must be.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_self_id)) };
-    });
+    install_fork_handler();
     let pid = std::process::id();
     let start = process_start(pid).unwrap_or(0);
     // Relaxed: published by the Release store of the pid.
@@ -249,6 +257,30 @@ mod tests {
         assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child saw the parent's identity");
         assert_eq!(self_id(), (pid, start));
+    }
+
+    /// A forked child stays registered for membarrier, as the light
+    /// fences of the topics it inherits need (`membarrier_ready`).
+    #[test]
+    fn forked_child_is_registered_for_membarrier() {
+        const GET_REGISTRATIONS: libc::c_int = 1 << 9; // Linux 6.3
+        if !membarrier_ready() || membarrier(GET_REGISTRATIONS) < 0 {
+            eprintln!("skipped: no membarrier, or a kernel that cannot report registrations");
+            return;
+        }
+        assert_ne!(membarrier(GET_REGISTRATIONS) as libc::c_int & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0);
+        // SAFETY: the child makes one syscall and `_exit`s.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork failed");
+        if child == 0 {
+            let ok = membarrier(GET_REGISTRATIONS) as libc::c_int & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED != 0;
+            // SAFETY: ends the forked child without running exit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child is not registered");
     }
 
     #[test]

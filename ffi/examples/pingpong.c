@@ -58,9 +58,15 @@ int main(int argc, char **argv) {
     pid_t child = fork();
     if (child == 0) {
         pin(atoi(argv[4]));
+        /* Open the topics again rather than use the parent's handles: a
+         * forked child does not inherit the parent's page tables for shared
+         * mappings, and would take a page fault on each ring page it first
+         * touches; opening maps them populated. */
+        shmq_topic *cping, *cpong;
+        if ((rc = shmq_topic_open(ping, &o, &cping)) || (rc = shmq_topic_open(pong, &o, &cpong))) return die("open", rc);
         shmq_subscriber *s;
         shmq_producer *p;
-        if ((rc = shmq_subscribe(tping, &s)) || (rc = shmq_producer_open(tpong, &p))) return die("child", rc);
+        if ((rc = shmq_subscribe(cping, &s)) || (rc = shmq_producer_open(cpong, &p))) return die("child", rc);
         if (write(ready[1], "r", 1) != 1) return 1;
         for (long i = 0; i < rounds; i++) {
             shmq_msg m;
@@ -69,8 +75,8 @@ int main(int argc, char **argv) {
             void *buf;
             if ((rc = shmq_reserve(p, m.len, &buf))) return die("reserve", rc);
             memcpy(buf, m.data, m.len);
+            shmq_commit(p, m.len); /* reply first, then release the ping */
             shmq_release(s);
-            shmq_commit(p, m.len);
         }
         return 0;
     }

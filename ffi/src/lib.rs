@@ -434,21 +434,24 @@ unsafe fn publish_with(
         }
         // SAFETY: `p` is a live producer handle, used by one thread at a time.
         let prod = unsafe { &mut (*p).0 };
-        if len > prod.max_message() {
-            return -libc::EMSGSIZE;
+        if prod.has_reservation() {
+            return -libc::EBUSY;
         }
-        let ptr = match prod.reserve_raw(len, wait) {
-            Ok(Some(ptr)) => ptr,
-            Ok(None) => return -libc::EBUSY,
-            Err(e) => return publish_err(&e),
+        let bytes = if len == 0 {
+            &[][..]
+        } else {
+            // SAFETY: `data` is non-null with `len` readable bytes (caller),
+            // not written while we copy them.
+            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
         };
-        if len > 0 {
-            // SAFETY: `data` has `len` readable bytes (caller); `ptr` has
-            // `len` writable bytes inside our claim.
-            unsafe { std::ptr::copy_nonoverlapping(data.cast::<u8>(), ptr, len) };
-        }
-        match prod.commit_raw(len, 0) {
-            Ok(_) => 0,
+        // The same publish as Rust's (its fast path included).
+        let r = match wait {
+            None => prod.try_publish(bytes),
+            Some(None) => prod.publish(bytes),
+            Some(Some(t)) => prod.publish_timeout(bytes, t),
+        };
+        match r {
+            Ok(()) => 0,
             Err(e) => publish_err(&e),
         }
     })

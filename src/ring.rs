@@ -235,8 +235,9 @@ pub enum Fast {
     Frame(FrameView),
     /// Nothing committed there yet (single-producer topic).
     Empty,
-    /// Something only [`Ring::peek`] handles.
-    Slow,
+    /// Something only [`Ring::peek`] handles; with the stamp found at
+    /// the cursor, if it was loaded (so `peek` does not load it again).
+    Slow(Option<u64>),
 }
 
 /// What a passive reader (no slot, read-only) found at a position.
@@ -1979,7 +1980,7 @@ impl<M: Memory> Ring<M> {
         match self.peek_fast(st) {
             Fast::Frame(v) => Ok(Some(v)),
             Fast::Empty => Ok(None),
-            Fast::Slow => self.peek_slow(st),
+            Fast::Slow(stamp) => self.peek_slow(st, stamp),
         }
     }
 
@@ -1991,7 +1992,7 @@ impl<M: Memory> Ring<M> {
     #[inline(always)]
     pub fn peek_fast(&self, st: &SubState) -> Fast {
         if st.group.is_some() {
-            return Fast::Slow;
+            return Fast::Slow(None);
         }
         let pos = st.cursor;
         let off = self.layout.frame_at(pos);
@@ -2000,7 +2001,7 @@ impl<M: Memory> Ring<M> {
         let stamp = self.mem.load64(off + frame::STAMP, Acquire);
         if stamp != pos ^ self.key() {
             if self.layout.multi_producer {
-                return Fast::Slow;
+                return Fast::Slow(Some(stamp));
             }
             self.nothing_yet(off);
             return Fast::Empty;
@@ -2009,7 +2010,7 @@ impl<M: Memory> Ring<M> {
         let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
         match self.frame_len_of(pos, lt) {
             Some(size) if (lt >> 32) as u32 & frame::PADDING == 0 => Fast::Frame(self.view_at(pos, lt, size)),
-            _ => Fast::Slow,
+            _ => Fast::Slow(Some(stamp)),
         }
     }
 
@@ -2026,9 +2027,10 @@ impl<M: Memory> Ring<M> {
     }
 
     /// [`Ring::peek`] past what [`Ring::peek_fast`] handles: group members,
-    /// multi-producer claims, padding, corrupt lengths.
+    /// multi-producer claims, padding, corrupt lengths. `seen`: the stamp
+    /// `peek_fast` loaded at the cursor, if it did.
     #[inline(never)]
-    fn peek_slow(&self, st: &mut SubState) -> Result<Option<FrameView>, ReadError> {
+    fn peek_slow(&self, st: &mut SubState, mut seen: Option<u64>) -> Result<Option<FrameView>, ReadError> {
         if let Some(g) = st.group {
             return self.group_take(st, g);
         }
@@ -2036,8 +2038,12 @@ impl<M: Memory> Ring<M> {
             let pos = st.cursor;
             let off = self.layout.frame_at(pos);
             // Acquire: pairs with the producer's Release stamp store, so the
-            // header and payload below are the committed ones.
-            let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+            // header and payload below are the committed ones. (The stamp
+            // `peek_fast` loaded was loaded the same way.)
+            let stamp = match seen.take() {
+                Some(s) => s,
+                None => self.mem.load64(off + frame::STAMP, Acquire),
+            };
             if stamp != pos ^ self.key() {
                 if self.layout.multi_producer && self.not_committed_multi(st, stamp)? {
                     continue;

@@ -147,7 +147,7 @@ impl Subscriber {
             match self.ring.peek_fast(&self.st) {
                 Fast::Frame(view) => return Ok(Message { sub: self, view }),
                 Fast::Empty => return Err(RecvError::Empty),
-                Fast::Slow => {}
+                Fast::Slow(_) => {}
             }
         }
         self.try_recv_general()

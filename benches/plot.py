@@ -24,7 +24,7 @@ LABELS = {
     "pipe": "pipe",
     "mq": "POSIX mq",
     "bare": "bare SPSC ring (ceiling)",
-    "shmq-nots": "shmq, no timestamps",
+    "shmq-ts": "shmq, with timestamps",
 }
 
 
@@ -49,7 +49,7 @@ def main(path):
     # Throughput bars per size, log scale.
     tput = data["throughput"]
     sizes = sorted({r["size"] for r in tput})
-    kinds = [k for k in ["bare", "shmq", "shmq-nots", "unix", "pipe", "mq"] if any(r["kind"] == k for r in tput)]
+    kinds = [k for k in ["bare", "shmq", "shmq-ts", "unix", "pipe", "mq"] if any(r["kind"] == k for r in tput)]
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / len(kinds)
     for i, k in enumerate(kinds):

@@ -235,7 +235,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::thread::available_parallelism()?.get()
     );
     let _topic =
-        Topic::create("demo.fanout", &opts(&dir_s).capacity(8 << 20).max_message(MAX as u32).policy(Policy::Block))?;
+        // With timestamps: the subscribers measure publish-to-receive time.
+        Topic::create(
+            "demo.fanout",
+            &opts(&dir_s).capacity(8 << 20).max_message(MAX as u32).policy(Policy::Block).timestamps(true),
+        )?;
     let extra = vec!["--messages".to_string(), n.to_string()];
     let mut children = Vec::new();
     for _ in 0..subs {

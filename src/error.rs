@@ -217,6 +217,9 @@ pub enum SubscribeError {
         /// Live members.
         members: usize,
     },
+    /// [`crate::Start::Time`] on a topic whose messages carry no publish
+    /// time ([`crate::Options::timestamps`]).
+    NoTimestamps,
 }
 
 impl fmt::Display for SubscribeError {
@@ -239,6 +242,12 @@ impl fmt::Display for SubscribeError {
             SubscribeError::GroupInUse { members } => {
                 write!(f, "the consumer group still has {members} live member(s)")
             }
+            SubscribeError::NoTimestamps => write!(
+                f,
+                "this topic's messages carry no publish time, so it cannot be replayed by time \
+                 (create it with timestamps: Options::timestamps(true), shmq create --timestamps, \
+                 SHMQ_FLAG_TIMESTAMPS)"
+            ),
         }
     }
 }

@@ -374,7 +374,7 @@ impl Layout {
             stamp_key,
             data_offset: Self::data_offset_for(max_subscribers),
             asymmetric_fences: false,
-            timestamps: true,
+            timestamps: false,
             liveness_ms: DEFAULT_LIVENESS_MS,
             durable_expiry_ms: 0,
         })

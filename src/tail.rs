@@ -21,7 +21,7 @@ use crate::segment::Segment;
 /// let topic = Topic::create("t", &Options::new().dir(&dir).capacity(4096))?;
 /// topic.producer()?.publish(b"seen by tail")?;
 /// let ro = Topic::open_read_only("t", &Options::new().dir(&dir))?;
-/// let mut tail = ro.tail(Start::Oldest);
+/// let mut tail = ro.tail(Start::Oldest)?;
 /// match tail.next_event()? {
 ///     Some(TailEvent::Message(m)) => assert_eq!(m.data, b"seen by tail"),
 ///     other => panic!("{other:?}"),

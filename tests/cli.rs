@@ -254,10 +254,15 @@ fn help_has_examples_and_completions_generate() {
 #[test]
 fn tail_from_a_sequence_or_a_time_and_as_a_durable_subscriber() {
     let d = TestDir::new();
-    ok(&d, &["create", "t", "--capacity", "64KiB", "--max-message", "1KiB"]);
+    ok(&d, &["create", "t", "--capacity", "64KiB", "--max-message", "1KiB", "--timestamps"]);
     ok(&d, &["pub", "t", "m0", "m1", "m2", "m3", "m4"]);
     let raw = |args: &[&str]| ok(&d, args);
     assert_eq!(raw(&["tail", "--from", "3", "--format", "raw", "t"]), "m3m4");
+    // Without timestamps (the default) there is nothing to replay by time.
+    ok(&d, &["create", "nots", "--capacity", "64KiB"]);
+    let out = shmq(&d, &["tail", "--from", "-60m", "nots"]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--timestamps"), "{out:?}");
     assert_eq!(raw(&["tail", "--from", "-60m", "--format", "raw", "t"]), "m0m1m2m3m4");
     assert_eq!(raw(&["tail", "--from", "@0", "--count", "1", "--format", "raw", "t"]), "m0");
     assert_eq!(code(&shmq(&d, &["tail", "--from", "soon", "t"])), 2);
@@ -283,4 +288,28 @@ fn tail_from_a_sequence_or_a_time_and_as_a_durable_subscriber() {
     let info = json(&d, &["info", "--json", "g"]);
     assert_eq!(info["subscribers"][0]["kind"].as_str(), Some("group"));
     assert_eq!(code(&shmq(&d, &["tail", "--group", "w", "--from", "oldest", "g"])), 2);
+}
+
+/// `shmq bench`: one short table as JSON. Its consumers check every byte,
+/// so a run that completes moved intact messages through every transport.
+#[test]
+fn bench_runs_a_table_as_json_and_rejects_bad_arguments() {
+    let d = TestDir::new();
+    let v = json(&d, &["bench", "--quick", "--only", "throughput", "--size", "4KiB", "--json"]);
+    let rows = v["throughput"].as_array().unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    // POSIX mq is left out where the machine has none.
+    assert_eq!(kinds[..5], ["bare", "shmq", "shmq-ts", "unix", "pipe"], "{kinds:?}");
+    for r in rows {
+        assert_eq!(r["size"].as_u64(), Some(4096));
+        assert!(r["msgs_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(v["latency_one_way_ns"].as_array().unwrap().is_empty(), "only the throughput table ran");
+    let target = v["targets"].as_array().unwrap().iter().find(|t| t["name"] == "4 KiB throughput / bare ring").unwrap();
+    assert!(target["ratio"].as_f64().unwrap() > 0.0);
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the bench removes its topics: {left:?}");
+    for bad in [&["bench", "--size", "12"][..], &["bench", "--cpus", "0"], &["bench", "--only", "nothing"]] {
+        assert_eq!(code(&shmq(&d, bad)), 2, "{bad:?}");
+    }
 }

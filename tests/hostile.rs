@@ -49,7 +49,7 @@ fn write_file(d: &TestDir, name: &str, bytes: &[u8]) {
 /// Whatever `open` returned, use the topic a little; nothing may panic.
 fn exercise(topic: &Topic, rng: &mut Rng) {
     let _ = topic.info();
-    let mut tail = topic.tail(Start::Oldest);
+    let mut tail = topic.tail(Start::Oldest).expect("Oldest needs no timestamps");
     for _ in 0..64 {
         if let Ok(Some(TailEvent::Message(m))) = tail.next_event() {
             assert!(m.data.len() <= topic.max_message());
@@ -320,7 +320,7 @@ fn regression_unaligned_oldest_for_tail_and_subscribe_from_oldest() {
         }
         let mut map = mapping(&t);
         map[136..144].copy_from_slice(&6521u64.to_le_bytes()); // oldest
-        let mut tail = t.tail(Start::Oldest);
+        let mut tail = t.tail(Start::Oldest).expect("Oldest needs no timestamps");
         for _ in 0..100 {
             let _ = tail.next_event();
         }

@@ -3,7 +3,7 @@
 
 mod common;
 use common::{Child, TestDir};
-use shmq::{Options, Policy, RecvError, Start, Topic};
+use shmq::{Options, Policy, RecvError, Start, SubscribeError, Topic};
 use std::time::Duration;
 
 fn num(m: &[u8]) -> u64 {
@@ -35,7 +35,8 @@ fn seek_by_sequence_on_block() {
 fn seek_by_time_on_block_and_overwrite() {
     for policy in [Policy::Block, Policy::Overwrite] {
         let d = TestDir::new();
-        let t = Topic::create("t", &d.opts().capacity(64 << 10).max_message(1024).policy(policy)).unwrap();
+        let t =
+            Topic::create("t", &d.opts().capacity(64 << 10).max_message(1024).policy(policy).timestamps(true)).unwrap();
         let mut p = t.producer().unwrap();
         for i in 0..50u64 {
             p.publish(&i.to_le_bytes()).unwrap();
@@ -53,6 +54,26 @@ fn seek_by_time_on_block_and_overwrite() {
         let m49 = (0..50).map(|_| all.try_recv().unwrap().timestamp_ns()).last().unwrap();
         assert!(m49 < cut, "{policy}: message 49 came before the cut");
     }
+}
+
+/// Timestamps are opt-in: without them every message reads as published
+/// at 0, so replay by time is refused rather than starting somewhere
+/// arbitrary.
+#[test]
+fn replay_by_time_needs_a_topic_with_timestamps() {
+    let d = TestDir::new();
+    let t = Topic::create("t", &d.opts().capacity(64 << 10).max_message(1024)).unwrap();
+    assert!(!t.info().timestamps);
+    let mut s = t.subscribe().unwrap();
+    t.producer().unwrap().publish(b"x").unwrap();
+    assert_eq!(s.try_recv().unwrap().timestamp_ns(), 0);
+    let now = shmq::sys::monotonic_ns();
+    assert_eq!(t.subscribe_with(Start::Time(now), "").unwrap_err(), SubscribeError::NoTimestamps);
+    assert_eq!(t.tail(Start::Time(now)).err(), Some(SubscribeError::NoTimestamps));
+    assert!(t.tail(Start::Seq(0)).is_ok());
+    // Opening with the other setting is refused too.
+    let e = Topic::open("t", &d.opts().timestamps(true)).unwrap_err();
+    assert!(matches!(e, shmq::OpenError::Incompatible { field: "timestamps", .. }), "{e}");
 }
 
 #[test]
@@ -92,7 +113,7 @@ fn child() {
 #[test]
 fn replay_from_a_timestamp_across_processes() {
     let d = TestDir::new();
-    let t = Topic::create("x", &d.opts().capacity(64 << 10).max_message(1024)).unwrap();
+    let t = Topic::create("x", &d.opts().capacity(64 << 10).max_message(1024).timestamps(true)).unwrap();
     let mut c = Child::spawn("-", &[("SHMQ_TEST_DIR", d.path().display().to_string())]);
     let cut: u64 = c.expect("READY").trim_start_matches("READY cut=").parse().unwrap();
     c.expect("DONE");

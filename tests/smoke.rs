@@ -98,7 +98,7 @@ fn oldest_stays_close_behind_on_the_fast_path() {
     let total = 10_000u64;
     for k in 0..total {
         p.publish(&k.to_le_bytes()).unwrap(); // 40-byte frames padded to 64: 1024 a lap
-        let (tail, oldest) = ((k + 1) * 64, topic.tail(Start::Oldest).position());
+        let (tail, oldest) = ((k + 1) * 64, topic.tail(Start::Oldest).unwrap().position());
         // Segments of 1 KiB: at most two (and the frame in flight) behind.
         let lo = tail.saturating_sub(cap);
         assert!((lo..=lo + 2048 + 64).contains(&oldest), "after {k}: oldest {oldest}, tail {tail}");

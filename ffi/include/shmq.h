@@ -32,7 +32,9 @@ extern "C" {
 #define SHMQ_POLICY_BLOCK 0     /* lossless: producers wait for the slowest subscriber */
 #define SHMQ_POLICY_OVERWRITE 1 /* lossy: producers never wait; laggards are told what they lost */
 #define SHMQ_ANY (-1)           /* for shmq_topic_open: accept the topic's value */
-#define SHMQ_FLAG_NO_TIMESTAMPS 1u /* messages carry no publish time (saves a clock read per publish) */
+#define SHMQ_FLAG_NO_TIMESTAMPS 1u /* messages carry no publish time: the default (for open: require it) */
+#define SHMQ_FLAG_TIMESTAMPS 2u    /* stamp each message with its publish time (a clock read per publish;
+                                      needed for SHMQ_FROM_TIME) */
 
 typedef struct shmq_topic shmq_topic;
 typedef struct shmq_producer shmq_producer;
@@ -114,8 +116,9 @@ int shmq_subscribe_from(shmq_topic *topic, int from_oldest, shmq_subscriber **ou
 #define SHMQ_FROM_NEWEST 0 /* with the next message published */
 #define SHMQ_FROM_OLDEST 1 /* at the oldest message the ring holds */
 #define SHMQ_FROM_SEQ 2    /* at the first retained message with seq >= value */
-#define SHMQ_FROM_TIME 3   /* at the first retained message published at or after value (shmq_now_ns clock) */
-/* Replay: subscribes at from (SHMQ_FROM_*). -EINVAL bad from, -ENOSPC. */
+#define SHMQ_FROM_TIME 3   /* at the first retained message published at or after value (shmq_now_ns clock);
+                              needs a topic with SHMQ_FLAG_TIMESTAMPS, else -EOPNOTSUPP */
+/* Replay: subscribes at from (SHMQ_FROM_*). -EINVAL bad from, -ENOSPC, -EOPNOTSUPP (SHMQ_FROM_TIME on a topic without timestamps). */
 int shmq_subscribe_at(shmq_topic *topic, int from, uint64_t value, shmq_subscriber **out);
 /* Durable subscriber: its cursor lives in the topic under name (1-32
  * bytes of A-Z a-z 0-9 . _ -) and outlives the process; shmq_release

@@ -71,6 +71,8 @@ const OPTIONS_V1_SIZE: usize = std::mem::offset_of!(shmq_options, liveness_ms);
 /// `flags` bit: messages carry no publish timestamp (saves a clock read per
 /// publish; `timestamp_ns` reads 0).
 pub const SHMQ_FLAG_NO_TIMESTAMPS: u32 = 1;
+/// Mirrors `SHMQ_FLAG_TIMESTAMPS` in `shmq.h`.
+pub const SHMQ_FLAG_TIMESTAMPS: u32 = 2;
 
 /// A received message. Mirrors `shmq_msg` in `shmq.h`.
 #[repr(C)]
@@ -224,11 +226,14 @@ unsafe fn options(o: *const shmq_options, for_open: bool) -> Result<Options, c_i
     if o.mode != 0 {
         opts = opts.mode(o.mode);
     }
-    if o.flags & !SHMQ_FLAG_NO_TIMESTAMPS != 0 {
+    let (ts, no_ts) = (o.flags & SHMQ_FLAG_TIMESTAMPS != 0, o.flags & SHMQ_FLAG_NO_TIMESTAMPS != 0);
+    if o.flags & !(SHMQ_FLAG_TIMESTAMPS | SHMQ_FLAG_NO_TIMESTAMPS) != 0 || (ts && no_ts) {
         return Err(-libc::EINVAL);
     }
-    if !for_open || o.flags != 0 {
-        opts = opts.timestamps(o.flags & SHMQ_FLAG_NO_TIMESTAMPS == 0);
+    // Create: timestamps only when asked. Open: checked only when a flag
+    // says which.
+    if !for_open || ts || no_ts {
+        opts = opts.timestamps(ts);
     }
     Ok(opts)
 }
@@ -605,6 +610,7 @@ fn sub_err(e: &SubscribeError) -> c_int {
         SubscribeError::InvalidName(_) => libc::EINVAL,
         SubscribeError::GroupNeedsBlock => libc::EINVAL,
         SubscribeError::GroupInUse { .. } => libc::EBUSY,
+        SubscribeError::NoTimestamps => libc::EOPNOTSUPP,
         _ => libc::EIO,
     }
 }
@@ -881,6 +887,7 @@ pub extern "C" fn shmq_strerror(rc: c_int) -> *const c_char {
         libc::ECONNRESET => c"subscriber slot was reclaimed; subscribe again",
         libc::ECANCELED => c"claim lost: skipped after the liveness timeout while this process looked dead; publish again",
         libc::ESTALE => c"durable subscriber expired; subscribe again to start from the newest message",
+        libc::EOPNOTSUPP => c"not supported by this topic: replay by time needs a topic created with SHMQ_FLAG_TIMESTAMPS",
         libc::EFAULT => c"internal error (a bug in shmq: please report it)",
         _ => c"unknown error",
     };

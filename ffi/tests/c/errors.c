@@ -176,8 +176,36 @@ int main(void) {
     EXPECT(shmq_subscribe_at(t, SHMQ_FROM_SEQ, abc_seq, &r), 0);
     EXPECT(shmq_recv(r, &m, -1), 0);
     CHECK(m.seq == abc_seq && m.len == 3 && memcmp(m.data, "abc", 3) == 0);
+    CHECK(m.timestamp_ns == 0); /* no timestamps unless asked for */
     shmq_subscriber_close(r);
     CHECK(shmq_now_ns() > 0);
+
+    /* Timestamps: opt-in; replay by time needs them. */
+    EXPECT(shmq_subscribe_at(t, SHMQ_FROM_TIME, 0, &r), -EOPNOTSUPP);
+    shmq_options topts = opts;
+    topts.flags = SHMQ_FLAG_TIMESTAMPS | SHMQ_FLAG_NO_TIMESTAMPS;
+    shmq_topic *tt = NULL, *tt2 = NULL;
+    EXPECT(shmq_topic_create("ts", &topts, &tt), -EINVAL);
+    topts.flags = SHMQ_FLAG_TIMESTAMPS;
+    EXPECT(shmq_topic_create("ts", &topts, &tt), 0);
+    shmq_options any;
+    shmq_options_init_any(&any);
+    any.flags = SHMQ_FLAG_NO_TIMESTAMPS;
+    EXPECT(shmq_topic_open("ts", &any, &tt2), -EINVAL); /* it has timestamps */
+    any.flags = SHMQ_FLAG_TIMESTAMPS;
+    EXPECT(shmq_topic_open("ts", &any, &tt2), 0);
+    shmq_topic_close(tt2);
+    shmq_producer *tp = NULL;
+    EXPECT(shmq_producer_open(tt, &tp), 0);
+    uint64_t before = shmq_now_ns();
+    EXPECT(shmq_publish(tp, "t1", 2, 0), 0);
+    EXPECT(shmq_subscribe_at(tt, SHMQ_FROM_TIME, before, &r), 0);
+    EXPECT(shmq_recv(r, &m, -1), 0);
+    CHECK(m.len == 2 && m.timestamp_ns >= before && m.timestamp_ns <= shmq_now_ns());
+    shmq_subscriber_close(r);
+    shmq_producer_close(tp);
+    shmq_topic_close(tt);
+    EXPECT(shmq_topic_unlink("ts"), 0);
 
     /* Consumer groups: two members share the messages. */
     shmq_subscriber *g1 = NULL, *g2 = NULL;

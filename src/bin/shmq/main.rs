@@ -202,9 +202,10 @@ enum Cmd {
         /// File mode, octal (e.g. 0660 to share with the group)
         #[arg(long, default_value = "0600")]
         mode: String,
-        /// Do not stamp messages with their publish time (saves a clock read per message)
+        /// Stamp every message with its publish time (costs a clock read per
+        /// message; needed to replay by time: tail --from -10s)
         #[arg(long)]
-        no_timestamps: bool,
+        timestamps: bool,
     },
     /// Remove topics (refuses topics that live processes use)
     #[command(after_help = "Example:\n  shmq rm old.topic other.topic")]
@@ -301,6 +302,13 @@ fn fail(msg: impl Into<String>) -> Fail {
     Fail(EXIT_RUNTIME, msg.into())
 }
 
+/// A subscribe error; asking for something the topic cannot do (replay by
+/// time without timestamps) is a usage error.
+fn sub_fail(e: shmq::SubscribeError) -> Fail {
+    let code = if e == shmq::SubscribeError::NoTimestamps { EXIT_USAGE } else { EXIT_RUNTIME };
+    Fail(code, e.to_string())
+}
+
 type R = Result<(), Fail>;
 
 fn main() -> ExitCode {
@@ -316,10 +324,10 @@ fn main() -> ExitCode {
         Cmd::Pub { topic, messages, stdin, file, timeout, r#type } => {
             publish(&topic, &opts, messages, stdin, file, timeout, r#type)
         }
-        Cmd::Create { topic, capacity, max_message, policy, max_subscribers, multi_producer, mode, no_timestamps } => {
+        Cmd::Create { topic, capacity, max_message, policy, max_subscribers, multi_producer, mode, timestamps } => {
             create(
                 &topic,
-                opts.timestamps(!no_timestamps),
+                opts.timestamps(timestamps),
                 capacity,
                 max_message,
                 policy,
@@ -333,26 +341,7 @@ fn main() -> ExitCode {
         Cmd::Repair { topic } => repair(&topic, &opts),
         Cmd::Watch { topics, interval, once, json } => watch(&dir, &opts, &topics, interval, once, json),
         Cmd::Bench { quick, json, cpus, c_pingpong, only, sizes, repeat } => {
-            let parsed: Vec<usize> = cpus.split(',').filter_map(|c| c.trim().parse().ok()).collect();
-            let only = only
-                .iter()
-                .map(|s| match s {
-                    BenchSection::Latency => "latency",
-                    BenchSection::Throughput => "throughput",
-                    BenchSection::Fanout => "fanout",
-                })
-                .map(String::from)
-                .collect();
-            let sizes = sizes.iter().map(|&s| s as usize).collect();
-            match parsed[..] {
-                [a, b] => bench::run(
-                    bench::Plan { quick, cpus: (a, b), dir: dir.clone(), only, sizes, repeat: repeat as usize },
-                    json,
-                    c_pingpong,
-                )
-                .map_err(fail),
-                _ => Err(Fail(EXIT_USAGE, format!("invalid --cpus {cpus:?}: expected two CPU numbers, e.g. 0,1"))),
-            }
+            bench_cmd(&dir, quick, json, &cpus, c_pingpong, &only, &sizes, repeat)
         }
         Cmd::BenchChild { args } => bench::child(&args).map_err(fail),
         Cmd::Completions { shell } => {
@@ -367,6 +356,38 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench_cmd(
+    dir: &Path,
+    quick: bool,
+    json: bool,
+    cpus: &str,
+    c_pingpong: Option<PathBuf>,
+    only: &[BenchSection],
+    sizes: &[u64],
+    repeat: u32,
+) -> R {
+    let (a, b) = match cpus.split(',').map(|c| c.trim().parse::<usize>()).collect::<Vec<_>>()[..] {
+        [Ok(a), Ok(b)] => (a, b),
+        _ => return Err(Fail(EXIT_USAGE, format!("invalid --cpus {cpus:?}: expected two CPU numbers, e.g. 0,1"))),
+    };
+    if let Some(e) = sizes.iter().find_map(|&s| bench::check_size(s).err()) {
+        return Err(Fail(EXIT_USAGE, e));
+    }
+    let only = only
+        .iter()
+        .map(|s| match s {
+            BenchSection::Latency => "latency",
+            BenchSection::Throughput => "throughput",
+            BenchSection::Fanout => "fanout",
+        })
+        .map(String::from)
+        .collect();
+    let sizes = sizes.iter().map(|&s| s as usize).collect();
+    let plan = bench::Plan { quick, cpus: (a, b), dir: dir.to_path_buf(), only, sizes, repeat: repeat as usize };
+    bench::run(plan, json, c_pingpong).map_err(fail)
 }
 
 // ---------------------------------------------------------------- listing
@@ -688,7 +709,7 @@ fn tail(
             (_, Some(g)) => t.subscribe_group(g),
             _ => t.subscribe_with(from.map_or(Start::Newest, FromArg::start), "shmq tail"),
         }
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(sub_fail)?;
         while printed < limit {
             match sub.recv_timeout(Duration::from_millis(200)) {
                 Ok(m) => {
@@ -709,7 +730,7 @@ fn tail(
         return Ok(());
     }
     let t = Topic::open_read_only(topic, opts)?;
-    let mut tail = t.tail(from.map_or(Start::Oldest, FromArg::start));
+    let mut tail = t.tail(from.map_or(Start::Oldest, FromArg::start)).map_err(sub_fail)?;
     if from.is_none() {
         // The last `lines` messages the ring holds.
         let mut last: std::collections::VecDeque<(Vec<u8>, u64, u64, u64, u32)> = std::collections::VecDeque::new();

@@ -7,7 +7,8 @@
 # README.md shows and .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")"
-step() { printf '\n==> %s\n' "$*"; }
+start=$SECONDS
+step() { printf '\n==> [%d s] %s\n' "$((SECONDS - start))" "$*"; }
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -24,3 +25,5 @@ bash loom-tests/mutations.sh
 
 step "soak: producers killed and subscribers restarted for ${SHMQ_SOAK_SECS:-60} s"
 cargo run -q --release --example soak -- --secs "${SHMQ_SOAK_SECS:-60}"
+
+step "all passed"

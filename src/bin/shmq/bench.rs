@@ -109,6 +109,70 @@ impl Shm {
     }
 }
 
+/// The floor for a framed ring: shmq's frame geometry (an 8-byte commit
+/// stamp before the payload, frames padded to 32 bytes, so a 64-byte
+/// message spans two cache lines) and its reader's prefetch of the next
+/// line while waiting, with nothing else: no header words, no claims, no
+/// cursors (a ping-pong has one message in flight). Frames never wrap.
+struct Frames<'a> {
+    shm: &'a Shm,
+    base: usize,
+    frame: usize,
+    slots: u64,
+}
+
+impl<'a> Frames<'a> {
+    /// About as many bytes per ring as the shmq topics of the latency runs.
+    const BYTES: usize = 1 << 20;
+    /// Ring `which` (0: ping, 1: pong) for `size`-byte messages.
+    fn new(shm: &'a Shm, which: usize, size: usize) -> Frames<'a> {
+        let frame = (8 + size + 31) & !31;
+        let slots = (Self::BYTES / frame).max(1) as u64;
+        Frames { shm, base: 4096 + which * Self::ring_len(size), frame, slots }
+    }
+    /// Bytes of one ring: whole frames only.
+    fn ring_len(size: usize) -> usize {
+        let frame = (8 + size + 31) & !31;
+        (Self::BYTES / frame).max(1) * frame
+    }
+    /// Length of the shared file holding both rings.
+    fn shm_len(size: usize) -> usize {
+        4096 + 2 * Self::ring_len(size)
+    }
+    fn off(&self, k: u64) -> usize {
+        self.base + (k % self.slots) as usize * self.frame
+    }
+    fn send(&self, k: u64, data: &[u8]) {
+        let off = self.off(k);
+        // SAFETY: the frame of message k is ours until its stamp is stored
+        // (one message in flight per direction).
+        unsafe { self.shm.bytes(off + 8, data.len()) }.copy_from_slice(data);
+        // Release: publishes the payload to the reader's Acquire load.
+        self.shm.u64(off).store(k + 1, Ordering::Release);
+    }
+    fn recv(&self, k: u64, out: &mut [u8]) {
+        let off = self.off(k);
+        // Acquire: pairs with the writer's Release stamp store.
+        while self.shm.u64(off).load(Ordering::Acquire) != k + 1 {
+            prefetch(self.shm, off + 64);
+            std::hint::spin_loop();
+        }
+        // SAFETY: committed (stamp seen) and not rewritten until we reply.
+        out.copy_from_slice(unsafe { self.shm.bytes(off + 8, out.len()) });
+    }
+}
+
+/// A read prefetch of the cache line at `off` (a hint; never faults).
+fn prefetch(shm: &Shm, off: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and changes no memory.
+    unsafe {
+        std::arch::asm!("prefetcht0 [{}]", in(reg) shm.map.as_ptr().wrapping_add(off), options(nostack, readonly, preserves_flags))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (shm, off);
+}
+
 // ------------------------------------------------------------ helpers
 
 /// Fills `buf` with message `k`'s pattern (one word per 8 bytes).
@@ -264,6 +328,15 @@ pub fn child(args: &[String]) -> Result<(), String> {
                     std::hint::spin_loop();
                 }
                 b.store(i, Ordering::Release);
+            }
+        }
+        ("frames", "lat") => {
+            let shm = Shm::open(&dir.join("shm")).map_err(e)?;
+            ready();
+            let (ping, pong) = (Frames::new(&shm, 0, size), Frames::new(&shm, 1, size));
+            for k in 0..count {
+                ping.recv(k, &mut buf[..size]);
+                pong.send(k, &buf[..size]);
             }
         }
         ("futex", "lat") => {
@@ -478,6 +551,24 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
     let mut rtt = Vec::with_capacity(rounds as usize);
     let mut buf = vec![0u8; size.max(8)];
     match kind {
+        "frames" => {
+            let shm = Shm::create(&dir.join("shm"), Frames::shm_len(size)).map_err(e)?;
+            let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (0, 0))?;
+            shmq::sys::pin_to_cpu(plan.cpus.0);
+            let (ping, pong) = (Frames::new(&shm, 0, size), Frames::new(&shm, 1, size));
+            let mut back = vec![0u8; size];
+            for k in 0..rounds {
+                fill(k, &mut buf[..size]);
+                let t = Instant::now();
+                ping.send(k, &buf[..size]);
+                pong.recv(k, &mut back);
+                rtt.push(t.elapsed().as_nanos() as u64);
+                if !verify(k, &back) {
+                    return Err(format!("frames: corrupt pong {k}"));
+                }
+            }
+            peer.finish()?;
+        }
         "raw" | "futex" => {
             let shm = Shm::create(&dir.join("shm"), 4096).map_err(e)?;
             let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (0, 0))?;
@@ -771,7 +862,7 @@ impl Progress {
 /// In measuring order: each target's pair is measured back to back (the
 /// C API, when asked for, right after `shmq`), so both see the machine in
 /// the same state.
-const LAT_KINDS: [&str; 8] = ["raw", "shmq", "shmq-ts", "shmq-block", "futex", "unix", "pipe", "mq"];
+const LAT_KINDS: [&str; 9] = ["raw", "frames", "shmq", "shmq-ts", "shmq-block", "futex", "unix", "pipe", "mq"];
 const LAT_SIZES: [usize; 3] = [64, 1024, 64 << 10];
 const TPUT_KINDS: [&str; 6] = ["bare", "shmq", "shmq-ts", "unix", "pipe", "mq"];
 const TPUT_SIZES: [usize; 3] = [64, 4096, 1 << 20];
@@ -779,6 +870,7 @@ const TPUT_SIZES: [usize; 3] = [64, 4096, 1 << 20];
 fn label(kind: &str) -> &'static str {
     match kind {
         "raw" => "raw cache line (floor)",
+        "frames" => "bare ring of frames (floor)",
         "shmq" => "shmq busy-poll",
         "futex" => "futex ping-pong (floor)",
         "shmq-block" => "shmq blocking recv",
@@ -988,6 +1080,7 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
                         .collect(),
                 ),
             ),
+            ("shmq_over_frames_p50_64b", lat_ratio("shmq", "frames", 64).map_or(J::Null, J::F)),
             (
                 "targets",
                 J::A(
@@ -1042,6 +1135,11 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
     }
     for (k, r) in &fan {
         println!("  k = {k}: {r:>12.0} messages/s delivered in total ({:.0} per subscriber)", r / *k as f64);
+    }
+    if let Some(r) = lat_ratio("shmq", "frames", 64) {
+        println!(
+            "\nshmq's one-way p50 over the bare ring of frames (the same two cache lines, nothing else), 64 B: {r:.2}x"
+        );
     }
     println!("\ntargets (ratios from this run)");
     for (n, v, op, t) in &targets {

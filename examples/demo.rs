@@ -227,7 +227,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let subs = arg(&args, "--subscribers", 2);
     let n = arg(&args, "--messages", 2_000_000);
-    let dir = std::env::temp_dir().join(format!("shmq-demo-{}", std::process::id()));
+    // A directory of its own in the default topic directory (a tmpfs:
+    // /dev/shm/shmq unless SHMQ_DIR says otherwise), removed at the end.
+    let dir = shmq::default_dir().join(format!(".demo-{}", std::process::id()));
     let dir_s = dir.display().to_string();
     println!("shmq demo: 1 producer process -> {subs} subscriber processes, {n} messages of {MIN}..{MAX} B (Block, 8 MiB ring)");
     println!(

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = args.iter().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let dir = std::env::var("PINGPONG_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::env::temp_dir().join(format!("shmq-pingpong-{}", std::process::id())));
+        .unwrap_or_else(|_| shmq::default_dir().join(format!(".pingpong-{}", std::process::id())));
     let opts = Options::new().dir(&dir).capacity(1 << 16).max_message(64);
     if std::env::var("PINGPONG_CHILD").is_ok() {
         let ping = Topic::open("ping", &opts)?;

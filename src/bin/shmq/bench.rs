@@ -41,6 +41,8 @@ pub struct Plan {
     /// Each measurement is repeated this many times (interleaved with the
     /// others, so a noisy neighbour hits them alike); the median is kept.
     pub repeat: usize,
+    /// Also write the JSON report here (with the tables on stdout).
+    pub json_out: Option<PathBuf>,
 }
 
 impl Plan {
@@ -409,9 +411,12 @@ pub fn child(args: &[String]) -> Result<(), String> {
 /// What a busy-polling consumer does when it finds nothing: a short burst
 /// of `pause`s, so it does not pull the producer's next cache line away
 /// between the producer's stores. The same for every busy-poll consumer here.
+/// `SHMQ_BENCH_BACKOFF` sets how many `pause`s (default 64), to see how
+/// much a consumer that polls less often disturbs its producer less.
 fn idle_backoff() {
     static N: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    for _ in 0..*N.get_or_init(|| std::env::var("BACKOFF").ok().and_then(|v| v.parse().ok()).unwrap_or(64)) {
+    let n = *N.get_or_init(|| std::env::var("SHMQ_BENCH_BACKOFF").ok().and_then(|v| v.parse().ok()).unwrap_or(64));
+    for _ in 0..n {
         std::hint::spin_loop();
     }
 }
@@ -1034,7 +1039,7 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
     let fan: Vec<(usize, f64)> = fan_runs.into_iter().map(|(k, runs)| (k, median_by(runs, |r| *r))).collect();
     let met = |v: f64, op: &str, t: f64| if op == "<=" { v <= t } else { v >= t };
 
-    if json {
+    {
         let v = J::O(vec![
             ("cpus", J::A(vec![J::U(plan.cpus.0 as u64), J::U(plan.cpus.1 as u64)])),
             ("quick", J::Bool(plan.quick)),
@@ -1099,8 +1104,13 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
                 ),
             ),
         ]);
-        println!("{v}");
-        return Ok(());
+        if let Some(path) = &plan.json_out {
+            std::fs::write(path, format!("{v}\n")).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        if json {
+            println!("{v}");
+            return Ok(());
+        }
     }
 
     println!(

@@ -275,6 +275,9 @@ from write-back show up in the tail percentiles. See docs/BENCHMARKS.md.")]
         /// Run every measurement N times, interleaved, and report the median
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
         repeat: u32,
+        /// Also write the JSON report to this file (tables still on stdout)
+        #[arg(long, value_name = "PATH")]
+        json_out: Option<PathBuf>,
     },
     /// (internal) the child side of a benchmark
     #[command(hide = true)]
@@ -340,8 +343,9 @@ fn main() -> ExitCode {
         Cmd::Gc { dry_run } => gc(&dir, &opts, dry_run),
         Cmd::Repair { topic } => repair(&topic, &opts),
         Cmd::Watch { topics, interval, once, json } => watch(&dir, &opts, &topics, interval, once, json),
-        Cmd::Bench { quick, json, cpus, c_pingpong, only, sizes, repeat } => {
-            bench_cmd(&dir, quick, json, &cpus, c_pingpong, &only, &sizes, repeat)
+        Cmd::Bench { quick, json, cpus, c_pingpong, only, sizes, repeat, json_out } => {
+            bench_plan(&dir, quick, &cpus, &only, &sizes, repeat, json_out)
+                .and_then(|plan| bench::run(plan, json, c_pingpong).map_err(fail))
         }
         Cmd::BenchChild { args } => bench::child(&args).map_err(fail),
         Cmd::Completions { shell } => {
@@ -358,17 +362,16 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn bench_cmd(
+/// The bench's plan from its arguments (a usage error for bad ones).
+fn bench_plan(
     dir: &Path,
     quick: bool,
-    json: bool,
     cpus: &str,
-    c_pingpong: Option<PathBuf>,
     only: &[BenchSection],
     sizes: &[u64],
     repeat: u32,
-) -> R {
+    json_out: Option<PathBuf>,
+) -> Result<bench::Plan, Fail> {
     let (a, b) = match cpus.split(',').map(|c| c.trim().parse::<usize>()).collect::<Vec<_>>()[..] {
         [Ok(a), Ok(b)] => (a, b),
         _ => return Err(Fail(EXIT_USAGE, format!("invalid --cpus {cpus:?}: expected two CPU numbers, e.g. 0,1"))),
@@ -386,8 +389,7 @@ fn bench_cmd(
         .map(String::from)
         .collect();
     let sizes = sizes.iter().map(|&s| s as usize).collect();
-    let plan = bench::Plan { quick, cpus: (a, b), dir: dir.to_path_buf(), only, sizes, repeat: repeat as usize };
-    bench::run(plan, json, c_pingpong).map_err(fail)
+    Ok(bench::Plan { quick, cpus: (a, b), dir: dir.to_path_buf(), only, sizes, repeat: repeat as usize, json_out })
 }
 
 // ---------------------------------------------------------------- listing

@@ -2301,6 +2301,7 @@ impl<M: Memory> Ring<M> {
     /// only, so it works on a read-only mapping, and never slows a producer.
     /// Copies into `buf` (at least `max_message` bytes) and validates the
     /// copy against the tail, as an `Overwrite` subscriber does.
+    #[inline]
     pub fn read_passive(&self, pos: u64, buf: &mut [u8]) -> Result<Passive, ReadError> {
         let off = self.layout.frame_at(pos);
         // Acquire: pairs with the producer's Release stamp store.

@@ -399,16 +399,18 @@ impl Memory for Segment {
     }
     #[inline]
     fn read_racy(&self, off: usize, dst: &mut [u8]) {
-        let words = dst.len() / 8;
-        for i in 0..words {
-            let w = self.a64(off + 8 * i).load(Ordering::Relaxed);
-            dst[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        let mut chunks = dst.chunks_exact_mut(8);
+        let mut word = off;
+        for c in &mut chunks {
+            // Relaxed: the caller validates the copy afterwards (seqlock).
+            c.copy_from_slice(&self.a64(word).load(Ordering::Relaxed).to_le_bytes());
+            word += 8;
         }
-        let rest = dst.len() % 8;
-        if rest > 0 {
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
             // Frames are padded to 32 bytes, so the whole last word is ours.
-            let w = self.a64(off + 8 * words).load(Ordering::Relaxed);
-            dst[8 * words..].copy_from_slice(&w.to_le_bytes()[..rest]);
+            let w = self.a64(word).load(Ordering::Relaxed).to_le_bytes();
+            rest.copy_from_slice(&w[..rest.len()]);
         }
     }
     fn wait(&self, off: usize, expected: u32, timeout: Option<Duration>) {

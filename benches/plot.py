@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 LABELS = {
     "raw": "raw cache line (floor)",
+    "frames": "bare ring of frames (floor)",
     "shmq": "shmq busy-poll",
     "c": "shmq C API",
     "futex": "futex ping-pong (floor)",
@@ -42,7 +43,7 @@ def main(path):
     ax.set_ylabel("one-way latency, ns (log)")
     ax.set_title("64-byte round trip between two pinned processes, reported one-way")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out / "bench-latency.png", dpi=110)
 

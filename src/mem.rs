@@ -3,7 +3,7 @@
 //! process is still alive.
 //!
 //! [`crate::ring`] is written once against [`Memory`]. In production the
-//! implementation is [`crate::segment::Segment`]: atomics made with
+//! implementation is `crate::segment::Segment`: atomics made with
 //! `AtomicU64::from_ptr` over a shared mapping, `SYS_futex` for sleeping.
 //! Under the `loom` feature, `crate::loom_mem::LoomMem` keeps every control
 //! word in a loom atomic and every payload word in a `loom::cell::UnsafeCell`,

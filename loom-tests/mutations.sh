@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Proves the loom scenarios have teeth: each mutation weakens one critical
-# ordering in src/ring.rs (compiled in with --cfg shmq_mutation="NAME"),
+# ordering in src/ring.rs (compiled in with --cfg shmq_mutation="NAME",
+# which build.rs sets for the shmq crate alone from SHMQ_MUTATION, so
+# only shmq and the loom tests are rebuilt for each mutation),
 # and the scenario named beside it must then fail. Exits non-zero if any
 # mutation survives.
 #
@@ -31,7 +33,7 @@ for entry in "${MUTATIONS[@]}"; do
   if [ $# -gt 0 ] && [ "$1" != "$name" ]; then continue; fi
   log="target/mutation-$name.log"
   mkdir -p target
-  if RUSTFLAGS="--cfg shmq_mutation=\"$name\"" CARGO_TARGET_DIR=target/mutants \
+  if SHMQ_MUTATION="$name" CARGO_TARGET_DIR=target/mutants \
       timeout 900 cargo test -q -p shmq-loom-tests --release --test ring -- --exact "$scenario" >"$log" 2>&1; then
     echo "SURVIVED  $name  ($scenario still passes)"
     survivors=$((survivors + 1))

@@ -98,9 +98,6 @@ pub trait Memory {
     /// Hint: this process will soon read the cache line holding `off`.
     /// Never faults and changes no memory; a no-op where unsupported.
     fn prefetch_read(&self, _off: usize) {}
-    /// Hint: this process will soon write the cache line holding `off`
-    /// (fetch it exclusive). Never faults and changes no memory.
-    fn prefetch_write(&self, _off: usize) {}
 
     /// Monotonic clock in nanoseconds (`CLOCK_MONOTONIC`).
     fn now_ns(&self) -> u64;

@@ -185,8 +185,9 @@ fn sane_pos(v: u64) -> u64 {
 }
 
 /// Picks an ordering, or a weaker one when the named mutation is compiled in
-/// (`RUSTFLAGS='--cfg shmq_mutation="NAME"'`): how `loom-tests/` proves that
-/// its scenarios notice a missing ordering.
+/// (`SHMQ_MUTATION=NAME`, which `build.rs` turns into
+/// `--cfg shmq_mutation="NAME"`): how `loom-tests/` proves that its
+/// scenarios notice a missing ordering.
 macro_rules! ord {
     ($strong:expr, $mutation:literal, $weak:expr) => {{
         #[cfg(shmq_mutation = $mutation)]
@@ -614,22 +615,27 @@ impl<M: Memory> Ring<M> {
         seq
     }
 
+    /// Where a frame of `fsize` bytes claimed at `tail` goes: at `tail`, or
+    /// at the start of the ring after a padding frame if it would cross the
+    /// ring's end. Returns its position and end, or `None` if the gating
+    /// cursor leaves no room for it (Block).
+    fn place(&self, st: &mut ProducerState, tail: u64, fsize: u64) -> Option<(u64, u64)> {
+        let room = self.layout.room_to_end(tail);
+        let pos = if room < fsize { tail + room } else { tail };
+        let end = pos + fsize;
+        self.gate_ok(st, end, tail).then_some((pos, end))
+    }
+
     /// The part of a single-producer claim that `fast_limit` lets most
     /// claims skip: padding at the ring's end, gating, oldest-frame marks;
     /// then a new limit.
     fn claim_single_slow(&self, st: &mut ProducerState, len: u32, fsize: u64) -> Result<Claim, ClaimError> {
         let tail = st.tail;
-        let room = self.layout.room_to_end(tail);
-        let pad = if room < fsize { room } else { 0 };
-        let pos = tail + pad;
-        let end = pos + fsize;
-        if !self.gate_ok(st, end, tail) {
-            return Err(ClaimError::Full);
-        }
+        let (pos, end) = self.place(st, tail, fsize).ok_or(ClaimError::Full)?;
         self.advance_oldest(st, tail, pos, end);
         let seq = self.take_single(st, pos, end);
-        if pad > 0 {
-            self.write_padding(tail, pad);
+        if pos > tail {
+            self.write_padding(tail, pos - tail);
         }
         self.refresh_fast_limit(st);
         Ok(Claim { pos, end, len, seq })
@@ -678,13 +684,8 @@ impl<M: Memory> Ring<M> {
             // one instead of failing every CAS forever (found by
             // tests/hostile.rs).
             let tail = sane_pos(raw);
-            let room = self.layout.room_to_end(tail);
-            let pad = if room < fsize { room } else { 0 };
-            let pos = tail + pad;
-            let end = pos + fsize;
-            if !self.gate_ok(st, end, tail) {
-                return Err(ClaimError::Full);
-            }
+            let (pos, end) = self.place(st, tail, fsize).ok_or(ClaimError::Full)?;
+            let pad = pos - tail;
             if self.mem.cas64(prod::TAIL, raw, end, Relaxed, Relaxed).is_ok() {
                 // Mark the claim at once, starting where subscribers stop
                 // first (see "Stuck claims" in the module docs).
@@ -979,7 +980,7 @@ impl<M: Memory> Ring<M> {
         fence_sc!(self.mem, light, "data_fence");
         // Relaxed: ordered by the fence above.
         if self.mem.load32(wake::DATA_WAITERS, Relaxed) > 0 {
-            self.wake_data();
+            self.wake_all(wake::DATA_FUTEX);
         }
         // Relaxed: ordered by the fence above; pairs with the joining
         // subscriber's fence (see the join handshake in the module docs).
@@ -988,13 +989,15 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// Wakes the subscribers sleeping on the data futex.
+    /// Wakes every process sleeping on the futex word at `futex` (the data
+    /// or the space word): changes the word, so a sleeper about to compare
+    /// it does not sleep, then makes the syscall.
     #[cold]
     #[inline(never)]
-    fn wake_data(&self) {
+    fn wake_all(&self, futex: usize) {
         // Relaxed: the futex word only needs to change; the syscall orders.
-        self.mem.add32(wake::DATA_FUTEX, 1, Relaxed);
-        self.mem.wake(wake::DATA_FUTEX);
+        self.mem.add32(futex, 1, Relaxed);
+        self.mem.wake(futex);
     }
 
     /// Claims with waiting: spins, then sleeps until a subscriber releases
@@ -1106,8 +1109,7 @@ impl<M: Memory> Ring<M> {
         }
         if reaped > 0 {
             // Producers sleeping on space look again.
-            self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
-            self.mem.wake(wake::SPACE_FUTEX);
+            self.wake_all(wake::SPACE_FUTEX);
         }
         reaped
     }
@@ -1336,8 +1338,7 @@ impl<M: Memory> Ring<M> {
             }
         }
         // A producer may be waiting on this cursor.
-        self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
-        self.mem.wake(wake::SPACE_FUTEX);
+        self.wake_all(wake::SPACE_FUTEX);
         Ok(true)
     }
 
@@ -1717,17 +1718,8 @@ impl<M: Memory> Ring<M> {
         fence_sc!(self.mem, light, "space_fence");
         // Relaxed: ordered by the fence.
         if self.mem.load32(wake::SPACE_WAITERS, Relaxed) > 0 {
-            self.wake_space_now();
+            self.wake_all(wake::SPACE_FUTEX);
         }
-    }
-
-    /// Wakes the producers sleeping on the space futex.
-    #[cold]
-    #[inline(never)]
-    fn wake_space_now(&self) {
-        // Relaxed: the futex word only needs to change; the syscall orders.
-        self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
-        self.mem.wake(wake::SPACE_FUTEX);
     }
 
     /// Removes consumer group `name` (its cursor stops gating). `Err(n)`
@@ -1974,11 +1966,7 @@ impl<M: Memory> Ring<M> {
         // state load).
         let _ = self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
         // A producer may be waiting on our cursor (light half, as a release).
-        self.mem.fence_light();
-        if self.mem.load32(wake::SPACE_WAITERS, Relaxed) > 0 {
-            self.mem.add32(wake::SPACE_FUTEX, 1, Relaxed);
-            self.mem.wake(wake::SPACE_FUTEX);
-        }
+        self.wake_space();
     }
 
     /// Whether this subscriber still owns its slot.
@@ -2220,8 +2208,7 @@ impl<M: Memory> Ring<M> {
         if ok {
             // Relaxed: statistics; other sleeping subscribers look again.
             self.mem.add64(ctr::REPAIRED, 1, Relaxed);
-            self.mem.add32(wake::DATA_FUTEX, 1, Relaxed);
-            self.mem.wake(wake::DATA_FUTEX);
+            self.wake_all(wake::DATA_FUTEX);
         }
         true
     }

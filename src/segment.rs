@@ -451,14 +451,6 @@ impl Memory for Segment {
             std::arch::asm!("prefetcht0 [{}]", in(reg) self.base().wrapping_add(off), options(nostack, readonly, preserves_flags))
         }
     }
-    #[inline(always)]
-    fn prefetch_write(&self, off: usize) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch never faults, even on an invalid address, and changes no memory.
-        unsafe {
-            std::arch::asm!("prefetchw [{}]", in(reg) self.base().wrapping_add(off), options(nostack, readonly, preserves_flags))
-        }
-    }
     fn is_alive(&self, pid: u32, start: u64) -> bool {
         sys::is_alive(pid, start)
     }

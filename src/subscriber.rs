@@ -165,7 +165,8 @@ impl Subscriber {
         }
     }
 
-    /// A receive that finds a message held back after a gap (`Overwrite`).
+    /// A receive that finds a message held back: after a gap (`Overwrite`),
+    /// or put back by [`Subscriber::unrelease_raw`].
     #[cold]
     fn recv_pending(&mut self) -> Result<Message<'_>, RecvError> {
         match self.take_pending()? {

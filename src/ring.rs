@@ -619,6 +619,7 @@ impl<M: Memory> Ring<M> {
     /// at the start of the ring after a padding frame if it would cross the
     /// ring's end. Returns its position and end, or `None` if the gating
     /// cursor leaves no room for it (Block).
+    #[inline(always)]
     fn place(&self, st: &mut ProducerState, tail: u64, fsize: u64) -> Option<(u64, u64)> {
         let room = self.layout.room_to_end(tail);
         let pos = if room < fsize { tail + room } else { tail };

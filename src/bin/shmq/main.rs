@@ -554,7 +554,12 @@ fn info(topic: &str, opts: &Options, json: bool) -> R {
         units::human(i.capacity),
         units::human(i.max_message as u64)
     );
-    println!("policy       {}, {} producer", i.policy, if i.multi_producer { "multi" } else { "single" });
+    println!(
+        "policy       {}, {} producer, {}",
+        i.policy,
+        if i.multi_producer { "multi" } else { "single" },
+        if i.timestamps { "messages timestamped" } else { "no timestamps" }
+    );
     println!(
         "created      {} s ago by pid {}",
         now_unix.saturating_sub(i.created_unix_ns) / 1_000_000_000,
@@ -858,12 +863,13 @@ fn create(
     }
     let t = Topic::create(topic, &o)?;
     println!(
-        "created {} ({} ring, max message {}, {}, {} slots)",
+        "created {} ({} ring, max message {}, {}, {} slots{})",
         t.path().display(),
         units::human(t.capacity()),
         units::human(t.max_message() as u64),
         t.policy(),
-        t.max_subscribers()
+        t.max_subscribers(),
+        if t.info().timestamps { ", timestamps" } else { "" }
     );
     Ok(())
 }

@@ -5,6 +5,11 @@
 //!   outside the timed region;
 //! - `publish_subscribers/{overwrite,block}/N`: cost of one 64-byte publish
 //!   with N registered subscribers;
+//! - `producer_alone/{shmq-reserve,shmq-publish,bare-slot}/64`: the
+//!   producer's half of `shmq bench`'s 64-byte throughput run on one core:
+//!   shmq filling a message in place (`reserve`/`commit`, what the bench's
+//!   producer does) or copying it in (`publish`), against the bare ring's
+//!   producer (fill a fixed slot, store the index), same fill;
 //! - `thread_pair/SIZE`: producer and consumer threads in one process,
 //!   every byte read (throughput);
 //! - `process_round_trip/64`: round trip to a child process (this bench
@@ -97,6 +102,79 @@ fn publish_subscribers(c: &mut Criterion) {
         }
     }
     g.finish();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Fills `buf` with words derived from `k`, as `shmq bench`'s producers do.
+#[inline(always)]
+fn fill(k: u64, buf: &mut [u8]) {
+    let seed = k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for (i, c) in buf.chunks_exact_mut(8).enumerate() {
+        c.copy_from_slice(&(seed ^ i as u64).to_le_bytes());
+    }
+}
+
+/// Runs `iters` steps of `step`, draining `sub` every `batch` steps
+/// outside the timed region. Returns the time spent in `step`.
+fn timed_steps(sub: &mut [Subscriber], iters: u64, batch: u64, mut step: impl FnMut(u64)) -> Duration {
+    let (mut total, mut k) = (Duration::ZERO, 0u64);
+    while k < iters {
+        let n = (iters - k).min(batch);
+        let t = Instant::now();
+        for _ in 0..n {
+            step(k);
+            k += 1;
+        }
+        total += t.elapsed();
+        drain(sub);
+    }
+    total
+}
+
+fn producer_alone(c: &mut Criterion) {
+    const SIZE: usize = 64;
+    let d = dir("alone");
+    let mut g = c.benchmark_group("producer_alone");
+    g.throughput(Throughput::Elements(1));
+    let t = Topic::create("alone", &Options::new().dir(&d).capacity(8 << 20).max_message(4096)).unwrap();
+    let mut subs = vec![t.subscribe().unwrap()];
+    let mut p = t.producer().unwrap();
+    let batch = (8 << 20) / 128;
+    g.bench_function(BenchmarkId::new("shmq-reserve", SIZE), |b| {
+        b.iter_custom(|iters| {
+            timed_steps(&mut subs, iters, batch, |k| {
+                let mut grant = p.reserve(SIZE).unwrap();
+                fill(k, &mut grant);
+                grant.commit(SIZE).unwrap();
+            })
+        })
+    });
+    let mut buf = [0u8; SIZE];
+    g.bench_function(BenchmarkId::new("shmq-publish", SIZE), |b| {
+        b.iter_custom(|iters| {
+            timed_steps(&mut subs, iters, batch, |k| {
+                fill(k, &mut buf);
+                p.publish(&buf).unwrap();
+            })
+        })
+    });
+    // The bare ring's producer: a fixed slot, then the index (its consumer's
+    // side is measured by `shmq bench`).
+    let mut ring = vec![0u8; 8 << 20];
+    let head = std::sync::atomic::AtomicU64::new(0);
+    let slots = (ring.len() / SIZE) as u64;
+    g.bench_function(BenchmarkId::new("bare-slot", SIZE), |b| {
+        b.iter_custom(|iters| {
+            timed_steps(&mut [], iters, batch, |k| {
+                let off = (k % slots) as usize * SIZE;
+                fill(k, &mut ring[off..off + SIZE]);
+                head.store(k + 1, std::sync::atomic::Ordering::Release);
+            })
+        })
+    });
+    std::hint::black_box(&ring);
+    g.finish();
+    drop((p, subs, t));
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -198,7 +276,7 @@ fn process_round_trip(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-criterion_group!(benches, publish, publish_subscribers, thread_pair, process_round_trip);
+criterion_group!(benches, publish, publish_subscribers, producer_alone, thread_pair, process_round_trip);
 
 fn main() {
     if let Ok(d) = std::env::var("SHMQ_BENCH_ECHO") {

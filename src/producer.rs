@@ -215,7 +215,7 @@ impl Producer {
             Some(c) => c,
             None => self.claim_general(len, wait)?,
         };
-        Ok(Grant { producer: self, claim, msg_type: 0, done: false })
+        Ok(Grant { producer: self, claim, msg_type: 0 })
     }
 
     /// Every claim for a grant that [`Ring::claim_fast`] does not take.
@@ -324,7 +324,6 @@ pub struct Grant<'a> {
     producer: &'a mut Producer,
     claim: Claim,
     msg_type: u32,
-    done: bool,
 }
 
 impl Grant<'_> {
@@ -339,11 +338,16 @@ impl Grant<'_> {
     /// Fails only on a multi-producer topic whose subscribers skipped this
     /// grant because it stayed uncommitted longer than the topic's liveness
     /// timeout while this process looked dead ([`PublishError::Lost`]).
+    ///
+    /// The grant is not dropped (dropping it aborts): wrapped in
+    /// `ManuallyDrop` instead of carrying a "done" flag, which kept the
+    /// grant in memory and cost a 64-byte reserve + commit 30 instructions.
     #[inline]
-    pub fn commit(mut self, len: usize) -> Result<(), PublishError> {
-        let p = &mut *self.producer;
-        self.done = true;
-        if p.ring.commit(&mut p.st, &self.claim, len.min(u32::MAX as usize) as u32, self.msg_type) {
+    pub fn commit(self, len: usize) -> Result<(), PublishError> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let (claim, msg_type) = (this.claim, this.msg_type);
+        let p = &mut *this.producer;
+        if p.ring.commit(&mut p.st, &claim, len.min(u32::MAX as usize) as u32, msg_type) {
             p.after_publish()
         } else {
             Err(PublishError::Lost)
@@ -378,9 +382,8 @@ impl DerefMut for Grant<'_> {
 impl Drop for Grant<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.done {
-            let p = &mut *self.producer;
-            p.ring.abort(&mut p.st, &self.claim);
-        }
+        // Reached only for a grant not committed (`commit` skips the drop).
+        let p = &mut *self.producer;
+        p.ring.abort(&mut p.st, &self.claim);
     }
 }

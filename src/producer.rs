@@ -338,12 +338,11 @@ impl Grant<'_> {
     /// Fails only on a multi-producer topic whose subscribers skipped this
     /// grant because it stayed uncommitted longer than the topic's liveness
     /// timeout while this process looked dead ([`PublishError::Lost`]).
-    ///
-    /// The grant is not dropped (dropping it aborts): wrapped in
-    /// `ManuallyDrop` instead of carrying a "done" flag, which kept the
-    /// grant in memory and cost a 64-byte reserve + commit 30 instructions.
     #[inline]
     pub fn commit(self, len: usize) -> Result<(), PublishError> {
+        // Not dropped (dropping aborts): `ManuallyDrop` rather than a "done"
+        // flag, which kept the grant in memory and cost a 64-byte reserve +
+        // commit 30 instructions.
         let mut this = std::mem::ManuallyDrop::new(self);
         let (claim, msg_type) = (this.claim, this.msg_type);
         let p = &mut *this.producer;

@@ -1039,7 +1039,7 @@ fn run_in(plan: &Plan, json: bool, c_binary: Option<PathBuf>, dir: &Path) -> Res
     let fan: Vec<(usize, f64)> = fan_runs.into_iter().map(|(k, runs)| (k, median_by(runs, |r| *r))).collect();
     let met = |v: f64, op: &str, t: f64| if op == "<=" { v <= t } else { v >= t };
 
-    {
+    if json || plan.json_out.is_some() {
         let v = J::O(vec![
             ("cpus", J::A(vec![J::U(plan.cpus.0 as u64), J::U(plan.cpus.1 as u64)])),
             ("quick", J::Bool(plan.quick)),

@@ -39,7 +39,7 @@ fn fill(k: u64, buf: &mut Vec<u8>) {
 }
 
 fn now_ns() -> u64 {
-    shmq::sys::monotonic_ns()
+    shmq::monotonic_ns()
 }
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
@@ -118,7 +118,7 @@ fn producer(dir: &str, n: u64) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn pong(dir: &str, rounds: u64, block: bool) -> Result<(), Box<dyn std::error::Error>> {
-    shmq::sys::pin_to_cpu(1);
+    pin_to_cpu(1);
     let ping = Topic::open("demo.ping", &opts(dir))?;
     let pong = Topic::open("demo.pong", &opts(dir))?;
     let mut sub = ping.subscribe()?;
@@ -182,7 +182,7 @@ fn latency(dir: &str, rounds: u64, block: bool) -> Result<[u64; 4], Box<dyn std:
     if line(&mut out) != "READY" {
         return Err("pong process failed to start".into());
     }
-    shmq::sys::pin_to_cpu(0);
+    pin_to_cpu(0);
     let mut p = ping.producer()?;
     let mut rtt = Vec::with_capacity(rounds as usize);
     let msg = [0x5Au8; 64];
@@ -301,4 +301,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("\n  all {subs} subscribers received all {n} messages intact and in order.");
     Ok(())
+}
+
+/// Pins the calling process to CPU `cpu`, so the two ends of the ping-pong
+/// do not share one (a measurement choice, not something shmq needs).
+fn pin_to_cpu(cpu: usize) -> bool {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return false;
+    }
+    // SAFETY: a zeroed cpu_set_t is valid, `cpu` is below CPU_SETSIZE so
+    // CPU_SET stays inside it, and the set outlives the call.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proves the loom scenarios have teeth: each mutation weakens one critical
-# ordering in src/ring.rs (compiled in with --cfg shmq_mutation="NAME",
+# ordering in src/ring/ (compiled in with --cfg shmq_mutation="NAME",
 # which build.rs sets for the shmq crate alone from SHMQ_MUTATION, so
 # only shmq and the loom tests are rebuilt for each mutation),
 # and the scenario named beside it must then fail. Exits non-zero if any
@@ -11,20 +11,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# mutation                 scenario that must catch it
-MUTATIONS=(
-  "commit_relaxed          mpsc_claims_are_disjoint_and_ordered"
-  "cursor_relaxed          producer_sleep_never_misses_a_release"
-  "epoch_relaxed           join_and_leave_while_publishing"
-  "data_fence              subscriber_sleep_never_misses_a_wake"
-  "space_fence             producer_sleep_never_misses_a_release"
-  "join_fence              join_and_leave_while_publishing"
-  "mark_store              stuck_claim_abort_races_commit"
-  "abort_len_first         stuck_claim_abort_races_commit"
-  "commit_store            stuck_claim_abort_races_commit"
-  "group_no_wake           group_members_take_each_message_once"
-  "fast_gate               fast_claims_respect_the_gating_cursor"
-)
+# The list: loom-tests/mutations.txt (NAME | SCENARIO | what it weakens).
+MUTATIONS=()
+while IFS='|' read -r name scenario _; do
+  name="${name//[[:space:]]/}"; scenario="${scenario//[[:space:]]/}"
+  case "$name" in ''|'#'*) continue ;; esac
+  MUTATIONS+=("$name $scenario")
+done < loom-tests/mutations.txt
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 survivors=0

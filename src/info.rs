@@ -4,13 +4,14 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::layout::{ctr, hdr, prod, slot, Policy, SLOT_NAME_LEN};
+use crate::layout::{ctr, hdr, prod, slot, Owner, Policy, ProducerOwner, SlotName};
 use crate::mem::Memory;
 use crate::ring::Ring;
 use crate::segment::Segment;
 
 /// What a subscriber slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
 pub enum SlotKind {
     /// A plain subscriber.
     Subscriber,
@@ -37,6 +38,7 @@ impl std::fmt::Display for SlotKind {
 
 /// One subscriber slot in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SubscriberInfo {
     /// Slot index.
     pub slot: usize,
@@ -66,6 +68,7 @@ pub struct SubscriberInfo {
 
 /// A snapshot of a topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct TopicInfo {
     /// Topic name.
     pub name: String,
@@ -92,12 +95,15 @@ pub struct TopicInfo {
     /// Payload bytes published.
     pub published_bytes: u64,
     /// Claim position (bytes ever claimed, payload + headers + padding).
+    #[cfg_attr(feature = "serde", serde(rename = "tail_position"))]
     pub tail: u64,
     /// Times a producer found the ring full.
     pub producer_waits: u64,
     /// Dead subscribers reaped.
+    #[cfg_attr(feature = "serde", serde(rename = "reaped_subscribers"))]
     pub reaped: u64,
     /// Stuck frames repaired.
+    #[cfg_attr(feature = "serde", serde(rename = "repaired_frames"))]
     pub repaired: u64,
     /// Subscribers holding a slot.
     pub subscribers: Vec<SubscriberInfo>,
@@ -114,21 +120,17 @@ impl TopicInfo {
         } else {
             (m.load64(prod::NEXT_SEQ, Relaxed), m.load64(prod::BYTES, Relaxed))
         };
-        let owner = m.load64(prod::OWNER, Relaxed);
+        let owner = ProducerOwner::from_raw(m.load64(prod::OWNER, Relaxed));
         let mut subscribers = Vec::new();
         for i in 0..l.max_subscribers as usize {
             let s = l.slot(i);
             if m.load32(s + slot::STATE, Relaxed) != slot::state::ACTIVE {
                 continue;
             }
-            let pid = m.load64(s + slot::PID, Relaxed) as u32;
+            let pid = Owner::from_raw(m.load64(s + slot::PID, Relaxed)).pid();
             let start = m.load64(s + slot::START, Relaxed);
             let cursor = m.load64(s + slot::CURSOR, Relaxed);
-            let mut name_bytes = [0u8; SLOT_NAME_LEN];
-            for (k, chunk) in name_bytes.chunks_exact_mut(8).enumerate() {
-                chunk.copy_from_slice(&m.load64(s + slot::NAME + 8 * k, Relaxed).to_le_bytes());
-            }
-            let end = name_bytes.iter().position(|&b| b == 0).unwrap_or(SLOT_NAME_LEN);
+            let name = SlotName::from_words(std::array::from_fn(|k| m.load64(s + slot::NAME + 8 * k, Relaxed)));
             let next_seq = m.load64(s + slot::NEXT_SEQ, Relaxed);
             subscribers.push(SubscriberInfo {
                 slot: i,
@@ -139,7 +141,7 @@ impl TopicInfo {
                     f if f & slot::flags::DURABLE != 0 => SlotKind::Durable,
                     _ => SlotKind::Subscriber,
                 },
-                name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
+                name: String::from_utf8_lossy(name.as_bytes()).into_owned(),
                 pid,
                 alive: m.is_alive(pid, start),
                 cursor,
@@ -159,7 +161,7 @@ impl TopicInfo {
             timestamps: l.timestamps,
             created_unix_ns: m.load64(hdr::CREATED_UNIX_NS, Relaxed),
             creator_pid: m.load32(hdr::CREATOR_PID, Relaxed),
-            producer_pid: (owner >> 32 == 1).then_some(owner as u32),
+            producer_pid: owner.holder(),
             published_messages,
             published_bytes,
             tail,

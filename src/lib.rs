@@ -21,25 +21,34 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Modules, from the bottom up: [`layout`] (the file format), [`mem`] (the
-//! seam where atomics and bytes live), [`ring`] (the protocol, model-checked
-//! by `loom-tests/`), `segment` (files and mappings), then the API:
-//! [`Topic`], [`Producer`], [`Subscriber`].
+//! The public API is [`Topic`] (and its [`Options`]), [`Producer`] and
+//! [`Grant`], [`Subscriber`] and [`Message`], [`Tail`], the info types,
+//! the errors, and [`layout`], the file format. Underneath, from the bottom
+//! up: `mem` (the seam where atomics and bytes live), `ring` (the protocol,
+//! one file per mechanism, model-checked by `loom-tests/`), `segment`
+//! (files and mappings) and `sys` (the Linux calls).
+//!
+//! Those internals are crate-private. The loom crate and the CLI reach
+//! them through [`__private`], which is `#[doc(hidden)]` and carries no
+//! stability promise. That path was chosen over tokio's (loom scenarios
+//! inside the crate under `cfg(loom)`) because the CLI's benchmark needs
+//! the same internals (CPU pinning, raw futexes), and because a separate
+//! loom crate keeps loom and its `--cfg` out of every normal build.
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod error;
 mod info;
 pub mod layout;
 #[cfg(feature = "loom")]
-pub mod loom_mem;
-pub mod mem;
+mod loom_mem;
+mod mem;
 mod name;
 mod producer;
-pub mod ring;
+mod ring;
 mod segment;
+mod start;
 mod subscriber;
-pub mod sys;
+mod sys;
 mod tail;
 mod topic;
 
@@ -48,10 +57,47 @@ pub use info::{SlotKind, SubscriberInfo, TopicInfo};
 pub use layout::Policy;
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use producer::{Grant, Producer};
-pub use ring::Start;
+pub use ring::Wait;
+pub use start::Start;
 pub use subscriber::{Message, MessageRef, RawMessage, Subscriber};
 pub use tail::{Tail, TailEvent, TailMessage};
 pub use topic::{
     default_dir, Options, Topic, DEFAULT_CAPACITY, DEFAULT_DIR, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_SUBSCRIBERS,
     DEFAULT_MODE,
 };
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of
+/// [`Message::timestamp_ns`] and [`Start::Time`].
+///
+/// # Examples
+/// ```
+/// let a = shmq::monotonic_ns();
+/// assert!(shmq::monotonic_ns() >= a);
+/// ```
+pub fn monotonic_ns() -> u64 {
+    sys::monotonic_ns()
+}
+
+/// Internals for the loom model-checking crate (`loom-tests/`) and the
+/// `shmq` CLI's benchmark. Not part of the API: no stability promise, not
+/// documented on docs.rs.
+#[doc(hidden)]
+pub mod __private {
+    /// The ring protocol (`src/ring/`).
+    pub mod ring {
+        pub use crate::ring::*;
+    }
+    /// The memory seam.
+    pub mod mem {
+        pub use crate::mem::*;
+    }
+    /// The Linux calls.
+    pub mod sys {
+        pub use crate::sys::*;
+    }
+    /// The loom implementation of the memory seam.
+    #[cfg(feature = "loom")]
+    pub mod loom_mem {
+        pub use crate::loom_mem::*;
+    }
+}

@@ -107,3 +107,108 @@ pub trait Memory {
     /// The calling process's `(pid, start time)`.
     fn self_id(&self) -> (u32, u64);
 }
+
+/// Plain process-local memory behind the seam, for unit tests of the
+/// ring's arithmetic (no mapping, no other process).
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use super::Memory;
+
+    /// Zeroed words; every peer is alive and time is the real clock.
+    #[derive(Debug)]
+    pub(crate) struct Plain(Box<[AtomicU64]>);
+
+    impl Plain {
+        /// `len` bytes (rounded up to whole words).
+        pub(crate) fn new(len: usize) -> Plain {
+            Plain((0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect())
+        }
+        fn w(&self, off: usize) -> &AtomicU64 {
+            assert_eq!(off % 8, 0, "unaligned u64 access");
+            &self.0[off / 8]
+        }
+        fn h(&self, off: usize) -> &AtomicU32 {
+            assert_eq!(off % 4, 0, "unaligned u32 access");
+            let w = self.w(off & !7);
+            // SAFETY: the u64 word is live as long as `self`, aligned to 8,
+            // so either 4-byte half is an aligned u32 inside it; every access
+            // to it is atomic.
+            unsafe { AtomicU32::from_ptr(w.as_ptr().cast::<u32>().add((off % 8) / 4)) }
+        }
+    }
+
+    impl Memory for Plain {
+        fn load64(&self, off: usize, o: Ordering) -> u64 {
+            self.w(off).load(o)
+        }
+        fn store64(&self, off: usize, v: u64, o: Ordering) {
+            self.w(off).store(v, o)
+        }
+        fn cas64(&self, off: usize, c: u64, n: u64, s: Ordering, f: Ordering) -> Result<u64, u64> {
+            self.w(off).compare_exchange(c, n, s, f)
+        }
+        fn swap64(&self, off: usize, v: u64, o: Ordering) -> u64 {
+            self.w(off).swap(v, o)
+        }
+        fn add64(&self, off: usize, v: u64, o: Ordering) -> u64 {
+            self.w(off).fetch_add(v, o)
+        }
+        fn load32(&self, off: usize, o: Ordering) -> u32 {
+            self.h(off).load(o)
+        }
+        fn store32(&self, off: usize, v: u32, o: Ordering) {
+            self.h(off).store(v, o)
+        }
+        fn cas32(&self, off: usize, c: u32, n: u32, s: Ordering, f: Ordering) -> Result<u32, u32> {
+            self.h(off).compare_exchange(c, n, s, f)
+        }
+        fn add32(&self, off: usize, v: u32, o: Ordering) -> u32 {
+            self.h(off).fetch_add(v, o)
+        }
+        fn sub32(&self, off: usize, v: u32, o: Ordering) -> u32 {
+            self.h(off).fetch_sub(v, o)
+        }
+        fn fence(&self, o: Ordering) {
+            std::sync::atomic::fence(o)
+        }
+        unsafe fn write(&self, off: usize, src: &[u8]) {
+            // SAFETY: the same contract as ours; every access is atomic here.
+            unsafe { self.write_racy(off, src) }
+        }
+        unsafe fn read(&self, off: usize, dst: &mut [u8]) {
+            self.read_racy(off, dst)
+        }
+        unsafe fn write_racy(&self, off: usize, src: &[u8]) {
+            for (i, chunk) in src.chunks(8).enumerate() {
+                let mut w = self.load64(off + 8 * i, Ordering::Relaxed).to_le_bytes();
+                w[..chunk.len()].copy_from_slice(chunk);
+                self.store64(off + 8 * i, u64::from_le_bytes(w), Ordering::Relaxed);
+            }
+        }
+        fn read_racy(&self, off: usize, dst: &mut [u8]) {
+            for (i, chunk) in dst.chunks_mut(8).enumerate() {
+                let w = self.load64(off + 8 * i, Ordering::Relaxed).to_le_bytes();
+                chunk.copy_from_slice(&w[..chunk.len()]);
+            }
+        }
+        fn wait(&self, _off: usize, _expected: u32, timeout: Option<Duration>) {
+            std::thread::sleep(timeout.unwrap_or(Duration::from_millis(1)).min(Duration::from_millis(1)));
+        }
+        fn wake(&self, _off: usize) {}
+        fn snooze(&self, _step: u32) {
+            std::hint::spin_loop();
+        }
+        fn now_ns(&self) -> u64 {
+            crate::sys::monotonic_ns()
+        }
+        fn is_alive(&self, _pid: u32, _start: u64) -> bool {
+            true
+        }
+        fn self_id(&self) -> (u32, u64) {
+            (std::process::id(), 1)
+        }
+    }
+}

@@ -1,17 +1,15 @@
 //! Producers: copy-in `publish` and zero-copy `reserve`/`commit`.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{ProducerError, PublishError};
 use crate::layout::prod;
 use crate::mem::Memory;
-use crate::ring::{Claim, ClaimError, ProducerState, Ring};
+use crate::ring::{Claim, ClaimError, ProducerState, Ring, Wait};
 use crate::segment::Segment;
-
-const OWNED: u64 = 1 << 32;
 
 /// Publishes messages into a topic. Made by [`crate::Topic::producer`].
 ///
@@ -37,7 +35,6 @@ const OWNED: u64 = 1 << 32;
 pub struct Producer {
     ring: Arc<Ring<Segment>>,
     st: ProducerState,
-    owner_word: u64,
     /// The claim lent through [`Producer::reserve_raw`], if any.
     raw: Option<Claim>,
     /// Position up to which this producer has flushed.
@@ -56,40 +53,10 @@ impl std::fmt::Debug for Producer {
 
 impl Producer {
     pub(crate) fn attach(ring: Arc<Ring<Segment>>) -> Result<Producer, ProducerError> {
-        if ring.layout.multi_producer {
-            let st = ring.producer_state();
-            return Ok(Producer::new(ring, st, 0));
-        }
-        let (pid, start) = ring.mem.self_id();
-        let mine = OWNED | pid as u64;
-        let mut cur = 0;
-        loop {
-            // Acquire: pairs with the previous owner's Release on drop, so
-            // we see the tail and counters it left.
-            match ring.mem.cas64(prod::OWNER, cur, mine, Acquire, Acquire) {
-                Ok(_) => break,
-                Err(found) => {
-                    let holder = found as u32;
-                    let holder_start = ring.mem.load64(prod::OWNER_START, Relaxed);
-                    let dead = found & OWNED == 0 || (holder != pid && !ring.mem.is_alive(holder, holder_start));
-                    if found == mine || !dead {
-                        return Err(ProducerError::Busy { pid: holder });
-                    }
-                    cur = found;
-                }
-            }
-        }
-        ring.mem.store64(prod::OWNER_START, start, Relaxed);
-        let mut st = ring.producer_state();
-        // The previous owner may have died between claim and commit.
-        ring.repair_single_claim(&mut st);
-        Ok(Producer::new(ring, st, mine))
-    }
-
-    fn new(ring: Arc<Ring<Segment>>, st: ProducerState, owner_word: u64) -> Producer {
+        let st = ring.attach_producer().map_err(|pid| ProducerError::Busy { pid })?;
         // Relaxed: a starting point only; flush never goes backwards.
         let flushed = ring.mem.load64(prod::FLUSHED, Relaxed);
-        Producer { ring, st, owner_word, raw: None, flushed, auto_flush: None, since_flush: (0, 0) }
+        Ok(Producer { ring, st, raw: None, flushed, auto_flush: None, since_flush: (0, 0) })
     }
 
     /// Writes everything published so far to the topic's file and waits
@@ -162,7 +129,7 @@ impl Producer {
     }
 
     #[inline(always)]
-    fn send(&mut self, data: &[u8], msg_type: u32, wait: Option<Option<Duration>>) -> Result<(), PublishError> {
+    fn send(&mut self, data: &[u8], msg_type: u32, wait: Wait) -> Result<(), PublishError> {
         if self.ring.publish_fast(&mut self.st, data, msg_type) {
             return self.after_publish();
         }
@@ -172,12 +139,8 @@ impl Producer {
     /// Every publish the fast path does not take: waiting, slow claims,
     /// multi-producer topics, errors.
     #[inline(never)]
-    fn send_general(&mut self, data: &[u8], msg_type: u32, wait: Option<Option<Duration>>) -> Result<(), PublishError> {
-        let claim = match wait {
-            None => self.ring.try_claim(&mut self.st, data.len()),
-            Some(t) => self.ring.claim_wait(&mut self.st, data.len(), t),
-        }
-        .map_err(|e| self.map_err(e, data.len()))?;
+    fn send_general(&mut self, data: &[u8], msg_type: u32, wait: Wait) -> Result<(), PublishError> {
+        let claim = self.ring.claim(&mut self.st, data.len(), wait).map_err(|e| self.map_err(e, data.len()))?;
         self.ring.write_payload(&claim, data);
         if !self.ring.commit(&mut self.st, &claim, data.len() as u32, msg_type) {
             return Err(PublishError::Lost);
@@ -189,43 +152,30 @@ impl Producer {
     /// (spin, then sleep) as long as it takes. Never waits on `Overwrite`.
     #[inline]
     pub fn publish(&mut self, data: &[u8]) -> Result<(), PublishError> {
-        self.send(data, 0, Some(None))
+        self.send(data, 0, Wait::Forever)
     }
 
     /// Publishes, waiting at most `timeout` for room.
     pub fn publish_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<(), PublishError> {
-        self.send(data, 0, Some(Some(timeout)))
+        self.send(data, 0, Wait::For(timeout))
     }
 
     /// Publishes without waiting: [`PublishError::Full`] if the slowest
     /// subscriber holds the ring.
     #[inline]
     pub fn try_publish(&mut self, data: &[u8]) -> Result<(), PublishError> {
-        self.send(data, 0, None)
+        self.send(data, 0, Wait::Now)
     }
 
     /// Publishes `data` with a user type (`0..2^31`), waiting for room.
     pub fn publish_typed(&mut self, msg_type: u32, data: &[u8]) -> Result<(), PublishError> {
-        self.send(data, msg_type, Some(None))
+        self.send(data, msg_type, Wait::Forever)
     }
 
     #[inline(always)]
-    fn grant(&mut self, len: usize, wait: Option<Option<Duration>>) -> Result<Grant<'_>, PublishError> {
-        let claim = match self.ring.claim_fast(&mut self.st, len) {
-            Some(c) => c,
-            None => self.claim_general(len, wait)?,
-        };
+    fn grant(&mut self, len: usize, wait: Wait) -> Result<Grant<'_>, PublishError> {
+        let claim = self.ring.claim(&mut self.st, len, wait).map_err(|e| self.map_err(e, len))?;
         Ok(Grant { producer: self, claim, msg_type: 0 })
-    }
-
-    /// Every claim for a grant that [`Ring::claim_fast`] does not take.
-    #[inline(never)]
-    fn claim_general(&mut self, len: usize, wait: Option<Option<Duration>>) -> Result<Claim, PublishError> {
-        match wait {
-            None => self.ring.try_claim(&mut self.st, len),
-            Some(t) => self.ring.claim_wait(&mut self.st, len, t),
-        }
-        .map_err(|e| self.map_err(e, len))
     }
 
     /// Lends `len` bytes inside the ring to write a message in place,
@@ -233,17 +183,17 @@ impl Producer {
     /// without commit becomes padding that subscribers skip.
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, PublishError> {
-        self.grant(len, Some(None))
+        self.grant(len, Wait::Forever)
     }
 
     /// As [`Producer::reserve`], waiting at most `timeout`.
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Grant<'_>, PublishError> {
-        self.grant(len, Some(Some(timeout)))
+        self.grant(len, Wait::For(timeout))
     }
 
     /// As [`Producer::reserve`], without waiting.
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, PublishError> {
-        self.grant(len, None)
+        self.grant(len, Wait::Now)
     }
 
     /// Largest message this topic accepts.
@@ -252,20 +202,16 @@ impl Producer {
     }
 
     /// For language bindings (the C API): claims `len` bytes like
-    /// [`Producer::reserve`] (`wait`: `None` do not wait, `Some(None)` wait
-    /// forever, `Some(Some(t))` at most `t`) and returns a pointer to them.
+    /// [`Producer::reserve`], waiting as `wait` says, and returns a pointer
+    /// to them.
     /// The pointer stays valid until [`Producer::commit_raw`] or
     /// [`Producer::abort_raw`]; at most one raw claim is outstanding
     /// (`Ok(None)` if one already is). Rust code should use `reserve`.
-    pub fn reserve_raw(&mut self, len: usize, wait: Option<Option<Duration>>) -> Result<Option<*mut u8>, PublishError> {
+    pub fn reserve_raw(&mut self, len: usize, wait: Wait) -> Result<Option<*mut u8>, PublishError> {
         if self.raw.is_some() {
             return Ok(None);
         }
-        let claim = match wait {
-            None => self.ring.try_claim(&mut self.st, len),
-            Some(t) => self.ring.claim_wait(&mut self.st, len, t),
-        }
-        .map_err(|e| self.map_err(e, len))?;
+        let claim = self.ring.claim(&mut self.st, len, wait).map_err(|e| self.map_err(e, len))?;
         let off = self.ring.payload_off(&claim);
         self.raw = Some(claim);
         // SAFETY: `off` is the in-bounds payload offset of our claim.
@@ -310,16 +256,13 @@ impl Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         self.abort_raw();
-        if self.owner_word != 0 {
-            // Release: our last tail and counters are visible to the next
-            // owner's Acquire CAS.
-            let _ = self.ring.mem.cas64(prod::OWNER, self.owner_word, 0, Release, Relaxed);
-        }
+        self.ring.detach_producer(&self.st);
     }
 }
 
 /// Room for one message inside the ring, lent by [`Producer::reserve`].
 /// Derefs to the `&mut [u8]` payload.
+#[derive(Debug)]
 pub struct Grant<'a> {
     producer: &'a mut Producer,
     claim: Claim,
@@ -365,7 +308,7 @@ impl Deref for Grant<'_> {
         // SAFETY: the claim is in bounds (frame fits before the ring's end)
         // and owned by this producer: in Block mode no cursor covers it; in
         // Overwrite mode readers only copy it with atomic loads and validate.
-        unsafe { std::slice::from_raw_parts(self.producer.ring.mem.base().add(off), self.claim.len as usize) }
+        unsafe { std::slice::from_raw_parts(self.producer.ring.mem.base().add(off), self.claim.len() as usize) }
     }
 }
 
@@ -374,7 +317,7 @@ impl DerefMut for Grant<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let off = self.producer.ring.payload_off(&self.claim);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
-        unsafe { std::slice::from_raw_parts_mut(self.producer.ring.mem.base().add(off), self.claim.len as usize) }
+        unsafe { std::slice::from_raw_parts_mut(self.producer.ring.mem.base().add(off), self.claim.len() as usize) }
     }
 }
 

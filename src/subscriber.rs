@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use crate::error::{RecvError, SubscribeError};
 use crate::layout::Policy;
-use crate::ring::{DurableError, Fast, FrameView, ReadError, Ring, Start, SubState};
+use crate::ring::{DurableError, Fast, FrameView, ReadError, Ring, SubState, Wait};
 use crate::segment::Segment;
+use crate::start::Start;
 
 /// Receives messages from a topic. Made by [`crate::Topic::subscribe`].
 ///
@@ -67,7 +68,7 @@ pub struct RawMessage {
 
 impl std::fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscriber").field("slot", &self.st.slot).field("cursor", &self.st.cursor).finish()
+        f.debug_struct("Subscriber").field("slot", &self.st.slot()).field("cursor", &self.st.cursor()).finish()
     }
 }
 
@@ -177,19 +178,19 @@ impl Subscriber {
 
     /// Receives, waiting as long as it takes (spin, then sleep on a futex).
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
-        self.wait(None)
+        self.wait(Wait::Forever)
     }
 
     /// Receives, waiting at most `timeout`: [`RecvError::Timeout`] after it.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
-        self.wait(Some(timeout))
+        self.wait(Wait::For(timeout))
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<Message<'_>, RecvError> {
+    fn wait(&mut self, wait: Wait) -> Result<Message<'_>, RecvError> {
         if self.pending.is_some() {
             return self.recv_pending();
         }
-        match self.ring.wait_frame(&mut self.st, &mut self.buf, timeout).map_err(read_err)? {
+        match self.ring.wait_frame(&mut self.st, &mut self.buf, wait).map_err(read_err)? {
             Some(v) => self.deliver(v),
             None => Err(RecvError::Timeout),
         }
@@ -226,7 +227,7 @@ impl Subscriber {
             Err(e) => return if n == 0 { Err(e) } else { Ok(n) },
         }
         match self.ring.layout.policy {
-            Policy::Block if self.st.group.is_some() => {
+            Policy::Block if self.st.is_group_member() => {
                 // A group member holds one message at a time.
                 while n < max {
                     let Some(v) = self.ring.peek(&mut self.st).map_err(read_err)? else {
@@ -245,9 +246,7 @@ impl Subscriber {
                     };
                     // Read in place; the cursor is published once, below.
                     f(&MessageRef { data: payload_in_place(&self.ring, &v), view: v });
-                    self.st.cursor = v.next;
-                    self.st.received += 1;
-                    self.st.expected_seq = v.seq.wrapping_add(1);
+                    self.ring.consume_unpublished(&mut self.st, &v);
                     last = Some(v.next);
                     n += 1;
                 }
@@ -282,19 +281,15 @@ impl Subscriber {
     /// [`Subscriber::release_raw`] or the next `recv_raw`, which releases
     /// the previous message first. A lapped `Overwrite` subscriber gets the
     /// next message with `lost` set instead of `Lagged`.
-    pub fn recv_raw(&mut self, wait: Option<Option<Duration>>) -> Result<RawMessage, RecvError> {
+    pub fn recv_raw(&mut self, wait: Wait) -> Result<RawMessage, RecvError> {
         self.release_raw();
         let r = match self.pending.take() {
             Some(v) => Some(v),
-            None => match wait {
-                None => self.ring.poll(&mut self.st, &mut self.buf),
-                Some(t) => self.ring.wait_frame(&mut self.st, &mut self.buf, t),
-            }
-            .map_err(read_err)?,
+            None => self.ring.wait_frame(&mut self.st, &mut self.buf, wait).map_err(read_err)?,
         };
         let view = match r {
             Some(v) => v,
-            None if wait.is_none() => return Err(RecvError::Empty),
+            None if wait == Wait::Now => return Err(RecvError::Empty),
             None => return Err(RecvError::Timeout),
         };
         let data = self.payload(&view).as_ptr();
@@ -329,7 +324,7 @@ impl Subscriber {
     /// returns it again (used when a caller's buffer was too small).
     pub fn unrelease_raw(&mut self) {
         if let Some(v) = self.held.take() {
-            if self.ring.layout.policy == Policy::Overwrite || self.st.group.is_some() {
+            if self.ring.layout.policy == Policy::Overwrite || self.st.is_group_member() {
                 // Overwrite: the copy is in our buffer and the cursor moved
                 // past it. Group member: the group's cursor moved past it;
                 // ours still holds it.
@@ -341,22 +336,22 @@ impl Subscriber {
 
     /// Messages received so far.
     pub fn received(&self) -> u64 {
-        self.st.received
+        self.st.received()
     }
 
     /// Messages lost to overwriting so far (`Overwrite` topics).
     pub fn lost(&self) -> u64 {
-        self.st.lost
+        self.st.lost()
     }
 
     /// Position of the next frame this subscriber reads.
     pub fn position(&self) -> u64 {
-        self.st.cursor
+        self.st.cursor()
     }
 
     /// Index of this subscriber's slot in the topic's table.
     pub fn slot(&self) -> usize {
-        self.st.slot
+        self.st.slot()
     }
 
     #[inline]
@@ -382,6 +377,7 @@ fn payload_in_place<'a>(ring: &'a Ring<Segment>, view: &FrameView) -> &'a [u8] {
 }
 
 /// The payload and metadata of a message seen in [`Subscriber::drain`].
+#[derive(Debug)]
 pub struct MessageRef<'a> {
     data: &'a [u8],
     view: FrameView,

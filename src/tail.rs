@@ -9,8 +9,9 @@
 use std::sync::Arc;
 
 use crate::error::RecvError;
-use crate::ring::{Passive, ReadError, Ring, Start};
+use crate::ring::{Passive, ReadError, Ring};
 use crate::segment::Segment;
+use crate::start::Start;
 
 /// A passive reader. Made by [`crate::Topic::tail`].
 ///
@@ -29,6 +30,7 @@ use crate::segment::Segment;
 /// # drop((tail, ro, topic)); std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Debug)]
 pub struct Tail {
     ring: Arc<Ring<Segment>>,
     pos: u64,

@@ -10,8 +10,9 @@ use crate::layout::{hdr, Layout, Policy};
 use crate::mem::Memory;
 use crate::name::validate_name;
 use crate::producer::Producer;
-use crate::ring::{Ring, Start};
+use crate::ring::Ring;
 use crate::segment::{self, Segment};
+use crate::start::Start;
 use crate::subscriber::Subscriber;
 
 /// Directory used when neither [`Options::dir`] nor `SHMQ_DIR` says otherwise.

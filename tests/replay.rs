@@ -41,7 +41,7 @@ fn seek_by_time_on_block_and_overwrite() {
         for i in 0..50u64 {
             p.publish(&i.to_le_bytes()).unwrap();
         }
-        let cut = shmq::sys::monotonic_ns();
+        let cut = shmq::monotonic_ns();
         for i in 50..80u64 {
             p.publish(&i.to_le_bytes()).unwrap();
         }
@@ -67,7 +67,7 @@ fn replay_by_time_needs_a_topic_with_timestamps() {
     let mut s = t.subscribe().unwrap();
     t.producer().unwrap().publish(b"x").unwrap();
     assert_eq!(s.try_recv().unwrap().timestamp_ns(), 0);
-    let now = shmq::sys::monotonic_ns();
+    let now = shmq::monotonic_ns();
     assert_eq!(t.subscribe_with(Start::Time(now), "").unwrap_err(), SubscribeError::NoTimestamps);
     assert_eq!(t.tail(Start::Time(now)).err(), Some(SubscribeError::NoTimestamps));
     assert!(t.tail(Start::Seq(0)).is_ok());
@@ -103,7 +103,7 @@ fn child() {
     for i in 0..50u64 {
         p.publish(&i.to_le_bytes()).unwrap();
     }
-    println!("READY cut={}", shmq::sys::monotonic_ns());
+    println!("READY cut={}", shmq::monotonic_ns());
     for i in 50..100u64 {
         p.publish(&i.to_le_bytes()).unwrap();
     }

@@ -20,14 +20,17 @@ use std::time::Duration;
 
 use shmq_rs::{
     OpenError, Options, Policy, Producer, ProducerError, PublishError, RecvError, Start, SubscribeError, Subscriber,
-    Topic,
+    Topic, Wait,
 };
 
 /// Opaque topic handle.
+#[derive(Debug)]
 pub struct shmq_topic(Topic);
 /// Opaque producer handle.
+#[derive(Debug)]
 pub struct shmq_producer(Producer);
 /// Opaque subscriber handle.
+#[derive(Debug)]
 pub struct shmq_subscriber(Subscriber);
 
 /// `policy` value: lossless, producers wait for the slowest subscriber.
@@ -39,6 +42,7 @@ pub const SHMQ_ANY: c_int = -1;
 
 /// Topic settings. Mirrors `shmq_options` in `shmq.h` (checked by a test).
 #[repr(C)]
+#[derive(Debug)]
 pub struct shmq_options {
     /// `sizeof(shmq_options)`, set by `shmq_options_init`: lets the struct grow.
     pub size: u32,
@@ -76,6 +80,7 @@ pub const SHMQ_FLAG_TIMESTAMPS: u32 = 2;
 
 /// A received message. Mirrors `shmq_msg` in `shmq.h`.
 #[repr(C)]
+#[derive(Debug)]
 pub struct shmq_msg {
     /// Payload; valid until `shmq_release` or the next receive.
     pub data: *const c_void,
@@ -154,13 +159,13 @@ fn recv_err(e: &RecvError) -> c_int {
 }
 
 /// A negative timeout waits forever; 0 does not wait.
-fn timeout(ns: i64) -> Option<Option<Duration>> {
+fn timeout(ns: i64) -> Wait {
     if ns < 0 {
-        Some(None)
+        Wait::Forever
     } else if ns == 0 {
-        None
+        Wait::Now
     } else {
-        Some(Some(Duration::from_nanos(ns as u64)))
+        Wait::For(Duration::from_nanos(ns as u64))
     }
 }
 
@@ -427,12 +432,7 @@ pub unsafe extern "C" fn shmq_producer_close(p: *mut shmq_producer) {
     }
 }
 
-unsafe fn publish_with(
-    p: *mut shmq_producer,
-    data: *const c_void,
-    len: usize,
-    wait: Option<Option<Duration>>,
-) -> c_int {
+unsafe fn publish_with(p: *mut shmq_producer, data: *const c_void, len: usize, wait: Wait) -> c_int {
     guard(|| {
         if p.is_null() || (data.is_null() && len > 0) {
             return -libc::EINVAL;
@@ -451,9 +451,9 @@ unsafe fn publish_with(
         };
         // The same publish as Rust's (its fast path included).
         let r = match wait {
-            None => prod.try_publish(bytes),
-            Some(None) => prod.publish(bytes),
-            Some(Some(t)) => prod.publish_timeout(bytes, t),
+            Wait::Now => prod.try_publish(bytes),
+            Wait::Forever => prod.publish(bytes),
+            Wait::For(t) => prod.publish_timeout(bytes, t),
         };
         match r {
             Ok(()) => 0,
@@ -486,7 +486,7 @@ pub unsafe extern "C" fn shmq_publish(
 #[no_mangle]
 pub unsafe extern "C" fn shmq_try_publish(p: *mut shmq_producer, data: *const c_void, len: usize) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { publish_with(p, data, len, None) }
+    unsafe { publish_with(p, data, len, Wait::Now) }
 }
 
 /// Reserves `len` bytes in the ring (waiting for room as long as it takes)
@@ -496,22 +496,17 @@ pub unsafe extern "C" fn shmq_try_publish(p: *mut shmq_producer, data: *const c_
 #[no_mangle]
 pub unsafe extern "C" fn shmq_reserve(p: *mut shmq_producer, len: usize, buf: *mut *mut c_void) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { reserve_with(p, len, buf, Some(None)) }
+    unsafe { reserve_with(p, len, buf, Wait::Forever) }
 }
 
 /// As `shmq_reserve`, without waiting: -EAGAIN if the ring is full.
 #[no_mangle]
 pub unsafe extern "C" fn shmq_try_reserve(p: *mut shmq_producer, len: usize, buf: *mut *mut c_void) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { reserve_with(p, len, buf, None) }
+    unsafe { reserve_with(p, len, buf, Wait::Now) }
 }
 
-unsafe fn reserve_with(
-    p: *mut shmq_producer,
-    len: usize,
-    buf: *mut *mut c_void,
-    wait: Option<Option<Duration>>,
-) -> c_int {
+unsafe fn reserve_with(p: *mut shmq_producer, len: usize, buf: *mut *mut c_void, wait: Wait) -> c_int {
     guard(|| {
         if p.is_null() || buf.is_null() {
             return -libc::EINVAL;
@@ -756,7 +751,7 @@ pub unsafe extern "C" fn shmq_flush(p: *mut shmq_producer) -> c_int {
 /// `CLOCK_MONOTONIC` now, in ns: the clock of message timestamps.
 #[no_mangle]
 pub extern "C" fn shmq_now_ns() -> u64 {
-    shmq_rs::sys::monotonic_ns()
+    shmq_rs::monotonic_ns()
 }
 
 /// Frees a subscriber and its slot (releasing a held message).
@@ -768,7 +763,7 @@ pub unsafe extern "C" fn shmq_subscriber_close(s: *mut shmq_subscriber) {
     }
 }
 
-unsafe fn recv_with(s: *mut shmq_subscriber, out: *mut shmq_msg, wait: Option<Option<Duration>>) -> c_int {
+unsafe fn recv_with(s: *mut shmq_subscriber, out: *mut shmq_msg, wait: Wait) -> c_int {
     guard(|| {
         if s.is_null() || out.is_null() {
             return -libc::EINVAL;
@@ -810,7 +805,7 @@ pub unsafe extern "C" fn shmq_recv(s: *mut shmq_subscriber, out: *mut shmq_msg, 
 #[no_mangle]
 pub unsafe extern "C" fn shmq_try_recv(s: *mut shmq_subscriber, out: *mut shmq_msg) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { recv_with(s, out, None) }
+    unsafe { recv_with(s, out, Wait::Now) }
 }
 
 /// Releases the message from the last receive (lets the producer reuse its

@@ -1,13 +1,14 @@
 //! Helpers for the loom scenarios in `tests/`: a small ring over
-//! [`shmq::loom_mem::LoomMem`] running the production algorithm
-//! ([`shmq::ring::Ring`]), and message patterns that make a torn read
+//! [`shmq::__private::loom_mem::LoomMem`] running the production algorithm
+//! ([`shmq::__private::ring::Ring`]), and message patterns that make a torn read
 //! visible.
 
 use loom::sync::Arc;
+use shmq::__private::loom_mem::LoomMem;
+use shmq::__private::mem::Memory;
+use shmq::__private::ring::{FrameView, ProducerState, Ring, SubState, Wait};
 use shmq::layout::{Layout, Policy, HEADER_LINES, LINE, SLOT_SIZE};
-use shmq::loom_mem::LoomMem;
-use shmq::mem::Memory;
-use shmq::ring::{FrameView, ProducerState, Ring, Start, SubState};
+use shmq::Start;
 
 /// The stamp key used in the models (any value works).
 pub const KEY: u64 = 0x5EED_0000_0000_0001;
@@ -62,7 +63,7 @@ pub fn payload(id: u8, len: usize) -> Vec<u8> {
 
 /// Publishes `data` as message `id`, waiting for room.
 pub fn publish(r: &Ring<LoomMem>, st: &mut ProducerState, data: &[u8]) {
-    let c = r.claim_wait(st, data.len(), None).expect("claim");
+    let c = r.claim(st, data.len(), Wait::Forever).expect("claim");
     r.write_payload(&c, data);
     r.commit(st, &c, data.len() as u32, 0);
 }
@@ -70,7 +71,7 @@ pub fn publish(r: &Ring<LoomMem>, st: &mut ProducerState, data: &[u8]) {
 /// Block: waits for the next frame, copies its payload out (a tracked,
 /// non-atomic read of the ring's cells), releases it.
 pub fn recv_block(r: &Ring<LoomMem>, st: &mut SubState) -> Vec<u8> {
-    let v: FrameView = r.wait_frame(st, &mut [], None).expect("read").expect("a frame");
+    let v: FrameView = r.wait_frame(st, &mut [], Wait::Forever).expect("read").expect("a frame");
     let mut out = vec![0; v.len as usize];
     // SAFETY: `v` is a committed frame at this subscriber's cursor; loom
     // reports the read if it is not ordered after the producer's write.

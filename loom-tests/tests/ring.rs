@@ -5,9 +5,10 @@
 //! takes a 32-byte frame, which is how the scenarios force a padding frame.
 
 use loom::thread;
+use shmq::__private::mem::Memory;
+use shmq::__private::ring::{ClaimError, DurableError, Wait};
 use shmq::layout::Policy;
-use shmq::mem::Memory;
-use shmq::ring::{ClaimError, Start};
+use shmq::Start;
 use shmq_loom_tests::{intact, join, model, payload, publish, recv_block, ring, ring_dead_peers};
 
 /// One producer, two subscribers, Block. Message 1 (8 B) and message 2
@@ -144,7 +145,7 @@ fn overwrite_lapped_reader_never_tears_and_counts_exactly() {
                 None => thread::yield_now(),
             }
         }
-        assert_eq!(received + s.lost, 3);
+        assert_eq!(received + s.lost(), 3);
         p.join().unwrap();
     });
 }
@@ -176,7 +177,7 @@ fn producer_sleep_never_misses_a_release() {
         // Two 64-byte frames fill the ring.
         publish(&r, &mut st, &payload(1, 8));
         publish(&r, &mut st, &payload(2, 8));
-        assert_eq!(r.try_claim(&mut st, 8).unwrap_err(), ClaimError::Full);
+        assert_eq!(r.claim(&mut st, 8, Wait::Now).unwrap_err(), ClaimError::Full);
         let rs = r.clone();
         let c = thread::spawn(move || {
             assert_eq!(intact(&recv_block(&rs, &mut s)), 1);
@@ -238,7 +239,7 @@ fn aborted_claim_becomes_padding() {
         let rp = r.clone();
         let p = thread::spawn(move || {
             let mut st = rp.producer_state();
-            let c = rp.try_claim(&mut st, 8).expect("room");
+            let c = rp.claim(&mut st, 8, Wait::Now).expect("room");
             rp.abort(&mut st, &c);
             publish(&rp, &mut st, &payload(5, 8));
             publish(&rp, &mut st, &payload(6, 8));
@@ -246,6 +247,76 @@ fn aborted_claim_becomes_padding() {
         assert_eq!(intact(&recv_block(&r, &mut s)), 5);
         assert_eq!(intact(&recv_block(&r, &mut s)), 6);
         p.join().unwrap();
+    });
+}
+
+/// The same on a multi-producer topic, where a dropped grant becomes
+/// padding through a CAS from the producer's claim mark: the subscriber
+/// that finds the padding stamp must see its length word (mutation
+/// `abort_relaxed`: it reads the old word instead and delivers an empty
+/// message that was never published).
+#[test]
+fn mp_dropped_grant_becomes_padding() {
+    model(|| {
+        let r = ring(1, Policy::Block, true);
+        let mut s = join(&r);
+        let rp = r.clone();
+        let p = thread::spawn(move || {
+            let mut st = rp.producer_state();
+            let c = rp.claim(&mut st, 8, Wait::Now).expect("room");
+            rp.abort(&mut st, &c);
+            publish(&rp, &mut st, &payload(5, 8));
+        });
+        let m = recv_block(&r, &mut s);
+        assert_eq!((intact(&m), m.len()), (5, 8), "the dropped grant is skipped, not delivered");
+        p.join().unwrap();
+    });
+}
+
+/// A durable subscriber's hand-over: its first owner receives message 1,
+/// releases it and leaves (detaches); a second process attaching under the
+/// same name at the same time gets the slot only after that, and resumes
+/// at message 2 (mutation `durable_relaxed`: the take-over CAS no longer
+/// acquires the first owner's cursor, and message 1 is delivered again).
+#[test]
+fn durable_subscriber_resumes_where_its_owner_left() {
+    model(|| {
+        let r = ring(2, Policy::Block, false);
+        let mut a = r.join_durable(b"d").expect("first owner");
+        let mut st = r.producer_state();
+        publish(&r, &mut st, &payload(1, 8));
+        publish(&r, &mut st, &payload(2, 8));
+        let ra = r.clone();
+        let first = thread::spawn(move || {
+            assert_eq!(intact(&recv_block(&ra, &mut a)), 1);
+            ra.leave(&a);
+        });
+        let mut b = loop {
+            match r.join_durable(b"d") {
+                Ok(b) => break b,
+                Err(DurableError::Taken(_)) => thread::yield_now(),
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(intact(&recv_block(&r, &mut b)), 2, "resumes after the last released message");
+        first.join().unwrap();
+    });
+}
+
+/// Two processes create the same durable subscriber at once: the names
+/// lock makes find-or-create atomic, so exactly one holds the name and the
+/// other is told it is taken (mutation `names_lock_relaxed`: the second
+/// holder of the lock can miss the slot the first created, and both
+/// succeed with two slots of one name).
+#[test]
+fn named_slots_are_created_once() {
+    model(|| {
+        let r = ring(2, Policy::Block, false);
+        let rb = r.clone();
+        let other = thread::spawn(move || rb.join_durable(b"n").is_ok());
+        let mine = r.join_durable(b"n").is_ok();
+        let theirs = other.join().unwrap();
+        assert!(mine ^ theirs, "exactly one holds the name (here: {mine}, there: {theirs})");
     });
 }
 
@@ -262,7 +333,7 @@ fn stuck_claim_abort_races_commit() {
         let rp = r.clone();
         let p = thread::spawn(move || {
             let mut st = rp.producer_state();
-            match rp.try_claim(&mut st, 8) {
+            match rp.claim(&mut st, 8, Wait::Now) {
                 Ok(c) => {
                     rp.write_payload(&c, &payload(4, 8));
                     rp.commit(&mut st, &c, 8, 0)
@@ -287,8 +358,8 @@ fn stuck_claim_abort_races_commit() {
                 assert_eq!(intact(&out), 4);
             }
             None => {
-                assert!(!committed, "a committed frame was skipped: cursor {}", s.cursor);
-                assert_eq!(s.cursor, 64, "the aborted claim is skipped whole");
+                assert!(!committed, "a committed frame was skipped: cursor {}", s.cursor());
+                assert_eq!(s.cursor(), 64, "the aborted claim is skipped whole");
             }
         }
     });
@@ -328,7 +399,10 @@ fn group_members_take_each_message_once() {
     });
 }
 
-fn take_until_end(r: &shmq::ring::Ring<shmq::loom_mem::LoomMem>, st: &mut shmq::ring::SubState) -> Vec<u8> {
+fn take_until_end(
+    r: &shmq::__private::ring::Ring<shmq::__private::loom_mem::LoomMem>,
+    st: &mut shmq::__private::ring::SubState,
+) -> Vec<u8> {
     let mut mine = Vec::new();
     loop {
         let id = intact(&recv_block(r, st));

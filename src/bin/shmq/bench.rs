@@ -196,7 +196,7 @@ fn verify(k: u64, buf: &[u8]) -> bool {
 }
 
 fn futex_wait(w: &AtomicU32, v: u32) {
-    shmq::sys::futex_wait(w, v, Some(Duration::from_millis(100)));
+    shmq::__private::sys::futex_wait(w, v, Some(Duration::from_millis(100)));
 }
 
 fn percentiles(mut rtt: Vec<u64>) -> [u64; 5] {
@@ -317,7 +317,7 @@ pub fn child(args: &[String]) -> Result<(), String> {
     let dir = PathBuf::from(args.get(4).ok_or("dir")?);
     let fda = num(5)? as RawFd;
     let fdb = num(6)? as RawFd;
-    shmq::sys::pin_to_cpu(num(7)? as usize);
+    shmq::__private::sys::pin_to_cpu(num(7)? as usize);
     let e = |x: std::io::Error| x.to_string();
     let mut buf = vec![0u8; size.max(8)];
     match (kind, mode) {
@@ -354,7 +354,7 @@ pub fn child(args: &[String]) -> Result<(), String> {
                     futex_wait(a, v);
                 }
                 b.store(i, Ordering::Release);
-                shmq::sys::futex_wake(b);
+                shmq::__private::sys::futex_wake(b);
             }
         }
         ("shmq" | "shmq-ts" | "shmq-block", "lat") => {
@@ -559,7 +559,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
         "frames" => {
             let shm = Shm::create(&dir.join("shm"), Frames::shm_len(size)).map_err(e)?;
             let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (0, 0))?;
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             let (ping, pong) = (Frames::new(&shm, 0, size), Frames::new(&shm, 1, size));
             let mut back = vec![0u8; size];
             for k in 0..rounds {
@@ -577,7 +577,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
         "raw" | "futex" => {
             let shm = Shm::create(&dir.join("shm"), 4096).map_err(e)?;
             let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (0, 0))?;
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             if kind == "raw" {
                 let (a, b) = (shm.u64(0), shm.u64(128));
                 for i in 1..=rounds {
@@ -593,7 +593,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
                 for i in 1..=rounds as u32 {
                     let t = Instant::now();
                     a.store(i, Ordering::Release);
-                    shmq::sys::futex_wake(a);
+                    shmq::__private::sys::futex_wake(a);
                     loop {
                         let v = b.load(Ordering::Acquire);
                         if v == i {
@@ -616,7 +616,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
             let pong = Topic::create("pong", &opts).map_err(|x| x.to_string())?;
             let mut sub = pong.subscribe().map_err(|x| x.to_string())?;
             let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (0, 0))?;
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             let mut p = ping.producer().map_err(|x| x.to_string())?;
             let block = kind == "shmq-block";
             for i in 0..rounds {
@@ -651,7 +651,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
                 (pipe().map_err(e)?, pipe().map_err(e)?)
             };
             let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (their_rd, their_wr))?;
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             if kind == "pipe" {
                 close(their_rd);
                 close(their_wr);
@@ -686,7 +686,7 @@ fn latency(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option<[u
             let a = Mq::open(&format!("/shmq-bench-{tag}-a"), size, true).map_err(e)?;
             let b = Mq::open(&format!("/shmq-bench-{tag}-b"), size, true).map_err(e)?;
             let peer = Peer::start(plan.cpus.1, kind, "lat", size, rounds, dir, (tag, 0))?;
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             for i in 0..rounds {
                 fill(i, &mut buf[..size]);
                 let t = Instant::now();
@@ -718,7 +718,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             let slots = bare_slots(size);
             let shm = Shm::create(&dir.join("shm"), BARE_DATA + slots as usize * size).map_err(e)?;
             peer = Peer::start(plan.cpus.1, kind, "tput", size, count, dir, (0, 0))?;
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             let (head, tail) = (shm.u64(0), shm.u64(128));
             let mut cached_tail = 0u64;
             t = Instant::now();
@@ -744,7 +744,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
                 .timestamps(kind == "shmq-ts");
             let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
             peer = Peer::start(plan.cpus.1, "shmq", "tput", size, count, dir, (0, 0))?;
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             let mut p = topic.producer().map_err(|x| x.to_string())?;
             t = Instant::now();
             for k in 0..count {
@@ -761,7 +761,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             let (theirs, mine) = (rd, wr);
             peer = Peer::start(plan.cpus.1, kind, "tput", size, count, dir, (theirs, 0))?;
             close(theirs);
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             let mut w = stream(mine);
             t = Instant::now();
             for k in 0..count {
@@ -776,7 +776,7 @@ fn throughput(plan: &Plan, kind: &str, size: usize, dir: &Path) -> Result<Option
             let tag = std::process::id() as RawFd;
             let q = Mq::open(&format!("/shmq-bench-{tag}-t"), size, true).map_err(e)?;
             peer = Peer::start(plan.cpus.1, kind, "tput", size, count, dir, (tag, 0))?;
-            shmq::sys::pin_to_cpu(plan.cpus.0);
+            shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             t = Instant::now();
             for k in 0..count {
                 fill(k, &mut buf);
@@ -818,7 +818,7 @@ fn fanout(plan: &Plan, k: usize, dir: &Path) -> Result<f64, String> {
         let cpu = if i % 2 == 0 { plan.cpus.1 } else { plan.cpus.0 };
         peers.push(Peer::start(cpu, "shmq", "tput", size, count, dir, (0, 0))?);
     }
-    shmq::sys::pin_to_cpu(plan.cpus.0);
+    shmq::__private::sys::pin_to_cpu(plan.cpus.0);
     let mut p = topic.producer().map_err(|x| x.to_string())?;
     let t = Instant::now();
     for m in 0..count {

@@ -79,7 +79,7 @@ fn parse_from(s: &str) -> Result<FromArg, String> {
         _ => {
             if let Some(ago) = s.strip_prefix('-') {
                 let d = units::parse_duration(ago)?;
-                Ok(FromArg::Time(shmq::sys::monotonic_ns().saturating_sub(d.as_nanos() as u64)))
+                Ok(FromArg::Time(shmq::__private::sys::monotonic_ns().saturating_sub(d.as_nanos() as u64)))
             } else if let Some(ns) = s.strip_prefix('@') {
                 ns.parse().map(FromArg::Time).map_err(|_| format!("bad time {s:?}: expected @NANOSECONDS"))
             } else {
@@ -546,7 +546,7 @@ fn info(topic: &str, opts: &Options, json: bool) -> R {
         println!("{}", info_json(&i, &users));
         return Ok(());
     }
-    let now_unix = shmq::sys::unix_ns();
+    let now_unix = shmq::__private::sys::unix_ns();
     println!("topic        {}  ({})", i.name, t.path().display());
     println!(
         "layout       version {}, capacity {}, max message {}",
@@ -568,7 +568,7 @@ fn info(topic: &str, opts: &Options, json: bool) -> R {
     match i.producer_pid {
         Some(p) => println!(
             "producer     pid {p} ({})",
-            if shmq::sys::is_alive(p, 0) { "alive" } else { "dead: `shmq repair` recovers" }
+            if shmq::__private::sys::is_alive(p, 0) { "alive" } else { "dead: `shmq repair` recovers" }
         ),
         None if i.multi_producer => {
             println!("producer     (multi-producer topics do not register producers)")
@@ -926,7 +926,7 @@ fn gc(dir: &Path, opts: &Options, dry_run: bool) -> R {
         }
     }
     for tmp in temps {
-        let dead = temp_creator(&tmp).is_none_or(|pid| shmq::sys::process_start(pid).is_none());
+        let dead = temp_creator(&tmp).is_none_or(|pid| shmq::__private::sys::process_start(pid).is_none());
         if dead {
             if !dry_run {
                 std::fs::remove_file(dir.join(&tmp)).map_err(|e| fail(format!("removing {tmp}: {e}")))?;

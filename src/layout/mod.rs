@@ -32,6 +32,9 @@
 
 use crate::error::OpenError;
 
+mod words;
+pub use words::{LenType, Owner, ProducerOwner, SlotName, Stamp, StampState, IDLE, MAX_POS};
+
 /// First eight bytes of every topic file: `"SHMQRING"` in little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// Layout version; bumped on any incompatible change of this file's format.
@@ -119,7 +122,8 @@ pub mod prod {
     pub const NEXT_SEQ: usize = BASE + 24;
     /// u64 bumped by every subscriber that joins a `Block` topic.
     pub const JOIN_EPOCH: usize = BASE + 32;
-    /// u64 single producer: owner pid (low 32 bits) | 1 << 32 when held.
+    /// u64 single producer: a [`super::ProducerOwner`], the owner's pid
+    /// (low 32 bits) | 1 << 32 when held.
     pub const OWNER: usize = BASE + 40;
     /// u64 single producer: owner's process start time (clock ticks).
     pub const OWNER_START: usize = BASE + 48;
@@ -161,7 +165,7 @@ pub mod ctr {
     pub const REAPED: usize = BASE + 24;
     /// u64 stuck frames turned into padding by repair.
     pub const REPAIRED: usize = BASE + 32;
-    /// u64 owner word (pid | start << 32) of the process creating a named
+    /// u64 [`super::Owner`] (pid | start << 32) of the process creating a named
     /// slot (durable subscriber or consumer group), 0 when free: makes
     /// find-or-create of a name atomic.
     pub const NAMES_LOCK: usize = BASE + 40;
@@ -179,11 +183,12 @@ pub mod slot {
     pub const CURSOR: usize = 8;
     /// u32 group member: index of its group's record slot.
     pub const GROUP: usize = 16;
-    /// Cursor value of a group member that holds nothing (never gates).
-    pub const IDLE: u64 = 1 << 62;
-    /// u64 owner: pid (low 32 bits) | low 32 bits of its start time
-    /// (high 32 bits), so one CAS changes owners; 0 for a detached durable
-    /// subscriber.
+    /// Cursor value of a group member that holds nothing (never gates):
+    /// [`super::IDLE`].
+    pub const IDLE: u64 = super::IDLE;
+    /// u64 owner, a [`super::Owner`]: pid (low 32 bits) | low 32 bits of
+    /// its start time (high 32 bits), so one CAS changes owners; 0 for a
+    /// detached durable subscriber.
     pub const PID: usize = 128;
     /// u64 owner process start time (clock ticks since boot).
     pub const START: usize = 136;
@@ -193,7 +198,7 @@ pub mod slot {
     pub const LOST: usize = 152;
     /// u64 last time the owner touched the slot (monotonic ns).
     pub const SEEN_NS: usize = 160;
-    /// 32 bytes: optional name (NUL padded).
+    /// 32 bytes: optional name, a [`super::SlotName`] (NUL padded).
     pub const NAME: usize = 168;
     /// u64 sequence number the subscriber expects next (for lag display).
     pub const NEXT_SEQ: usize = 200;
@@ -224,11 +229,13 @@ pub mod slot {
     }
 }
 
-/// Offsets inside a frame, relative to the frame's start.
+/// Offsets inside a frame, relative to the frame's start (bit diagram:
+/// [`super::Stamp`] and the `words` module).
 pub mod frame {
-    /// u64 stamp: the frame's absolute position XOR the topic's stamp key.
+    /// u64 [`super::Stamp`]: the frame's absolute position XOR the topic's
+    /// stamp key, with state bits while a multi-producer claim is open.
     pub const STAMP: usize = 0;
-    /// u64 length (low 32 bits) | type (high 32 bits).
+    /// u64 [`super::LenType`]: length (low 32 bits) | type (high 32 bits).
     pub const LEN_TYPE: usize = 8;
     /// u64 publish time, `CLOCK_MONOTONIC` nanoseconds.
     pub const TIMESTAMP: usize = 16;
@@ -240,6 +247,7 @@ pub mod frame {
 
 /// What a `Block` or `Overwrite` topic does when a subscriber falls behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "lowercase"))]
 pub enum Policy {
     /// Lossless: a producer never overwrites bytes an active subscriber has
     /// not released; when the ring is full it waits or returns `Full`.

@@ -1,0 +1,249 @@
+//! Consumer groups: members share one stream, and each message goes to
+//! exactly one member (the Disruptor's work pool).
+//!
+//! The group's *record* is a slot owned by no process whose cursor is the
+//! group's claim cursor: a member takes the next frame by CASing it past
+//! the frame (`Release`), after *announcing* the frame in its own slot's
+//! cursor, which then gates the producer until the member releases it
+//! ([`slot::IDLE`] again). The producer's scan reads the record before the
+//! members (`scan_min_cursor`), so it sees every announcement a taken
+//! frame needs. A member that dies holding a message has it redelivered
+//! to another member, which adopts the dead member's slot.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use super::reading::STUCK_POLLS;
+use super::{sane_pos, FrameView, ReadError, Ring, SubState, LIVENESS_CHECK_NS};
+use crate::layout::{ctr, frame, slot, LenType, Owner, SlotName, Stamp, StampState, FRAME_HEADER, MAX_POS};
+use crate::mem::Memory;
+use crate::start::Start;
+
+impl<M: Memory> Ring<M> {
+    /// The record slot of consumer group `name`.
+    fn find_group(&self, key: &SlotName) -> Option<usize> {
+        (0..self.layout.max_subscribers as usize).find(|&i| {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the Release store of ACTIVE by the record's
+            // creator, so its name and flags are complete.
+            self.mem.load32(s + slot::STATE, Acquire) == slot::state::ACTIVE
+                && self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::GROUP != 0
+                && self.name_is(s, key)
+        })
+    }
+
+    /// Joins consumer group `name` (`Block` topics): creates the group's
+    /// record at the newest message if it does not exist, then takes a
+    /// member slot. Each message goes to exactly one member (work sharing,
+    /// as in the Disruptor's work pool).
+    pub fn join_group(&self, name: &[u8]) -> Option<SubState> {
+        let key = SlotName::new(name);
+        // Find-or-create under the names lock (see `join_durable`).
+        let g = self.with_names_lock(|| {
+            if let Some(g) = self.find_group(&key) {
+                return Some(g);
+            }
+            let st = self.join_as(Start::Newest, key.as_bytes(), slot::flags::GROUP)?;
+            // Relaxed: the record belongs to no process, so no reaper ever
+            // frees it.
+            self.mem.store64(self.layout.slot(st.slot) + slot::PID, 0, Relaxed);
+            Some(st.slot)
+        })?;
+        let m = self.take_slot(slot::flags::MEMBER, &key)?;
+        let s = self.layout.slot(m);
+        // Relaxed: published by the Release store of ACTIVE below.
+        self.mem.store32(s + slot::GROUP, g as u32, Relaxed);
+        self.mem.store64(s + slot::CURSOR, slot::IDLE, Relaxed);
+        // Release: publishes the fields above to scans and reapers.
+        self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
+        let mut st = SubState::new(m, slot::IDLE);
+        st.group = Some(g);
+        Some(st)
+    }
+
+    /// Group member: takes the group's next message (exactly one member
+    /// gets each), or redelivers a dead member's unreleased one.
+    #[inline(never)]
+    pub(super) fn group_take(&self, st: &mut SubState, g: usize) -> Result<Option<FrameView>, ReadError> {
+        if let Some(v) = self.adopt_dead(st, g)? {
+            return Ok(Some(v));
+        }
+        let gs = self.layout.slot(g);
+        let ms = self.layout.slot(st.slot);
+        let mut passes = 0u64;
+        loop {
+            // Acquire: pairs with other members' Release CAS of the group
+            // cursor, and (through the stamp) with the producer's commit.
+            // Compute with the sane position, CAS the raw word: a corrupt
+            // (unaligned) cursor is then replaced instead of failing every
+            // CAS forever (found by tests/hostile.rs, like the tail's).
+            let raw = self.mem.load64(gs + slot::CURSOR, Acquire);
+            let next = sane_pos(raw);
+            // Each pass skips a frame or retries a lost race; more passes
+            // than the ring has frames means the memory is corrupt (a cursor
+            // pinned at the clamp skipped the same frame forever: found by
+            // tests/hostile.rs).
+            passes += 1;
+            if raw >= MAX_POS || passes > self.cap() / FRAME_HEADER as u64 + 64 {
+                return Err(ReadError::Corrupt(format!("group cursor {raw:#x} does not advance")));
+            }
+            let off = self.layout.frame_at(next);
+            // Acquire: pairs with the producer's Release stamp store.
+            let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+            let state = Stamp::state(stamp, next, self.key());
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            if !matches!(state, StampState::Committed | StampState::Aborted) {
+                if self.layout.multi_producer {
+                    st.cursor = next;
+                    st.idle += 1;
+                    if st.idle >= STUCK_POLLS {
+                        st.idle = 0;
+                        if self.unstick(st) {
+                            continue;
+                        }
+                    }
+                }
+                return Ok(None);
+            }
+            let Some(size) = self.frame_len_of(next, lt) else {
+                if self.load_pos(gs + slot::CURSOR, Acquire) != next {
+                    continue; // another member moved on; what we read may be reused
+                }
+                return Err(ReadError::Corrupt(format!(
+                    "frame at position {next}: length/type word {lt:#x} is invalid"
+                )));
+            };
+            let skip = state == StampState::Aborted || LenType::from_raw(lt).is_padding();
+            if !skip {
+                // Announce the frame before taking it (see `scan_min_cursor`).
+                self.mem.store64(ms + slot::CURSOR, next, Relaxed);
+            }
+            // Release: our announcement (above) is visible to a producer
+            // that reads the new group cursor with Acquire.
+            if self.mem.cas64(gs + slot::CURSOR, raw, next + size, Release, Relaxed).is_err() {
+                if !skip {
+                    // Withdraw the announcement, and wake a producer that
+                    // saw it and went to sleep (loom found this lost wake:
+                    // `group_members_take_each_message_once`).
+                    self.mem.store64(ms + slot::CURSOR, slot::IDLE, Release);
+                    #[cfg(not(shmq_mutation = "group_no_wake"))]
+                    self.wake_space();
+                }
+                continue;
+            }
+            if skip {
+                self.wake_space();
+                continue;
+            }
+            st.cursor = next;
+            return Ok(Some(self.view_at(next, lt, size)));
+        }
+    }
+
+    /// Group member: a dead member's unreleased message, taken over (at
+    /// most every [`LIVENESS_CHECK_NS`]); dead idle members are freed.
+    fn adopt_dead(&self, st: &mut SubState, g: usize) -> Result<Option<FrameView>, ReadError> {
+        let now = self.mem.now_ns();
+        if st.last_check != 0 && now.saturating_sub(st.last_check) < LIVENESS_CHECK_NS {
+            return Ok(None);
+        }
+        st.last_check = now.max(1);
+        let (pid, start) = self.mem.self_id();
+        for i in 0..self.layout.max_subscribers as usize {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the member's Release store of ACTIVE.
+            if i == st.slot
+                || self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE
+                || self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::MEMBER == 0
+                || self.mem.load32(s + slot::GROUP, Relaxed) as usize != g
+            {
+                continue;
+            }
+            let owner = Owner::from_raw(self.mem.load64(s + slot::PID, Relaxed));
+            if self.mem.is_alive(owner.pid(), owner.start()) {
+                continue;
+            }
+            // Acquire: pairs with the dead member's Release stores, so its
+            // announced cursor is the frame it held.
+            if self.mem.cas64(s + slot::PID, owner.raw(), Owner::new(pid, start).raw(), Acquire, Relaxed).is_err() {
+                continue;
+            }
+            let p = self.load_pos(s + slot::CURSOR, Acquire);
+            if p >= slot::IDLE {
+                // Held nothing: free the slot.
+                if self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed).is_ok() {
+                    self.mem.add64(ctr::REAPED, 1, Relaxed);
+                }
+                continue;
+            }
+            // Its cursor still gates the frame at p: deliver it again.
+            let off = self.layout.frame_at(p);
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            // Acquire: pairs with the producer's Release stamp store.
+            let ok = self.mem.load64(off + frame::STAMP, Acquire) == Stamp::committed(p, self.key()).raw();
+            // A member only ever announces a message, never padding: a
+            // padding length word here is corrupt (and as a payload length
+            // it could reach past the end of the ring).
+            let is_pad = LenType::from_raw(lt).is_padding();
+            let (Some(size), true, false) = (self.frame_len_of(p, lt), ok, is_pad) else {
+                return Err(ReadError::Corrupt(format!("redelivered frame at position {p} is not intact")));
+            };
+            self.mem.add64(ctr::REAPED, 1, Relaxed);
+            st.adopted = Some(i);
+            st.cursor = p;
+            return Ok(Some(self.view_at(p, lt, size)));
+        }
+        Ok(None)
+    }
+
+    /// Group member: releases the message it holds (its own, or one it
+    /// redelivered for a dead member, whose slot it then frees).
+    pub(super) fn group_release(&self, st: &mut SubState) {
+        let s = self.layout.slot(st.slot);
+        // Relaxed: statistics for inspectors.
+        self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
+        if let Some(dead) = st.adopted.take() {
+            // Release: our reads of the frame happen before a producer that
+            // sees the slot free overwrites it.
+            let _ = self.mem.cas32(
+                self.layout.slot(dead) + slot::STATE,
+                slot::state::ACTIVE,
+                slot::state::FREE,
+                Release,
+                Relaxed,
+            );
+        } else {
+            // Release: as above, for our own announced frame.
+            self.mem.store64(s + slot::CURSOR, slot::IDLE, ord!(Release, "cursor_relaxed", Relaxed));
+        }
+        st.cursor = slot::IDLE;
+        self.wake_space();
+    }
+
+    /// Removes consumer group `name` (its cursor stops gating). `Err(n)`
+    /// if `n` live members are in it.
+    pub fn remove_group(&self, name: &[u8]) -> Result<bool, usize> {
+        let Some(g) = self.find_group(&SlotName::new(name)) else {
+            return Ok(false);
+        };
+        let live = (0..self.layout.max_subscribers as usize)
+            .filter(|&i| {
+                let s = self.layout.slot(i);
+                let owner = Owner::from_raw(self.mem.load64(s + slot::PID, Relaxed));
+                // Acquire: pairs with the member's Release store of ACTIVE.
+                self.mem.load32(s + slot::STATE, Acquire) == slot::state::ACTIVE
+                    && self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::MEMBER != 0
+                    && self.mem.load32(s + slot::GROUP, Relaxed) as usize == g
+                    && self.mem.is_alive(owner.pid(), owner.start())
+            })
+            .count();
+        if live > 0 {
+            return Err(live);
+        }
+        let s = self.layout.slot(g);
+        self.mem.store32(s + slot::FLAGS, 0, Relaxed);
+        // Release: the record stops gating.
+        let _ = self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
+        self.wake_space();
+        Ok(true)
+    }
+}

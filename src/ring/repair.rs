@@ -1,0 +1,253 @@
+//! Liveness and repair: what keeps a crashed peer from stalling the others.
+//!
+//! - A blocked `Block` producer reaps the slots of subscribers whose
+//!   process is gone (at most every `LIVENESS_CHECK_NS`); a durable
+//!   subscriber's slot is only detached (its cursor keeps gating until it
+//!   returns or expires).
+//! - A single producer that attaches after a dead owner turns that owner's
+//!   unfinished claim into padding ([`Ring::repair_single_claim`]).
+//! - A multi-producer claim whose producer died between its tail CAS and
+//!   its commit is aborted by a waiting subscriber after two liveness
+//!   timeouts ([`Ring::unstick`]; "Stuck claims" in the [`super`] docs).
+//!
+//! Whether a process is alive is the [`Memory`] seam's question
+//! (`is_alive`); the owner words it is asked about are [`Owner`]s.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use super::reading::Stuck;
+use super::{ProducerState, Ring, SubState, LIVENESS_CHECK_NS};
+use crate::layout::{ctr, frame, prod, slot, wake, LenType, Owner, Stamp, StampState, FRAME_HEADER};
+use crate::mem::Memory;
+
+impl<M: Memory> Ring<M> {
+    /// A blocked producer reclaims the slots of dead subscribers (at most
+    /// every [`LIVENESS_CHECK_NS`]).
+    pub(super) fn check_liveness(&self, st: &mut ProducerState) {
+        let now = self.mem.now_ns();
+        if st.last_liveness_check != 0 && now.saturating_sub(st.last_liveness_check) < LIVENESS_CHECK_NS {
+            return;
+        }
+        st.last_liveness_check = now.max(1);
+        if self.reap_dead() > 0 {
+            st.force_rescan();
+        }
+    }
+
+    /// Frees the slots of subscribers whose process is gone. Returns how many.
+    pub fn reap_dead(&self) -> u32 {
+        let mut reaped = 0;
+        for i in 0..self.layout.max_subscribers as usize {
+            let s = self.layout.slot(i);
+            // Acquire: pairs with the Release store of ACTIVE, so pid and
+            // start time below are the owner's.
+            if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
+                continue;
+            }
+            let owner = self.mem.load64(s + slot::PID, Relaxed);
+            let flags = self.mem.load32(s + slot::FLAGS, Relaxed);
+            if flags & slot::flags::DURABLE != 0 {
+                reaped += self.reap_durable(s, Owner::from_raw(owner));
+                continue;
+            }
+            if flags & slot::flags::GROUP != 0 {
+                continue; // a group's record belongs to no process
+            }
+            if flags & slot::flags::MEMBER != 0 && self.load_pos(s + slot::CURSOR, Relaxed) < slot::IDLE {
+                continue; // a dead member's message is redelivered by the group
+            }
+            let pid = Owner::from_raw(owner).pid();
+            let start = self.mem.load64(s + slot::START, Relaxed);
+            if pid != 0 && !self.mem.is_alive(pid, start) {
+                // Relaxed: the slot's owner is gone; a new owner claims with
+                // an Acquire CAS and rewrites everything.
+                if self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Relaxed, Relaxed).is_ok() {
+                    self.mem.add64(ctr::REAPED, 1, Relaxed);
+                    reaped += 1;
+                }
+            }
+        }
+        if reaped > 0 {
+            // Producers sleeping on space look again.
+            self.wake_all(wake::SPACE_FUTEX);
+        }
+        reaped
+    }
+
+    /// A durable slot whose owner died is detached (owner 0), not freed: its
+    /// cursor keeps gating until the owner returns. One detached longer
+    /// than the topic's durable expiry is expired (stops gating). Returns
+    /// 1 if it expired the slot (which frees room), else 0.
+    fn reap_durable(&self, s: usize, owner: Owner) -> u32 {
+        let now = self.mem.now_ns();
+        if !owner.is_none() {
+            if !self.mem.is_alive(owner.pid(), owner.start())
+                && self.mem.cas64(s + slot::PID, owner.raw(), Owner::NONE.raw(), Relaxed, Relaxed).is_ok()
+            {
+                // Relaxed: when it was detached, for the expiry; a counter.
+                self.mem.store64(s + slot::SEEN_NS, now, Relaxed);
+                self.mem.add64(ctr::REAPED, 1, Relaxed);
+            }
+            return 0;
+        }
+        let expiry = self.layout.durable_expiry_ms as u64 * 1_000_000;
+        let since = self.mem.load64(s + slot::SEEN_NS, Relaxed);
+        if expiry > 0 && now.saturating_sub(since) > expiry {
+            // Relaxed: the cursor stops gating; the bytes behind it are
+            // nobody's any more (its owner is told when it returns).
+            if self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::EXPIRED, Relaxed, Relaxed).is_ok() {
+                return 1;
+            }
+        }
+        0
+    }
+
+    /// Single producer taking over from a dead owner: commits every frame
+    /// of the dead owner's last claim that is not committed as padding, so
+    /// subscribers move on. Returns how many frames were repaired.
+    pub fn repair_single_claim(&self, st: &mut ProducerState) -> u32 {
+        let tail = st.tail;
+        let mut p = self.load_pos(prod::CLAIM_START, Relaxed);
+        if p > tail || tail - p > self.max_claim() {
+            return 0;
+        }
+        let mut repaired = 0;
+        while p < tail {
+            let off = self.layout.frame_at(p);
+            // Acquire: pairs with the dead owner's Release stamp store.
+            let committed = self.mem.load64(off + frame::STAMP, Acquire) == Stamp::committed(p, self.key()).raw();
+            let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+            match (committed, self.frame_len_of(p, lt)) {
+                (true, Some(size)) if p + size <= tail => p += size,
+                _ => {
+                    let size = (tail - p).min(self.layout.room_to_end(p));
+                    self.write_padding(p, size);
+                    repaired += 1;
+                    p += size;
+                }
+            }
+        }
+        if repaired > 0 {
+            self.mem.add64(ctr::REPAIRED, repaired as u64, Relaxed);
+            self.after_commit(st);
+        }
+        repaired
+    }
+
+    /// Multi-producer `Block`: called while the cursor waits at a frame that
+    /// is not committed although the tail is past it. After the topic's
+    /// liveness timeout it finds where the stuck claim ends (the next marked
+    /// frame, or the tail); after a second timeout, if the end is the same
+    /// and the claim's marked owner is dead (or it has no mark), it aborts
+    /// the claim so every subscriber goes on. Returns whether the frame at
+    /// the cursor can now be read or skipped.
+    pub fn unstick(&self, st: &mut SubState) -> bool {
+        let q = st.cursor;
+        let off = self.layout.frame_at(q);
+        let key = self.key();
+        // Acquire: pairs with the producer's Release mark (and the owner
+        // word below), or with another subscriber's Release abort.
+        let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+        let state = Stamp::state(stamp, q, key);
+        if matches!(state, StampState::Committed | StampState::Aborted) {
+            st.stuck = None;
+            return true;
+        }
+        // Relaxed: only tells whether anything was claimed beyond q.
+        let tail = self.load_pos(prod::TAIL, Relaxed);
+        if tail <= q {
+            st.stuck = None;
+            return false;
+        }
+        let now = self.mem.now_ns();
+        let timeout = self.layout.liveness_ms as u64 * 1_000_000;
+        let candidate = match st.stuck {
+            Some(Stuck { at, since_ns, end }) if at == q => {
+                if now.saturating_sub(since_ns) < timeout {
+                    return false;
+                }
+                end
+            }
+            _ => {
+                st.stuck = Some(Stuck { at: q, since_ns: now, end: 0 });
+                return false;
+            }
+        };
+        if state == StampState::Claimed {
+            // Relaxed: ordered after the Acquire stamp load; a producer that
+            // commits meanwhile makes the CAS below fail.
+            let owner = Owner::from_raw(self.mem.load64(off + frame::TIMESTAMP, Relaxed));
+            if self.mem.is_alive(owner.pid(), owner.start()) {
+                // A live producer is never skipped; look again later.
+                st.stuck = Some(Stuck { at: q, since_ns: now, end: 0 });
+                return false;
+            }
+        }
+        // The claim ends at the next marked frame or at the tail. Abort only
+        // if a second look, a timeout later, finds the same end: a live
+        // producer that had claimed but not yet marked the next frame has
+        // marked it by then, so its claim is never swallowed.
+        let Some(end) = self.next_boundary(q, tail) else {
+            return false;
+        };
+        if end != candidate {
+            st.stuck = Some(Stuck { at: q, since_ns: now, end });
+            return false;
+        }
+        // Take the stamp first (ABORTING), then write the skip length, then
+        // stamp ABORTED: writing the length before taking the stamp could
+        // overwrite the length of a frame committed meanwhile (loom found
+        // this: `stuck_claim_abort_races_commit`). Relaxed: nothing to
+        // publish yet; the Release store below publishes the length.
+        let first = (end - q).min(self.layout.room_to_end(q));
+        #[cfg(shmq_mutation = "abort_len_first")]
+        let ok = {
+            self.mem.store64(off + frame::LEN_TYPE, LenType::padding(first).raw(), Relaxed);
+            self.mem.cas64(off + frame::STAMP, stamp, Stamp::aborted(q, key).raw(), Release, Relaxed).is_ok()
+        };
+        #[cfg(not(shmq_mutation = "abort_len_first"))]
+        let ok = self.mem.cas64(off + frame::STAMP, stamp, Stamp::aborting(q, key).raw(), Relaxed, Relaxed).is_ok();
+        if ok {
+            self.mem.store64(off + frame::LEN_TYPE, LenType::padding(first).raw(), Relaxed);
+            if first < end - q {
+                // The claim wrapped: the rest lies at the start of the ring.
+                self.write_padding(q + first, end - q - first);
+            }
+            // Release: publishes the length word to readers' Acquire load.
+            self.mem.store64(
+                off + frame::STAMP,
+                Stamp::aborted(q, key).raw(),
+                ord!(Release, "aborted_relaxed", Relaxed),
+            );
+        }
+        self.aborted(st, ok)
+    }
+
+    /// Bookkeeping after an abort attempt of [`Ring::unstick`].
+    fn aborted(&self, st: &mut SubState, ok: bool) -> bool {
+        st.stuck = None;
+        if ok {
+            // Relaxed: statistics; other sleeping subscribers look again.
+            self.mem.add64(ctr::REPAIRED, 1, Relaxed);
+            self.wake_all(wake::DATA_FUTEX);
+        }
+        true
+    }
+
+    /// The first position after `q` (at most a claim away) where a frame
+    /// was marked, committed or aborted, else the tail if that is within a
+    /// claim; `None` if neither is (then nothing is aborted).
+    fn next_boundary(&self, q: u64, tail: u64) -> Option<u64> {
+        let limit = tail.min(q + self.max_claim());
+        let mut p = q + FRAME_HEADER as u64;
+        while p < limit {
+            // Relaxed: a hint only; the abort CAS is what decides.
+            let stamp = self.mem.load64(self.layout.frame_at(p) + frame::STAMP, Relaxed);
+            if Stamp::state(stamp, p, self.key()) != StampState::Stale {
+                return Some(p);
+            }
+            p += FRAME_HEADER as u64;
+        }
+        (tail <= limit).then_some(tail)
+    }
+}

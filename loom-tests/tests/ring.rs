@@ -320,6 +320,44 @@ fn named_slots_are_created_once() {
     });
 }
 
+/// A multi-producer died holding a claim; one subscriber aborts it (every
+/// peer looks dead here, and each clock read is a second later, so its
+/// third look aborts) while another looks at the same frame a few times.
+/// Whenever the other one moves on, it has skipped the aborted claim
+/// whole: the `Release` of the `ABORTED` stamp publishes the skip length
+/// to its `Acquire` load (mutation `aborted_relaxed`: it can find the
+/// stamp but the claim's old length word, and skip 32 bytes instead of 64).
+#[test]
+fn another_subscriber_skips_an_aborted_claim() {
+    model(|| {
+        let r = ring_dead_peers(2, Policy::Block, true);
+        let mut a = join(&r);
+        let mut b = join(&r);
+        let mut st = r.producer_state();
+        let _dead = r.claim(&mut st, 8, Wait::Now).expect("room"); // never committed
+        let rb = r.clone();
+        let other = thread::spawn(move || {
+            // A bounded look: no spinning on a peer.
+            for _ in 0..2 {
+                assert_eq!(rb.peek(&mut b).expect("an aborted claim is skipped, not corrupt"), None);
+                if b.cursor() != 0 {
+                    assert_eq!(b.cursor(), 64, "the aborted claim is skipped whole");
+                    break;
+                }
+                thread::yield_now();
+            }
+        });
+        let mut looks = 0;
+        while !r.unstick(&mut a) {
+            looks += 1;
+            assert!(looks < 3, "aborted on the third look");
+        }
+        assert_eq!(r.peek(&mut a).expect("skip"), None);
+        assert_eq!(a.cursor(), 64, "the aborted claim is skipped whole");
+        other.join().unwrap();
+    });
+}
+
 /// Multi-producer stuck-claim recovery racing a live producer that looks
 /// dead (every peer does here, and each clock read is a second later, so
 /// the subscriber aborts whatever it finds unfinished, marked or not): the

@@ -15,6 +15,13 @@
 //! alive, except in memory made by [`LoomMem::with_dead_peers`], where
 //! every peer looks dead and each clock read jumps a second (so every
 //! liveness timeout has passed: the worst case for stuck-claim recovery).
+//!
+//! Process identity: every loom thread is pid 1 unless it calls
+//! [`set_pid`]; [`LoomMem::kill`] ends a pid (below 64). Death is observed
+//! through the kernel, as in production (a process's exit, then `/proc` or
+//! a lock test in another process, are ordered by the kernel): `kill` is a
+//! `Release` and `is_alive` an `Acquire` on a word of the model, so what a
+//! process wrote before it died is visible to whoever sees it dead.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,6 +31,15 @@ use loom::sync::atomic::{AtomicU32, AtomicU64};
 use loom::sync::{Condvar, Mutex};
 
 use crate::mem::Memory;
+
+loom::thread_local! {
+    static PID: std::cell::Cell<u32> = std::cell::Cell::new(1);
+}
+
+/// Makes the calling loom thread the process `pid` (for [`LoomMem::kill`]).
+pub fn set_pid(pid: u32) {
+    PID.with(|p| p.set(pid));
+}
 
 /// A segment of `len` bytes whose payload region starts at `data_offset`.
 #[derive(Debug)]
@@ -35,6 +51,10 @@ pub struct LoomMem {
     lock: Mutex<()>,
     cv: Condvar,
     dead_peers: bool,
+    /// Each clock read is a second later (every liveness timeout passes).
+    fast_clock: bool,
+    /// Bit `p`: pid `p` has ended ([`LoomMem::kill`]); the kernel's word.
+    dead: AtomicU64,
     clock: std::sync::atomic::AtomicU64,
 }
 
@@ -50,6 +70,8 @@ impl LoomMem {
             lock: Mutex::new(()),
             cv: Condvar::new(),
             dead_peers: false,
+            fast_clock: false,
+            dead: AtomicU64::new(0),
             clock: std::sync::atomic::AtomicU64::new(1),
         }
     }
@@ -57,7 +79,20 @@ impl LoomMem {
     /// As [`LoomMem::new`], but every peer looks dead and time runs fast
     /// (see the module docs).
     pub fn with_dead_peers(len: usize, data_offset: usize) -> LoomMem {
-        LoomMem { dead_peers: true, ..LoomMem::new(len, data_offset) }
+        LoomMem { dead_peers: true, fast_clock: true, ..LoomMem::new(len, data_offset) }
+    }
+
+    /// As [`LoomMem::new`], but each clock read is a second later, so every
+    /// liveness check is due and every timeout has passed; peers are alive
+    /// until [`LoomMem::kill`]ed.
+    pub fn with_fast_clock(len: usize, data_offset: usize) -> LoomMem {
+        LoomMem { fast_clock: true, ..LoomMem::new(len, data_offset) }
+    }
+
+    /// Ends the process `pid`: from now on `is_alive` says it is dead.
+    pub fn kill(&self, pid: u32) {
+        assert!(pid < 64, "model pids are below 64");
+        self.dead.fetch_or(1 << pid, Ordering::Release);
     }
 
     fn w(&self, off: usize) -> &AtomicU64 {
@@ -156,17 +191,17 @@ impl Memory for LoomMem {
         1
     }
     fn now_ns(&self) -> u64 {
-        if self.dead_peers {
+        if self.fast_clock {
             // Not a loom atomic: the model's clock, not shared state under test.
             self.clock.fetch_add(1_000_000_000, Ordering::Relaxed)
         } else {
             1
         }
     }
-    fn is_alive(&self, _pid: u32, _start: u64) -> bool {
-        !self.dead_peers
+    fn is_alive(&self, pid: u32, _start: u64) -> bool {
+        !self.dead_peers && (pid >= 64 || self.dead.load(Ordering::Acquire) & (1 << pid) == 0)
     }
     fn self_id(&self) -> (u32, u64) {
-        (1, 1)
+        (PID.with(|p| p.get()), 1)
     }
 }

@@ -33,6 +33,12 @@ pub fn ring_dead_peers(subscribers: u32, policy: Policy, multi: bool) -> Arc<Rin
     make_ring(subscribers, policy, multi, LoomMem::with_dead_peers)
 }
 
+/// As [`ring`], over memory whose clock runs fast
+/// ([`LoomMem::with_fast_clock`]): every liveness check is due.
+pub fn ring_fast_clock(subscribers: u32, policy: Policy, multi: bool) -> Arc<Ring<LoomMem>> {
+    make_ring(subscribers, policy, multi, LoomMem::with_fast_clock)
+}
+
 fn make_ring(subscribers: u32, policy: Policy, multi: bool, mem: fn(usize, usize) -> LoomMem) -> Arc<Ring<LoomMem>> {
     let mut layout = Layout::new(256, MAX, subscribers, policy, multi, KEY).expect("valid layout");
     layout.capacity = CAP;

@@ -107,9 +107,12 @@ impl<M: Memory> Ring<M> {
         // owner after a crash (which acquires ownership first).
         self.mem.store64(prod::NEXT_SEQ, st.next_seq, Relaxed);
         self.mem.store64(prod::BYTES, st.bytes, Relaxed);
-        // Release: a reader that loads LAST with Acquire and finds the
-        // frame's stamp sees a committed frame (it validates anyway).
-        self.mem.store64(prod::LAST, pos + 1, Release);
+        // Relaxed: a hint for readers positioning at the newest frame;
+        // they validate the frame it names by its stamp (Acquire) and the
+        // tail, so this store publishes nothing (an Acquire/Release pair
+        // here was only defensive: loom's `last_acquire` mutation of the
+        // reader's side went unnoticed).
+        self.mem.store64(prod::LAST, pos + 1, Relaxed);
         self.after_commit(st);
     }
 

@@ -97,7 +97,9 @@ impl<M: Memory> Ring<M> {
     pub(super) fn header_validated(&self, p: u64) -> Option<Header> {
         let off = self.layout.frame_at(p);
         // Acquire: pairs with the producer's Release stamp store.
-        if self.mem.load64(off + frame::STAMP, Acquire) != Stamp::committed(p, self.key()).raw() {
+        if self.mem.load64(off + frame::STAMP, ord!(Acquire, "header_acquire", Relaxed))
+            != Stamp::committed(p, self.key()).raw()
+        {
             return None;
         }
         let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
@@ -107,6 +109,7 @@ impl<M: Memory> Ring<M> {
         // Acquire fence: pairs with the producer's Release fence after its
         // tail (intent) store; if the tail has not passed p + capacity, the
         // words we read were not being overwritten.
+        #[cfg(not(shmq_mutation = "header_fence"))]
         self.mem.fence(Acquire);
         if self.load_pos(prod::TAIL, Relaxed) > p + self.cap() {
             return None;

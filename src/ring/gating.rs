@@ -31,9 +31,13 @@ impl<M: Memory> Ring<M> {
         let mut min = NO_SUBSCRIBER;
         for i in 0..self.layout.max_subscribers as usize {
             let s = self.layout.slot(i);
-            // Acquire: pairs with the subscriber's Release store of ACTIVE,
-            // which follows its first cursor store.
-            if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
+            // Acquire: pairs with the Release that freed a slot (a
+            // subscriber leaving, a group member releasing a dead member's
+            // redelivered message), so what they read happens before we
+            // overwrite it; and with the Release store of ACTIVE, which
+            // follows a joiner's first cursor store (for a joiner that is
+            // only defensive: its epoch increment publishes the same).
+            if self.mem.load32(s + slot::STATE, ord!(Acquire, "scan_state_acquire", Relaxed)) != slot::state::ACTIVE {
                 continue;
             }
             // Relaxed: set before ACTIVE was published (Acquire above).
@@ -102,6 +106,8 @@ impl<M: Memory> Ring<M> {
         let s = self.layout.slot(slot_idx);
         let mut st = SubState::new(slot_idx, 0);
         if self.layout.policy == Policy::Overwrite {
+            // Release: publishes the owner words to a reaper's Acquire load
+            // of the state (`reap_dead`; mutation `reap_acquire`).
             self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
             self.position_overwrite(&mut st, start);
             self.mem.store64(s + slot::CURSOR, st.cursor, Relaxed);
@@ -115,8 +121,8 @@ impl<M: Memory> Ring<M> {
     fn claim_slot(&self) -> Option<usize> {
         (0..self.layout.max_subscribers as usize).find(|&i| {
             let s = self.layout.slot(i);
-            // Acquire: pairs with the Release/Relaxed free of the previous
-            // owner; we overwrite all fields anyway.
+            // Acquire: only defensive (it could be Relaxed): we rewrite
+            // every field before publishing the slot, and read none.
             self.mem.cas32(s + slot::STATE, slot::state::FREE, slot::state::CLAIMING, Acquire, Relaxed).is_ok()
         })
     }
@@ -131,8 +137,9 @@ impl<M: Memory> Ring<M> {
         };
         // Relaxed: published by the Release store of ACTIVE.
         self.mem.store64(s + slot::CURSOR, first, Relaxed);
-        // Release: pairs with the producer's Acquire load of the state in
-        // its scan, so it sees our cursor.
+        // Release: publishes our cursor and owner words to a reaper's
+        // Acquire state load (mutation `reap_acquire`); for the producer's
+        // scan the epoch increment below publishes the same.
         self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
         // Release: publishes the slot (state, cursor) to a producer that
         // loads the new epoch with Acquire before it rescans.
@@ -152,7 +159,9 @@ impl<M: Memory> Ring<M> {
             }
         }
         st.cursor = cursor;
-        // Release: pairs with the producer's Acquire cursor load.
+        // Release: only defensive (it could be Relaxed): before this store
+        // the walk read only header words, each an atomic it validated by
+        // its stamp, and no payload; the cursor only moves forward.
         self.mem.store64(s + slot::CURSOR, cursor, Release);
     }
 
@@ -186,8 +195,11 @@ impl<M: Memory> Ring<M> {
             return;
         }
         // Release: our reads of released frames happen before a producer
-        // that sees the slot free overwrites them (pairs with its Acquire
-        // state load).
+        // that sees the slot free overwrites them (pairs with the Acquire
+        // state load of its scan). Needed in production, where the light
+        // fence that follows is only a compiler fence; loom models light
+        // fences as `SeqCst` fences, which order this by themselves, so no
+        // scenario can notice it weakened (tried: `join_and_leave_...`).
         let _ = self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
         // A producer may be waiting on our cursor (light half, as a release).
         self.wake_space();

@@ -23,8 +23,9 @@ impl<M: Memory> Ring<M> {
     fn find_group(&self, key: &SlotName) -> Option<usize> {
         (0..self.layout.max_subscribers as usize).find(|&i| {
             let s = self.layout.slot(i);
-            // Acquire: pairs with the Release store of ACTIVE by the record's
-            // creator, so its name and flags are complete.
+            // Acquire: only defensive (it could be Relaxed): every caller
+            // holds the names lock, whose Acquire orders the creator's
+            // writes, made before it let the lock go.
             self.mem.load32(s + slot::STATE, Acquire) == slot::state::ACTIVE
                 && self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::GROUP != 0
                 && self.name_is(s, key)
@@ -71,8 +72,10 @@ impl<M: Memory> Ring<M> {
         let ms = self.layout.slot(st.slot);
         let mut passes = 0u64;
         loop {
-            // Acquire: pairs with other members' Release CAS of the group
-            // cursor, and (through the stamp) with the producer's commit.
+            // Acquire: only defensive (it could be Relaxed): what a member
+            // needs of a frame is published by its stamp, loaded with
+            // Acquire below; the announcement another member's CAS
+            // publishes is for the producer, not for us.
             // Compute with the sane position, CAS the raw word: a corrupt
             // (unaligned) cursor is then replaced instead of failing every
             // CAS forever (found by tests/hostile.rs, like the tail's).
@@ -88,7 +91,7 @@ impl<M: Memory> Ring<M> {
             }
             let off = self.layout.frame_at(next);
             // Acquire: pairs with the producer's Release stamp store.
-            let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+            let stamp = self.mem.load64(off + frame::STAMP, ord!(Acquire, "group_stamp_acquire", Relaxed));
             let state = Stamp::state(stamp, next, self.key());
             let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
             if !matches!(state, StampState::Committed | StampState::Aborted) {
@@ -105,6 +108,7 @@ impl<M: Memory> Ring<M> {
                 return Ok(None);
             }
             let Some(size) = self.frame_len_of(next, lt) else {
+                // Acquire: only defensive, as the load above.
                 if self.load_pos(gs + slot::CURSOR, Acquire) != next {
                     continue; // another member moved on; what we read may be reused
                 }
@@ -119,11 +123,17 @@ impl<M: Memory> Ring<M> {
             }
             // Release: our announcement (above) is visible to a producer
             // that reads the new group cursor with Acquire.
-            if self.mem.cas64(gs + slot::CURSOR, raw, next + size, Release, Relaxed).is_err() {
+            if self
+                .mem
+                .cas64(gs + slot::CURSOR, raw, next + size, ord!(Release, "group_cursor_relaxed", Relaxed), Relaxed)
+                .is_err()
+            {
                 if !skip {
                     // Withdraw the announcement, and wake a producer that
                     // saw it and went to sleep (loom found this lost wake:
                     // `group_members_take_each_message_once`).
+                    // Release: only defensive (it could be Relaxed): we read
+                    // nothing of the frame before we lost it.
                     self.mem.store64(ms + slot::CURSOR, slot::IDLE, Release);
                     #[cfg(not(shmq_mutation = "group_no_wake"))]
                     self.wake_space();
@@ -150,7 +160,12 @@ impl<M: Memory> Ring<M> {
         let (pid, start) = self.mem.self_id();
         for i in 0..self.layout.max_subscribers as usize {
             let s = self.layout.slot(i);
-            // Acquire: pairs with the member's Release store of ACTIVE.
+            // The Acquires from here to the redelivered frame's stamp are
+            // only defensive: we act only on a member the kernel reports
+            // dead (`is_alive`), and a process's death, observed through
+            // the kernel, orders everything it wrote (its announcement, the
+            // frame it had acquired) before our look. The model gives death
+            // that ordering too (`LoomMem::kill`).
             if i == st.slot
                 || self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE
                 || self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::MEMBER == 0
@@ -162,14 +177,14 @@ impl<M: Memory> Ring<M> {
             if self.mem.is_alive(owner.pid(), owner.start()) {
                 continue;
             }
-            // Acquire: pairs with the dead member's Release stores, so its
-            // announced cursor is the frame it held.
+            // Acquire: defensive, see above; the CAS makes one adopter.
             if self.mem.cas64(s + slot::PID, owner.raw(), Owner::new(pid, start).raw(), Acquire, Relaxed).is_err() {
                 continue;
             }
             let p = self.load_pos(s + slot::CURSOR, Acquire);
             if p >= slot::IDLE {
-                // Held nothing: free the slot.
+                // Held nothing: free the slot. Release: only defensive (it
+                // read nothing a producer could overwrite).
                 if self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed).is_ok() {
                     self.mem.add64(ctr::REAPED, 1, Relaxed);
                 }
@@ -178,7 +193,7 @@ impl<M: Memory> Ring<M> {
             // Its cursor still gates the frame at p: deliver it again.
             let off = self.layout.frame_at(p);
             let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
-            // Acquire: pairs with the producer's Release stamp store.
+            // Acquire: defensive, see above (the dead member acquired it).
             let ok = self.mem.load64(off + frame::STAMP, Acquire) == Stamp::committed(p, self.key()).raw();
             // A member only ever announces a message, never padding: a
             // padding length word here is corrupt (and as a payload length
@@ -203,12 +218,13 @@ impl<M: Memory> Ring<M> {
         self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
         if let Some(dead) = st.adopted.take() {
             // Release: our reads of the frame happen before a producer that
-            // sees the slot free overwrites it.
+            // sees the slot free overwrites it (pairs with the Acquire state
+            // load of its scan).
             let _ = self.mem.cas32(
                 self.layout.slot(dead) + slot::STATE,
                 slot::state::ACTIVE,
                 slot::state::FREE,
-                Release,
+                ord!(Release, "adopt_free_relaxed", Relaxed),
                 Relaxed,
             );
         } else {
@@ -222,18 +238,26 @@ impl<M: Memory> Ring<M> {
     /// Removes consumer group `name` (its cursor stops gating). `Err(n)`
     /// if `n` live members are in it.
     pub fn remove_group(&self, name: &[u8]) -> Result<bool, usize> {
+        // Under the names lock, as find-or-create is (see `remove_durable`).
+        self.with_names_lock(|| self.remove_group_locked(name))
+    }
+
+    fn remove_group_locked(&self, name: &[u8]) -> Result<bool, usize> {
         let Some(g) = self.find_group(&SlotName::new(name)) else {
             return Ok(false);
         };
         let live = (0..self.layout.max_subscribers as usize)
             .filter(|&i| {
                 let s = self.layout.slot(i);
-                let owner = Owner::from_raw(self.mem.load64(s + slot::PID, Relaxed));
-                // Acquire: pairs with the member's Release store of ACTIVE.
+                // Acquire: pairs with the member's Release store of ACTIVE,
+                // so its flags, group and owner (read after it) are its own.
                 self.mem.load32(s + slot::STATE, Acquire) == slot::state::ACTIVE
                     && self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::MEMBER != 0
                     && self.mem.load32(s + slot::GROUP, Relaxed) as usize == g
-                    && self.mem.is_alive(owner.pid(), owner.start())
+                    && {
+                        let owner = Owner::from_raw(self.mem.load64(s + slot::PID, Relaxed));
+                        self.mem.is_alive(owner.pid(), owner.start())
+                    }
             })
             .count();
         if live > 0 {
@@ -241,7 +265,9 @@ impl<M: Memory> Ring<M> {
         }
         let s = self.layout.slot(g);
         self.mem.store32(s + slot::FLAGS, 0, Relaxed);
-        // Release: the record stops gating.
+        // Release: only defensive (it could be Relaxed): the record's
+        // cursor gates nothing a member still reads (members hold frames
+        // through their own cursors, and none is alive).
         let _ = self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
         self.wake_space();
         Ok(true)

@@ -141,6 +141,58 @@
 //! `SeqCst` fences on both sides (header field `fences`). Loom models both
 //! halves as `SeqCst` fences.
 //!
+//! # Orderings, and the loom mutation that removes each
+//! Every ordering stronger than `Relaxed` on shared memory, by the pair it
+//! forms (writer's side -> reader's side). Each named mutation is listed
+//! in `loom-tests/mutations.txt` with the scenario that fails when it is
+//! compiled in (`bash loom-tests/mutations.sh`); a test checks that this
+//! table, that list, `loom-tests/README.md` and the code name the same
+//! mutations.
+//!
+//! | pair | where | mutation |
+//! |---|---|---|
+//! | commit stamp `Release` -> a `Block` subscriber's stamp `Acquire` | [`commit`], [`frames`] (padding); [`reading`] | `commit_relaxed`, `stamp_acquire` |
+//! | commit stamp -> the stamp `Acquire` of the general read path | [`reading`] (`peek_slow`) | `slow_stamp_acquire` |
+//! | commit stamp -> a group member's stamp `Acquire` | [`group`] (`group_take`) | `group_stamp_acquire` |
+//! | commit stamp -> an `Overwrite` or passive reader's stamp `Acquire` | [`overwrite`] (`read_passive`) | `passive_stamp_acquire` |
+//! | commit stamp -> the stamp `Acquire` before a header is used to position or seek | [`frames`] (`header_validated`) | `header_acquire` |
+//! | multi-producer claim mark (exchange, `Release`) -> stamp `Acquire` | [`claim`] (`mark`) | `mark_relaxed`, `mark_store` |
+//! | multi-producer commit (CAS from the mark, `Release`) -> stamp `Acquire` | [`commit`] (`commit_multi`) | `commit_relaxed`, `commit_store` |
+//! | a dropped multi-producer grant turned into padding (CAS, `Release`) -> stamp `Acquire` | [`commit`] (`abort`) | `abort_relaxed` |
+//! | an aborted stuck claim (`ABORTING`, length, `ABORTED` with `Release`) -> stamp `Acquire` | [`repair`] (`unstick`) | `aborted_relaxed`, `abort_len_first` |
+//! | a subscriber's cursor release -> the producer's cursor `Acquire` in its scan | [`reading`], [`group`]; [`gating`] | `cursor_relaxed` |
+//! | the join epoch increment -> the producer's epoch `Acquire` | [`gating`] | `epoch_relaxed` |
+//! | a group member's CAS of the group cursor (publishes its announcement) -> the producer's scan | [`group`] | `group_cursor_relaxed` |
+//! | freeing a dead member's slot after redelivering its message -> the producer's slot-state `Acquire` | [`group`] (`group_release`); [`gating`] (`scan_pass`) | `adopt_free_relaxed`, `scan_state_acquire` |
+//! | a joiner's `ACTIVE` -> a reaper's slot-state `Acquire` (owner words) | [`gating`], [`group`]; [`repair`] (`reap_dead`) | `reap_acquire` |
+//! | a single producer's detach -> the next attach's CAS `Acquire` | [`owner`] | `owner_acquire` |
+//! | a durable subscriber's detach -> the take-over CAS `Acquire` | [`gating`] (`leave`); [`named`] | `durable_relaxed` |
+//! | names unlock -> names lock CAS `Acquire` | [`named`] | `names_lock_relaxed` |
+//! | `Overwrite` intent: tail store, `Release` fence -> reader's `Acquire` fence, tail re-read | [`claim`] (`take_single`); [`overwrite`]; [`frames`] | `intent_fence`, `validate_fence`, `header_fence` |
+//! | data wake: post-commit fence <-> a subscriber's fence before it sleeps | [`commit`]; [`waiting`] | `data_fence` |
+//! | space wake: post-release fence <-> a producer's fence before it sleeps | [`waiting`] | `space_fence` |
+//! | join: post-commit fence <-> the joiner's fence before it reads the tail | [`commit`]; [`gating`] | `join_fence` |
+//!
+//! Two further mutations change no ordering but a step of the protocol
+//! that a scenario depends on: `fast_gate` (the fast-path limit ignores
+//! the gating cursor) and `group_no_wake` (a withdrawn announcement
+//! without its wake).
+//!
+//! Two orderings are needed and loom cannot check them; their comments
+//! say why: the slot-free `Release` of a leaving subscriber (the light
+//! fence after it is a compiler fence in production, a `SeqCst` fence in
+//! the model, which orders the pair by itself) and `unstick`'s stamp
+//! `Acquire` (telling an aborted live claim from an unmarked one needs
+//! real time). Every other ordering stronger than `Relaxed` is only
+//! defensive, and its comment says why it could be `Relaxed`: the abort
+//! put-back in `mark`, the passive reader's tail load, a joiner's last
+//! cursor store, `claim_slot`, slot searches under the names lock, the
+//! take-over of a lock or slot from a dead process (death, observed
+//! through the kernel, orders the dead process's stores), the group
+//! cursor loads, a withdrawn announcement, the group record's and a
+//! removed durable's free, `repair_single_claim`'s stamps, and the boot id
+//! after a recovery (ordered by the flock).
+//!
 //! # Untrusted memory
 //! Other processes write this memory. Every value read from it (stamps,
 //! lengths, cursors, the tail) is checked before it is used to compute an

@@ -32,8 +32,9 @@ impl<M: Memory> Ring<M> {
     fn find_durable(&self, name: &SlotName) -> Option<(usize, u32)> {
         (0..self.layout.max_subscribers as usize).find_map(|i| {
             let s = self.layout.slot(i);
-            // Acquire: pairs with the Release store of ACTIVE by the slot's
-            // creator, so its name and flags are complete.
+            // Acquire: only defensive (it could be Relaxed): every caller
+            // holds the names lock, whose Acquire orders the creator's
+            // writes, made before it let the lock go.
             let state = self.mem.load32(s + slot::STATE, Acquire);
             let durable = self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0;
             if !durable || !(state == slot::state::ACTIVE || state == slot::state::EXPIRED) {
@@ -110,6 +111,13 @@ impl<M: Memory> Ring<M> {
     /// Removes the durable subscriber `name` (its cursor stops gating).
     /// `Ok(false)` if there is none; `Err(pid)` if a live process holds it.
     pub fn remove_durable(&self, name: &[u8]) -> Result<bool, u32> {
+        // Under the names lock, as find-or-create is: the search below then
+        // sees every slot created before (and its state Acquire is only
+        // defensive).
+        self.with_names_lock(|| self.remove_durable_locked(name))
+    }
+
+    fn remove_durable_locked(&self, name: &[u8]) -> Result<bool, u32> {
         let Some((i, _)) = self.find_durable(&SlotName::new(name)) else {
             return Ok(false);
         };
@@ -165,7 +173,10 @@ impl<M: Memory> Ring<M> {
                     false
                 }
             };
-            // Acquire: as above (a lock taken over from a dead holder).
+            // Acquire: only defensive: a dead holder never unlocked, and
+            // what it wrote before it died is ordered by the kernel's
+            // report of its death (`is_alive`); the slots it created are
+            // published by their own Release stores of ACTIVE.
             if (stale || !self.mem.is_alive(holder.pid(), holder.start()))
                 && self.mem.cas64(ctr::NAMES_LOCK, holder.raw(), me, Acquire, Relaxed).is_ok()
             {

@@ -83,8 +83,10 @@ impl<M: Memory> Ring<M> {
     #[inline]
     pub fn read_passive(&self, pos: u64, buf: &mut [u8]) -> Result<Passive, ReadError> {
         let off = self.layout.frame_at(pos);
-        // Acquire: pairs with the producer's Release stamp store.
-        let stamp = self.mem.load64(off + frame::STAMP, Acquire);
+        // Acquire: pairs with the producer's Release stamp store, so the
+        // header words below are this lap's (the tail check after the copy
+        // only notices a *later* overwrite).
+        let stamp = self.mem.load64(off + frame::STAMP, ord!(Acquire, "passive_stamp_acquire", Relaxed));
         if Stamp::state(stamp, pos, self.key()) == StampState::Aborted {
             let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
             return match self.frame_len_of(pos, lt) {
@@ -170,8 +172,8 @@ impl<M: Memory> Ring<M> {
             let tail = self.load_pos(prod::TAIL, Relaxed);
             let target = match start {
                 Start::Newest => {
-                    // Acquire: pairs with the producer's Release store of LAST.
-                    let last = self.mem.load64(prod::LAST, Acquire);
+                    // Relaxed: a hint; the frame it names is validated below.
+                    let last = self.mem.load64(prod::LAST, Relaxed);
                     if last == 0 || last > MAX_POS {
                         st.cursor = 0;
                         st.expected_seq = 0;
@@ -209,29 +211,62 @@ impl<M: Memory> Ring<M> {
                         if q < tail && at.is_none() {
                             continue; // lapped while walking: look again
                         }
-                        st.cursor = q;
                         st.expected_seq = match (start, at) {
                             // Asked for messages already gone: the first
                             // receive reports them as lost.
                             (Start::Seq(s), _) if s < seq => s,
                             (_, Some(at)) => at,
-                            _ => self.mem.load64(prod::NEXT_SEQ, Relaxed),
+                            _ => match self.seq_at_tail(q) {
+                                Some(next) => next,
+                                None => continue, // the tail moved: look again
+                            },
                         };
+                        st.cursor = q;
                     }
                 }
                 return;
             }
             if p == tail {
-                // Only padding up to the tail.
-                st.cursor = p;
-                st.expected_seq = self.mem.load64(prod::NEXT_SEQ, Relaxed);
-                return;
+                // Nothing (or only padding) up to the tail: the next message
+                // is the first one this subscriber reads.
+                if let Some(next) = self.seq_at_tail(p) {
+                    st.cursor = p;
+                    st.expected_seq = next;
+                    return;
+                }
             }
         }
         // The producer laps us faster than we can look: start at the tail;
         // the first frame read fixes the sequence.
         st.cursor = self.load_pos(prod::TAIL, Relaxed);
         st.expected_seq = u64::MAX;
+    }
+
+    /// The sequence number of the message that will start at `tail`, the
+    /// end of what a reader found committed, if it can be known exactly
+    /// now; `None` if the producer has moved on (look again). It is one
+    /// more than the number of the last committed frame when that frame
+    /// ends at `tail`. The shared `NEXT_SEQ` counter alone cannot say:
+    /// read beside a stale tail it numbered a subscriber's start wrongly,
+    /// and its loss counts were off by as much (found by loom:
+    /// `overwrite_subscriber_joins_while_publishing`).
+    fn seq_at_tail(&self, tail: u64) -> Option<u64> {
+        // Relaxed: a hint; the frame it names is validated below.
+        let last = self.mem.load64(prod::LAST, Relaxed);
+        if last == 0 || last > MAX_POS {
+            // Nothing committed since the topic was made or recovered: the
+            // counter is exact if the tail is still where it was.
+            let next = self.mem.load64(prod::NEXT_SEQ, Relaxed);
+            // Acquire fence: pairs with the producer's Release fence after
+            // its tail store (`take_single`): a count that includes a claim
+            // means the tail load below sees that claim.
+            self.mem.fence(Acquire);
+            return (self.load_pos(prod::TAIL, Relaxed) == tail).then_some(next);
+        }
+        let p = sane_pos(last - 1);
+        let h = self.header_validated(p)?;
+        let seq = h.seq?;
+        (p + h.size == tail).then(|| seq.wrapping_add(1))
     }
 
     /// From frame start `from`, walks committed frames to the first frame

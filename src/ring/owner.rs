@@ -29,7 +29,8 @@ impl<M: Memory> Ring<M> {
         loop {
             // Acquire: pairs with the previous owner's Release on detach, so
             // we see the tail and counters it left.
-            match self.mem.cas64(prod::OWNER, cur.raw(), mine.raw(), Acquire, Acquire) {
+            let acquire = ord!(Acquire, "owner_acquire", Relaxed);
+            match self.mem.cas64(prod::OWNER, cur.raw(), mine.raw(), acquire, acquire) {
                 Ok(_) => break,
                 Err(found) => {
                     let found = ProducerOwner::from_raw(found);

@@ -93,6 +93,10 @@ impl SubState {
     pub fn cursor(&self) -> u64 {
         self.cursor
     }
+    /// Sequence number expected next.
+    pub fn expected_seq(&self) -> u64 {
+        self.expected_seq
+    }
     /// Messages received.
     pub fn received(&self) -> u64 {
         self.received
@@ -178,7 +182,7 @@ impl<M: Memory> Ring<M> {
             // `peek_fast` loaded was loaded the same way.)
             let stamp = match seen.take() {
                 Some(s) => s,
-                None => self.mem.load64(off + frame::STAMP, Acquire),
+                None => self.mem.load64(off + frame::STAMP, ord!(Acquire, "slow_stamp_acquire", Relaxed)),
             };
             if stamp != Stamp::committed(pos, self.key()).raw() {
                 if self.layout.multi_producer && self.not_committed_multi(st, stamp)? {

@@ -111,6 +111,9 @@ impl<M: Memory> Ring<M> {
                 self.mem.store64(s + slot::PID, 0, Relaxed);
             }
         }
+        // Release: only defensive: the recovering opener holds an exclusive
+        // flock, and every other opener takes the lock before it reads the
+        // boot id again, so the kernel's lock orders the recovery first.
         self.mem.store64(hdr::BOOT_ID, boot, Release);
         kept
     }

@@ -41,7 +41,7 @@ impl<M: Memory> Ring<M> {
             let s = self.layout.slot(i);
             // Acquire: pairs with the Release store of ACTIVE, so pid and
             // start time below are the owner's.
-            if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
+            if self.mem.load32(s + slot::STATE, ord!(Acquire, "reap_acquire", Relaxed)) != slot::state::ACTIVE {
                 continue;
             }
             let owner = self.mem.load64(s + slot::PID, Relaxed);
@@ -114,7 +114,9 @@ impl<M: Memory> Ring<M> {
         let mut repaired = 0;
         while p < tail {
             let off = self.layout.frame_at(p);
-            // Acquire: pairs with the dead owner's Release stamp store.
+            // Acquire: only defensive: the previous owner detached with a
+            // Release that our ownership CAS acquired, or died, and its
+            // death, observed through the kernel, orders its stores first.
             let committed = self.mem.load64(off + frame::STAMP, Acquire) == Stamp::committed(p, self.key()).raw();
             let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
             match (committed, self.frame_len_of(p, lt)) {
@@ -145,8 +147,17 @@ impl<M: Memory> Ring<M> {
         let q = st.cursor;
         let off = self.layout.frame_at(q);
         let key = self.key();
-        // Acquire: pairs with the producer's Release mark (and the owner
-        // word below), or with another subscriber's Release abort.
+        // Acquire: pairs with the producer's Release mark, so the owner
+        // word read below is the marking producer's (a stale one could name
+        // a dead process and abort a live claim, which its producer would
+        // learn as `Lost`), or with another subscriber's Release abort.
+        // Needed, and the one ordering loom cannot check here: a scenario
+        // must let time pass for a look to abort, and with time passing the
+        // model may also show a look no mark at all, which aborts a live
+        // claim by design (the producer died between its CAS and its mark,
+        // as far as the look can tell), so no assertion can tell the two
+        // apart. `stuck_claim_abort_races_commit` checks that either way
+        // the claim is reported lost, never committed behind the skip.
         let stamp = self.mem.load64(off + frame::STAMP, Acquire);
         let state = Stamp::state(stamp, q, key);
         if matches!(state, StampState::Committed | StampState::Aborted) {

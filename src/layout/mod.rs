@@ -230,7 +230,7 @@ pub mod slot {
 }
 
 /// Offsets inside a frame, relative to the frame's start (bit diagram:
-/// [`super::Stamp`] and the `words` module).
+/// [`crate::layout::Stamp`] and the `words` module).
 pub mod frame {
     /// u64 [`super::Stamp`]: the frame's absolute position XOR the topic's
     /// stamp key, with state bits while a multi-producer claim is open.

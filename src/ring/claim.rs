@@ -1,7 +1,7 @@
 //! A producer's claim of room for one frame.
 //!
 //! A single producer owns the tail, so its claim is a plain store; most
-//! claims take the fast path ("The fast paths" in the [`super`] docs): one
+//! claims take the fast path ("The fast paths" in the `ring` module docs): one
 //! comparison against [`ProducerState`]'s `fast_limit`, recomputed after
 //! every claim that needed the slow path (padding at the ring's end, a
 //! rescan of the gating cursors, an oldest-frame mark). Several producers

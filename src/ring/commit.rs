@@ -1,5 +1,5 @@
 //! Writing a claim and committing it: the payload copy, the header words,
-//! then the stamp with `Release` ("Commit by stamp" in the [`super`]
+//! then the stamp with `Release` ("Commit by stamp" in the `ring`
 //! docs), and the producer's half of the data sleep/wake handshake after
 //! every commit. A claim given back (a dropped grant) is committed as
 //! padding, so the ring never stalls on it.

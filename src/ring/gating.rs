@@ -2,7 +2,7 @@
 //! cursor plus the capacity. It caches that minimum in its
 //! [`ProducerState`] and rescans the subscriber table only when the cache
 //! says "full" or a subscriber joined (the join epoch changed): see
-//! "`Block`: gating on the slowest cursor" in the [`super`] docs, which
+//! "`Block`: gating on the slowest cursor" in the `ring` module docs, which
 //! also describes the join handshake implemented here. Leaving frees the
 //! slot (a durable subscriber only detaches).
 

@@ -8,7 +8,7 @@
 //!   unfinished claim into padding ([`Ring::repair_single_claim`]).
 //! - A multi-producer claim whose producer died between its tail CAS and
 //!   its commit is aborted by a waiting subscriber after two liveness
-//!   timeouts ([`Ring::unstick`]; "Stuck claims" in the [`super`] docs).
+//!   timeouts ([`Ring::unstick`]; "Stuck claims" in the `ring` module docs).
 //!
 //! Whether a process is alive is the [`Memory`] seam's question
 //! (`is_alive`); the owner words it is asked about are [`Owner`]s.

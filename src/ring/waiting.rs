@@ -1,14 +1,14 @@
 //! Sleeping and waking: both halves of each sleep/wake handshake ("Sleeping"
-//! in the [`super`] docs), and the waits that use them.
+//! in the `ring` module docs), and the waits that use them.
 //!
 //! A subscriber that finds nothing spins for a while, then announces itself
 //! in the data waiter count, issues the heavy half of a `SeqCst` fence,
 //! looks once more, and only then sleeps on the data futex word; a producer
 //! after each commit issues the light half and wakes only if the count is
-//! non-zero ([`Ring::after_commit`] in [`super::commit`]). A producer
+//! non-zero (`Ring::after_commit` in [`super::commit`]). A producer
 //! waiting for room does the mirror image with the subscribers' release
-//! ([`Ring::wake_space`]). Every sleep is cut into slices of
-//! [`SLEEP_SLICE`], so dead peers, timeouts and evictions are noticed.
+//! (`Ring::wake_space`). Every sleep is cut into slices of
+//! `SLEEP_SLICE`, so dead peers, timeouts and evictions are noticed.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;

@@ -1,0 +1,284 @@
+//! Subscribers: plain, replaying, durable and group; zero-copy receive
+//! and release, or receive by copy.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use shmq_rs::{Start, SubscribeError, Wait};
+
+use crate::*;
+
+/// Subscribes from the newest message. Errors: -EINVAL, -ENOSPC (no free
+/// subscriber slot), -EROFS.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe(t: *mut shmq_topic, out: *mut *mut shmq_subscriber) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { shmq_subscribe_from(t, 0, out) }
+}
+
+/// Subscribes from the newest (`from_oldest` 0) or oldest (1) message.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe_from(
+    t: *mut shmq_topic,
+    from_oldest: c_int,
+    out: *mut *mut shmq_subscriber,
+) -> c_int {
+    let from = if from_oldest != 0 { SHMQ_FROM_OLDEST } else { SHMQ_FROM_NEWEST };
+    // SAFETY: forwarded contract.
+    unsafe { shmq_subscribe_at(t, from, 0, out) }
+}
+
+/// `shmq_subscribe_at`: from the newest message.
+pub const SHMQ_FROM_NEWEST: c_int = 0;
+
+/// `shmq_subscribe_at`: from the oldest message the ring holds.
+pub const SHMQ_FROM_OLDEST: c_int = 1;
+
+/// `shmq_subscribe_at`: from the first retained message with seq >= value.
+pub const SHMQ_FROM_SEQ: c_int = 2;
+
+/// `shmq_subscribe_at`: from the first retained message published at or
+/// after value (`CLOCK_MONOTONIC` ns, see `shmq_now_ns`).
+pub const SHMQ_FROM_TIME: c_int = 3;
+
+fn sub_err(e: &SubscribeError) -> c_int {
+    -match e {
+        SubscribeError::NoFreeSlot { .. } => libc::ENOSPC,
+        SubscribeError::ReadOnly => libc::EROFS,
+        SubscribeError::NameTaken { .. } => libc::EBUSY,
+        SubscribeError::Expired { .. } => libc::ESTALE,
+        SubscribeError::InvalidName(_) => libc::EINVAL,
+        SubscribeError::GroupNeedsBlock => libc::EINVAL,
+        SubscribeError::GroupInUse { .. } => libc::EBUSY,
+        SubscribeError::NoTimestamps => libc::EOPNOTSUPP,
+        _ => libc::EIO,
+    }
+}
+
+fn new_subscriber(r: Result<shmq_rs::Subscriber, SubscribeError>, out: *mut *mut shmq_subscriber) -> c_int {
+    match r {
+        Ok(s) => {
+            // SAFETY: callers check `out` is non-null; it is writable by contract.
+            unsafe { out.write(Box::into_raw(Box::new(shmq_subscriber(s)))) };
+            0
+        }
+        Err(e) => sub_err(&e),
+    }
+}
+
+/// Subscribes at `from` (`SHMQ_FROM_*`), with `value` the sequence number
+/// or time for `SHMQ_FROM_SEQ` / `SHMQ_FROM_TIME`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe_at(
+    t: *mut shmq_topic,
+    from: c_int,
+    value: u64,
+    out: *mut *mut shmq_subscriber,
+) -> c_int {
+    guard(|| {
+        if t.is_null() || out.is_null() {
+            return -libc::EINVAL;
+        }
+        let start = match from {
+            SHMQ_FROM_NEWEST => Start::Newest,
+            SHMQ_FROM_OLDEST => Start::Oldest,
+            SHMQ_FROM_SEQ => Start::Seq(value),
+            SHMQ_FROM_TIME => Start::Time(value),
+            _ => return -libc::EINVAL,
+        };
+        // SAFETY: live topic handle.
+        let topic = unsafe { &(*t).0 };
+        new_subscriber(topic.subscribe_with(start, ""), out)
+    })
+}
+
+/// Attaches the durable subscriber `name` (see `Topic::subscribe_durable`).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe_durable(
+    t: *mut shmq_topic,
+    name: *const c_char,
+    out: *mut *mut shmq_subscriber,
+) -> c_int {
+    guard(|| {
+        if t.is_null() || out.is_null() || name.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: a non-null `name` is a NUL-terminated string by contract.
+        let Some(name) = (unsafe { str_arg(name) }) else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: live topic handle.
+        let topic = unsafe { &(*t).0 };
+        new_subscriber(topic.subscribe_durable(name), out)
+    })
+}
+
+/// Joins consumer group `group` (see `Topic::subscribe_group`).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe_group(
+    t: *mut shmq_topic,
+    group: *const c_char,
+    out: *mut *mut shmq_subscriber,
+) -> c_int {
+    guard(|| {
+        if t.is_null() || out.is_null() || group.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: a non-null `group` is a NUL-terminated string by contract.
+        let Some(group) = (unsafe { str_arg(group) }) else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: live topic handle.
+        let topic = unsafe { &(*t).0 };
+        new_subscriber(topic.subscribe_group(group), out)
+    })
+}
+
+/// Removes consumer group `group`: 0 removed, -ENOENT none, -EBUSY live
+/// members remain.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_remove_group(t: *mut shmq_topic, group: *const c_char) -> c_int {
+    guard(|| {
+        if t.is_null() || group.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: as in shmq_subscribe_group.
+        let Some(group) = (unsafe { str_arg(group) }) else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: live topic handle.
+        match unsafe { &(*t).0 }.remove_group(group) {
+            Ok(true) => 0,
+            Ok(false) => -libc::ENOENT,
+            Err(e) => sub_err(&e),
+        }
+    })
+}
+
+/// Removes the durable subscriber `name`: 0 removed, -ENOENT none, -EBUSY
+/// a live process holds it.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_unsubscribe_durable(t: *mut shmq_topic, name: *const c_char) -> c_int {
+    guard(|| {
+        if t.is_null() || name.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: as in shmq_subscribe_durable.
+        let Some(name) = (unsafe { str_arg(name) }) else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: live topic handle.
+        match unsafe { &(*t).0 }.unsubscribe_durable(name) {
+            Ok(true) => 0,
+            Ok(false) => -libc::ENOENT,
+            Err(e) => sub_err(&e),
+        }
+    })
+}
+
+/// Frees a subscriber and its slot (releasing a held message).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscriber_close(s: *mut shmq_subscriber) {
+    if !s.is_null() {
+        // SAFETY: `s` came from shmq_subscribe* and is closed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(s) })));
+    }
+}
+
+unsafe fn recv_with(s: *mut shmq_subscriber, out: *mut shmq_msg, wait: Wait) -> c_int {
+    guard(|| {
+        if s.is_null() || out.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live subscriber handle, one thread at a time.
+        let sub = unsafe { &mut (*s).0 };
+        match sub.recv_raw(wait) {
+            Ok(m) => {
+                let msg = shmq_msg {
+                    data: m.data.cast(),
+                    len: m.len,
+                    timestamp_ns: m.timestamp_ns,
+                    seq: m.seq,
+                    position: m.position,
+                    lost: m.lost,
+                    msg_type: m.msg_type,
+                };
+                // SAFETY: `out` is non-null and writable.
+                unsafe { out.write(msg) };
+                0
+            }
+            Err(e) => recv_err(&e),
+        }
+    })
+}
+
+/// Receives the next message in place, waiting up to `timeout_ns`
+/// (negative: forever; 0: not at all). The data stays valid until
+/// `shmq_release` or the next receive on this subscriber (which releases
+/// it). Errors: -EINVAL, -ETIMEDOUT, -EAGAIN (timeout 0, nothing new),
+/// -EBADMSG (corrupt ring), -ECONNRESET (slot reclaimed: subscribe again).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_recv(s: *mut shmq_subscriber, out: *mut shmq_msg, timeout_ns: i64) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { recv_with(s, out, timeout(timeout_ns)) }
+}
+
+/// Receives without waiting: -EAGAIN if nothing is new.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_try_recv(s: *mut shmq_subscriber, out: *mut shmq_msg) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { recv_with(s, out, Wait::Now) }
+}
+
+/// Releases the message from the last receive (lets the producer reuse its
+/// bytes). Errors: -EINVAL (no message held).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_release(s: *mut shmq_subscriber) -> c_int {
+    guard(|| {
+        if s.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live subscriber handle, one thread at a time.
+        if unsafe { &mut (*s).0 }.release_raw() {
+            0
+        } else {
+            -libc::EINVAL
+        }
+    })
+}
+
+/// Receives the next message into `buf` (capacity `cap`), stores its length
+/// in `*len`, and releases it. Errors as `shmq_recv`, plus -EMSGSIZE when
+/// the message does not fit (`*len` then holds its length; the message is
+/// not consumed).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_recv_copy(
+    s: *mut shmq_subscriber,
+    buf: *mut c_void,
+    cap: usize,
+    len: *mut usize,
+    timeout_ns: i64,
+) -> c_int {
+    guard(|| {
+        if s.is_null() || len.is_null() || (buf.is_null() && cap > 0) {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live subscriber handle, one thread at a time.
+        let sub = unsafe { &mut (*s).0 };
+        let m = match sub.recv_raw(timeout(timeout_ns)) {
+            Ok(m) => m,
+            Err(e) => return recv_err(&e),
+        };
+        // SAFETY: `len` is non-null and writable.
+        unsafe { len.write(m.len) };
+        if m.len > cap {
+            // Keep it for the next receive: put the message back.
+            sub.unrelease_raw();
+            return -libc::EMSGSIZE;
+        }
+        // SAFETY: `m.data` has `m.len` readable bytes until release; `buf`
+        // has `cap >= m.len` writable bytes.
+        unsafe { std::ptr::copy_nonoverlapping(m.data, buf.cast::<u8>(), m.len) };
+        sub.release_raw();
+        0
+    })
+}

@@ -1,6 +1,6 @@
 //! Thin, checked wrappers over the Linux calls shmq needs: futex, the
-//! monotonic clock, and process identity (pid + start time, so a reused pid
-//! is not mistaken for a live peer).
+//! monotonic clock, open-file-description locks (how a topic knows who is
+//! alive: see `segment`), and process identity (for display only).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Once, OnceLock};
@@ -120,6 +120,65 @@ pub fn pin_to_cpu(cpu: usize) -> bool {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
+}
+
+/// `fcntl` commands for open-file-description locks (Linux 3.15+; the same
+/// numbers on every architecture).
+const F_OFD_GETLK: libc::c_int = 36;
+const F_OFD_SETLK: libc::c_int = 37;
+
+/// An OFD lock request on the one byte at `offset` of a file.
+fn one_byte(kind: libc::c_int, offset: u64) -> libc::flock {
+    // SAFETY: flock is plain data; zero is a valid value of every field.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = offset.min(i64::MAX as u64) as libc::off_t;
+    fl.l_len = 1;
+    // l_pid must be 0 for OFD locks.
+    fl
+}
+
+/// Takes an open-file-description lock (`F_OFD_SETLK`, never waits) on
+/// the byte at `offset` through `fd`: a write (exclusive) lock, or with
+/// `shared` a read lock. `Ok(false)` if another open file description
+/// holds a conflicting lock. The kernel drops the lock when the last
+/// descriptor of that open file description is closed: at the holder's
+/// exit or `exec` (descriptors are `O_CLOEXEC`), never at a fork whose
+/// child keeps the descriptor.
+pub fn ofd_lock(fd: std::os::fd::RawFd, offset: u64, shared: bool) -> std::io::Result<bool> {
+    let fl = one_byte(if shared { libc::F_RDLCK } else { libc::F_WRLCK }, offset);
+    // SAFETY: `fd` is open (the caller owns it); `fl` is a valid flock the
+    // kernel only reads for F_OFD_SETLK.
+    if unsafe { libc::fcntl(fd, F_OFD_SETLK, &fl) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Releases the lock `fd` holds on the byte at `offset`.
+pub fn ofd_unlock(fd: std::os::fd::RawFd, offset: u64) {
+    let fl = one_byte(libc::F_UNLCK, offset);
+    // SAFETY: as in `ofd_lock`. An error leaves the lock to be dropped
+    // when the descriptor closes, which every caller does next.
+    unsafe { libc::fcntl(fd, F_OFD_SETLK, &fl) };
+}
+
+/// Whether an open file description other than `fd`'s holds a lock on
+/// the byte at `offset` that would conflict with a write lock (any lock),
+/// or with `shared` with a read lock (a write lock). Any process of any
+/// user and pid namespace that has the file open can ask.
+pub fn ofd_held(fd: std::os::fd::RawFd, offset: u64, shared: bool) -> std::io::Result<bool> {
+    let mut fl = one_byte(if shared { libc::F_RDLCK } else { libc::F_WRLCK }, offset);
+    // SAFETY: as in `ofd_lock`; F_OFD_GETLK writes the answer into `fl`.
+    if unsafe { libc::fcntl(fd, F_OFD_GETLK, &mut fl) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 /// Start time of process `pid` in clock ticks since boot (field 22 of

@@ -60,6 +60,32 @@ pub enum OpenError {
     /// Permission denied, or a symlink or a file owned by another user was
     /// found where the topic should be.
     PermissionDenied(String),
+    /// Something other than a regular file (a FIFO, a directory, a device)
+    /// has the topic's name; nothing was opened or read through it.
+    NotATopic {
+        /// The path.
+        path: std::path::PathBuf,
+        /// What it is ("a FIFO", ...).
+        what: &'static str,
+    },
+    /// The topic directory could be changed under its users by someone
+    /// else: it belongs to another (non-root) user, or others may write to
+    /// it without the sticky bit (the rule ssh applies to its files).
+    UnsafeDirectory {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+    /// The directory's file system does not support open-file-description
+    /// locks (`F_OFD_SETLK`; some network file systems), on which shmq's
+    /// liveness rests: topics there are refused.
+    LocksUnsupported {
+        /// The topic file.
+        path: std::path::PathBuf,
+        /// What the kernel said.
+        source: io::Error,
+    },
     /// Any other I/O error, with the operation that failed.
     Io {
         /// What was being done.
@@ -86,9 +112,12 @@ impl fmt::Display for OpenError {
                 write!(f, "topic {field} is {found}, but {expected} was required")
             }
             OpenError::Corrupt { reason } => write!(f, "not a valid topic file: {reason}"),
-            OpenError::VersionMismatch { found, supported } => {
-                write!(f, "topic layout version {found}, this library reads version {supported}")
-            }
+            OpenError::VersionMismatch { found, supported } => write!(
+                f,
+                "topic layout version {found}, this library reads version {supported}: open it with the shmq \
+                 version that made it, or remove it (shmq rm) and create it again with this one \
+                 (layout 2 judges liveness by kernel locks; a version 1 process cannot share a topic with it)"
+            ),
             OpenError::NotReady => {
                 write!(f, "topic is still being created (or its creator died: run `shmq gc`)")
             }
@@ -98,6 +127,18 @@ impl fmt::Display for OpenError {
                  for /dev/shm in Docker, raise --shm-size)"
             ),
             OpenError::PermissionDenied(r) => write!(f, "permission denied: {r}"),
+            OpenError::NotATopic { path, what } => {
+                write!(f, "{} is {what}, not a topic file; remove it or pick another name", path.display())
+            }
+            OpenError::UnsafeDirectory { path, reason } => {
+                write!(f, "unsafe topic directory {}: {reason}", path.display())
+            }
+            OpenError::LocksUnsupported { path, source } => write!(
+                f,
+                "{}: its file system does not support open file description locks ({source}), which shmq \
+                 needs to tell live processes from dead ones; put topics on a local file system such as /dev/shm",
+                path.display()
+            ),
             OpenError::Io { op, source } => write!(f, "{op}: {source}"),
         }
     }
@@ -106,7 +147,7 @@ impl fmt::Display for OpenError {
 impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            OpenError::Io { source, .. } => Some(source),
+            OpenError::Io { source, .. } | OpenError::LocksUnsupported { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -123,6 +164,8 @@ pub enum ProducerError {
     },
     /// The handle was opened read-only.
     ReadOnly,
+    /// The kernel gave no lock to attach with (out of file descriptors).
+    Attach(String),
 }
 
 impl fmt::Display for ProducerError {
@@ -134,6 +177,7 @@ impl fmt::Display for ProducerError {
                  (create the topic with multi_producer for several)"
             ),
             ProducerError::ReadOnly => write!(f, "topic was opened read-only"),
+            ProducerError::Attach(why) => write!(f, "cannot attach a producer: {why}"),
         }
     }
 }
@@ -158,6 +202,17 @@ pub enum PublishError {
     /// timeout while its process looked dead to a subscriber, which skipped
     /// the room (counted as repaired). Nothing was published; publish again.
     Lost,
+    /// A commit of more bytes than were reserved; nothing was published
+    /// (a `Grant` is given back; a raw reservation stays outstanding).
+    CommitTooLarge {
+        /// Bytes the commit asked for.
+        len: usize,
+        /// Bytes reserved.
+        reserved: usize,
+    },
+    /// A user message type at or above 2^31 (the top bit marks padding
+    /// frames); nothing was published.
+    InvalidType(u32),
     /// The message was published, but the automatic flush it triggered
     /// ([`crate::Producer::flush_every`]) failed.
     Flush(String),
@@ -176,6 +231,14 @@ impl fmt::Display for PublishError {
             PublishError::Lost => {
                 write!(f, "claim lost: a subscriber skipped it after the liveness timeout; nothing was published")
             }
+            PublishError::CommitTooLarge { len, reserved } => write!(
+                f,
+                "commit of {len} bytes exceeds the {reserved} bytes reserved; nothing was published \
+                 (reserve at least as much as you write)"
+            ),
+            PublishError::InvalidType(t) => {
+                write!(f, "message type {t:#x} is not below 2^31 (the top bit is reserved); nothing was published")
+            }
         }
     }
 }
@@ -192,6 +255,8 @@ pub enum SubscribeError {
     },
     /// The handle was opened read-only.
     ReadOnly,
+    /// The kernel gave no lock to attach with (out of file descriptors).
+    Attach(String),
     /// A live process already holds this durable subscriber.
     NameTaken {
         /// The durable name.
@@ -229,6 +294,7 @@ impl fmt::Display for SubscribeError {
                 write!(f, "all {max} subscriber slots are in use (recreate the topic with more max_subscribers)")
             }
             SubscribeError::ReadOnly => write!(f, "topic was opened read-only"),
+            SubscribeError::Attach(why) => write!(f, "cannot attach a subscriber: {why}"),
             SubscribeError::NameTaken { name, pid } => {
                 write!(f, "durable subscriber {name:?} is held by live process {pid}")
             }

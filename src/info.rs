@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::layout::{ctr, hdr, prod, slot, Owner, Policy, ProducerOwner, SlotName};
+use crate::layout::{ctr, hdr, prod, slot, Policy, SlotName};
 use crate::mem::Memory;
 use crate::ring::Ring;
 use crate::segment::Segment;
@@ -49,9 +49,10 @@ pub struct SubscriberInfo {
     pub kind: SlotKind,
     /// Name given at subscribe (may be empty).
     pub name: String,
-    /// Owner process id.
+    /// Owner process id, for display (in the owner's pid namespace).
     pub pid: u32,
-    /// Whether the owner process still runs.
+    /// Whether the owner is alive: the kernel still holds its attachment's
+    /// lock (right across pid namespaces, `exec` and forks).
     pub alive: bool,
     /// Cursor: position of the next frame it reads.
     pub cursor: u64,
@@ -88,8 +89,11 @@ pub struct TopicInfo {
     pub created_unix_ns: u64,
     /// Pid of the creator.
     pub creator_pid: u32,
-    /// Pid of the attached producer (single-producer topics), if any.
+    /// Pid of the attached producer (single-producer topics), if any: a
+    /// pid in the producer's own pid namespace, for display.
     pub producer_pid: Option<u32>,
+    /// Whether that producer is alive (its attachment's lock is held).
+    pub producer_alive: bool,
     /// Messages published.
     pub published_messages: u64,
     /// Payload bytes published.
@@ -120,15 +124,15 @@ impl TopicInfo {
         } else {
             (m.load64(prod::NEXT_SEQ, Relaxed), m.load64(prod::BYTES, Relaxed))
         };
-        let owner = ProducerOwner::from_raw(m.load64(prod::OWNER, Relaxed));
+        let owner = m.load64(prod::OWNER, Relaxed);
         let mut subscribers = Vec::new();
         for i in 0..l.max_subscribers as usize {
             let s = l.slot(i);
             if m.load32(s + slot::STATE, Relaxed) != slot::state::ACTIVE {
                 continue;
             }
-            let pid = Owner::from_raw(m.load64(s + slot::PID, Relaxed)).pid();
-            let start = m.load64(s + slot::START, Relaxed);
+            let owner = m.load64(s + slot::OWNER, Relaxed);
+            let pid = m.load64(s + slot::PID, Relaxed) as u32;
             let cursor = m.load64(s + slot::CURSOR, Relaxed);
             let name = SlotName::from_words(std::array::from_fn(|k| m.load64(s + slot::NAME + 8 * k, Relaxed)));
             let next_seq = m.load64(s + slot::NEXT_SEQ, Relaxed);
@@ -143,7 +147,7 @@ impl TopicInfo {
                 },
                 name: String::from_utf8_lossy(name.as_bytes()).into_owned(),
                 pid,
-                alive: m.is_alive(pid, start),
+                alive: m.alive(owner),
                 cursor,
                 lag_bytes: tail.saturating_sub(cursor),
                 lag_messages: if tail > cursor { published_messages.saturating_sub(next_seq) } else { 0 },
@@ -161,7 +165,8 @@ impl TopicInfo {
             timestamps: l.timestamps,
             created_unix_ns: m.load64(hdr::CREATED_UNIX_NS, Relaxed),
             creator_pid: m.load32(hdr::CREATOR_PID, Relaxed),
-            producer_pid: owner.holder(),
+            producer_pid: (owner != 0).then(|| m.load64(prod::OWNER_PID, Relaxed) as u32),
+            producer_alive: m.alive(owner),
             published_messages,
             published_bytes,
             tail,

@@ -16,12 +16,15 @@
 //! every peer looks dead and each clock read jumps a second (so every
 //! liveness timeout has passed: the worst case for stuck-claim recovery).
 //!
-//! Process identity: every loom thread is pid 1 unless it calls
-//! [`set_pid`]; [`LoomMem::kill`] ends a pid (below 64). Death is observed
-//! through the kernel, as in production (a process's exit, then `/proc` or
-//! a lock test in another process, are ordered by the kernel): `kill` is a
-//! `Release` and `is_alive` an `Acquire` on a word of the model, so what a
-//! process wrote before it died is visible to whoever sees it dead.
+//! Attachments and their locks: the kernel's lock table is a word of the
+//! model per attachment id (below 63), and one for the names lock (separate
+//! words, so taking one lock orders nothing about another). Taking a lock
+//! is an `AcqRel` read-modify-write, dropping it a `Release` and testing it
+//! an `Acquire` load, as the kernel's own locking orders them in
+//! production; so what an attachment's holder wrote before it died
+//! ([`LoomMem::kill`] drops its lock) is visible to whoever sees it dead.
+//! Every loom thread is pid 1 unless it calls [`set_pid`] (pids are for
+//! display only).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -53,8 +56,9 @@ pub struct LoomMem {
     dead_peers: bool,
     /// Each clock read is a second later (every liveness timeout passes).
     fast_clock: bool,
-    /// Bit `p`: pid `p` has ended ([`LoomMem::kill`]); the kernel's word.
-    dead: AtomicU64,
+    /// The kernel's lock table: word `id` is 1 while attachment `id`'s
+    /// holder lives; word 0 is the names lock.
+    locks: Vec<AtomicU32>,
     clock: std::sync::atomic::AtomicU64,
 }
 
@@ -71,7 +75,7 @@ impl LoomMem {
             cv: Condvar::new(),
             dead_peers: false,
             fast_clock: false,
-            dead: AtomicU64::new(0),
+            locks: (0..63).map(|_| AtomicU32::new(0)).collect(),
             clock: std::sync::atomic::AtomicU64::new(1),
         }
     }
@@ -89,10 +93,9 @@ impl LoomMem {
         LoomMem { fast_clock: true, ..LoomMem::new(len, data_offset) }
     }
 
-    /// Ends the process `pid`: from now on `is_alive` says it is dead.
-    pub fn kill(&self, pid: u32) {
-        assert!(pid < 64, "model pids are below 64");
-        self.dead.fetch_or(1 << pid, Ordering::Release);
+    /// The process holding attachment `id` dies: the kernel drops its lock.
+    pub fn kill(&self, id: u64) {
+        self.detach(id);
     }
 
     fn w(&self, off: usize) -> &AtomicU64 {
@@ -198,10 +201,31 @@ impl Memory for LoomMem {
             1
         }
     }
-    fn is_alive(&self, pid: u32, _start: u64) -> bool {
-        !self.dead_peers && (pid >= 64 || self.dead.load(Ordering::Acquire) & (1 << pid) == 0)
+    fn attach(&self) -> Result<u64, String> {
+        let id = self.add64(crate::layout::hdr::ATTACH_SEQ, 1, Ordering::Relaxed) + 1;
+        assert!(id < 63, "model attachment ids are below 63");
+        let before = self.locks[id as usize].swap(1, Ordering::AcqRel);
+        assert_eq!(before, 0, "a fresh id's lock is free");
+        Ok(id)
     }
-    fn self_id(&self) -> (u32, u64) {
-        (PID.with(|p| p.get()), 1)
+    fn detach(&self, id: u64) {
+        if id != 0 && id < 63 {
+            self.locks[id as usize].store(0, Ordering::Release);
+        }
+    }
+    fn alive(&self, id: u64) -> bool {
+        !self.dead_peers && id != 0 && id < 63 && self.locks[id as usize].load(Ordering::Acquire) == 1
+    }
+    fn try_lock_names(&self) -> bool {
+        // A compare-exchange: it reads the lock's latest state and writes
+        // only when it takes it (a waiter that wrote, or read a stale state,
+        // every time round its spin would grow the model without bound).
+        self.locks[0].compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+    fn unlock_names(&self) {
+        self.locks[0].store(0, Ordering::Release);
+    }
+    fn pid(&self) -> u32 {
+        PID.with(|p| p.get())
     }
 }

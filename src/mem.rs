@@ -1,6 +1,11 @@
 //! The seam between the ring algorithm and the world: where the atomics and
-//! the bytes live, how a process sleeps, what time it is and whether a peer
-//! process is still alive.
+//! the bytes live, how a process sleeps, what time it is, and who is alive.
+//!
+//! Liveness is the kernel's: every producer and subscriber *attaches*,
+//! taking an id and a lock that lives exactly as long as it does (see
+//! `segment` for the locks); whether an id's holder is alive is a test of
+//! that lock, which any process can make, in any pid namespace. Pids are
+//! only for display.
 //!
 //! [`crate::ring`] is written once against [`Memory`]. In production the
 //! implementation is `crate::segment::Segment`: atomics made with
@@ -101,11 +106,25 @@ pub trait Memory {
 
     /// Monotonic clock in nanoseconds (`CLOCK_MONOTONIC`).
     fn now_ns(&self) -> u64;
-    /// Whether the process `pid`, started at `start` (clock ticks since
-    /// boot), still runs.
-    fn is_alive(&self, pid: u32, start: u64) -> bool;
-    /// The calling process's `(pid, start time)`.
-    fn self_id(&self) -> (u32, u64);
+
+    /// Makes a new attachment: takes the next id from the topic's counter
+    /// (`hdr::ATTACH_SEQ`) and a lock that the kernel holds for this
+    /// attachment until [`Memory::detach`] or until the process exits or
+    /// `exec`s. `Err` says why no lock could be had (out of descriptors).
+    fn attach(&self) -> Result<u64, String>;
+    /// Gives up attachment `id` (made by this handle): its lock is dropped.
+    fn detach(&self, id: u64);
+    /// Whether attachment `id`'s holder is alive (its lock is held). Id 0
+    /// is nobody. When the kernel cannot answer, says alive: nothing is
+    /// ever taken from a process that might live.
+    fn alive(&self, id: u64) -> bool;
+    /// Tries to take the names lock (without waiting); `false` if another
+    /// process or thread holds it. A holder that dies drops it.
+    fn try_lock_names(&self) -> bool;
+    /// Releases the names lock taken by [`Memory::try_lock_names`].
+    fn unlock_names(&self);
+    /// The calling process's pid, for display (in its own pid namespace).
+    fn pid(&self) -> u32;
 }
 
 /// Plain process-local memory behind the seam, for unit tests of the
@@ -204,11 +223,19 @@ pub(crate) mod tests {
         fn now_ns(&self) -> u64 {
             crate::sys::monotonic_ns()
         }
-        fn is_alive(&self, _pid: u32, _start: u64) -> bool {
+        fn attach(&self) -> Result<u64, String> {
+            Ok(self.add64(crate::layout::hdr::ATTACH_SEQ, 1, Ordering::Relaxed) + 1)
+        }
+        fn detach(&self, _id: u64) {}
+        fn alive(&self, id: u64) -> bool {
+            id != 0
+        }
+        fn try_lock_names(&self) -> bool {
             true
         }
-        fn self_id(&self) -> (u32, u64) {
-            (std::process::id(), 1)
+        fn unlock_names(&self) {}
+        fn pid(&self) -> u32 {
+            std::process::id()
         }
     }
 }

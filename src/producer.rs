@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::error::{ProducerError, PublishError};
 use crate::layout::prod;
 use crate::mem::Memory;
-use crate::ring::{Claim, ClaimError, ProducerState, Ring, Wait};
+use crate::ring::{AttachError, Claim, ClaimError, ProducerState, Ring, Wait};
 use crate::segment::Segment;
 
 /// Publishes messages into a topic. Made by [`crate::Topic::producer`].
@@ -53,7 +53,10 @@ impl std::fmt::Debug for Producer {
 
 impl Producer {
     pub(crate) fn attach(ring: Arc<Ring<Segment>>) -> Result<Producer, ProducerError> {
-        let st = ring.attach_producer().map_err(|pid| ProducerError::Busy { pid })?;
+        let st = ring.attach_producer().map_err(|e| match e {
+            AttachError::Busy(pid) => ProducerError::Busy { pid },
+            AttachError::Attach(why) => ProducerError::Attach(why),
+        })?;
         // Relaxed: a starting point only; flush never goes backwards.
         let flushed = ring.mem.load64(prod::FLUSHED, Relaxed);
         Ok(Producer { ring, st, raw: None, flushed, auto_flush: None, since_flush: (0, 0) })
@@ -167,8 +170,10 @@ impl Producer {
         self.send(data, 0, Wait::Now)
     }
 
-    /// Publishes `data` with a user type (`0..2^31`), waiting for room.
+    /// Publishes `data` with a user type (`0..2^31`; others are
+    /// [`PublishError::InvalidType`]), waiting for room.
     pub fn publish_typed(&mut self, msg_type: u32, data: &[u8]) -> Result<(), PublishError> {
+        check_type(msg_type)?;
         self.send(data, msg_type, Wait::Forever)
     }
 
@@ -237,10 +242,20 @@ impl Producer {
         self.raw.is_some()
     }
 
-    /// Commits the outstanding raw claim with `len` bytes (clamped to the
-    /// claimed length) and user type `msg_type`. `Ok(false)` if no raw
-    /// claim is outstanding; [`PublishError::Lost`] as in [`Grant::commit`].
+    /// Commits the outstanding raw claim with `len` bytes and user type
+    /// `msg_type`. `Ok(false)` if no raw claim is outstanding;
+    /// [`PublishError::CommitTooLarge`] or [`PublishError::InvalidType`]
+    /// (the claim stays outstanding); [`PublishError::Lost`] as in
+    /// [`Grant::commit`].
     pub fn commit_raw(&mut self, len: usize, msg_type: u32) -> Result<bool, PublishError> {
+        if let Some(c) = &self.raw {
+            // Refused with the reservation kept: the caller may commit again
+            // with a valid length or type, or abort.
+            check_type(msg_type)?;
+            if len > c.len() as usize {
+                return Err(PublishError::CommitTooLarge { len, reserved: c.len() as usize });
+            }
+        }
         match self.raw.take() {
             Some(c) => {
                 if self.ring.commit(&mut self.st, &c, len.min(u32::MAX as usize) as u32, msg_type) {
@@ -273,6 +288,15 @@ impl Drop for Producer {
     }
 }
 
+/// A user message type must be below 2^31: the top bit marks padding.
+#[inline]
+fn check_type(msg_type: u32) -> Result<(), PublishError> {
+    if msg_type & crate::layout::frame::PADDING != 0 {
+        return Err(PublishError::InvalidType(msg_type));
+    }
+    Ok(())
+}
+
 /// Room for one message inside the ring, lent by [`Producer::reserve`].
 /// Derefs to the `&mut [u8]` payload.
 #[derive(Debug)]
@@ -283,19 +307,26 @@ pub struct Grant<'a> {
 }
 
 impl Grant<'_> {
-    /// Sets the message's user type (`0..2^31`).
+    /// Sets the message's user type (`0..2^31`; another makes
+    /// [`Grant::commit`] fail with [`PublishError::InvalidType`]).
     pub fn set_type(&mut self, msg_type: u32) {
         self.msg_type = msg_type;
     }
 
-    /// Publishes the first `len` bytes written (clamped to the reserved
-    /// length); the rest of the reservation becomes padding.
+    /// Publishes the first `len` bytes written; the rest of the
+    /// reservation becomes padding.
     ///
-    /// Fails only on a multi-producer topic whose subscribers skipped this
-    /// grant because it stayed uncommitted longer than the topic's liveness
-    /// timeout while this process looked dead ([`PublishError::Lost`]).
+    /// Fails, publishing nothing (the reservation is given back), when
+    /// `len` exceeds what was reserved ([`PublishError::CommitTooLarge`])
+    /// or the type set is not below 2^31 ([`PublishError::InvalidType`]);
+    /// and on a multi-producer topic whose subscribers skipped this grant
+    /// because its producer looked dead ([`PublishError::Lost`]).
     #[inline]
     pub fn commit(self, len: usize) -> Result<(), PublishError> {
+        if len > self.claim.len() as usize {
+            return Err(PublishError::CommitTooLarge { len, reserved: self.claim.len() as usize });
+        }
+        check_type(self.msg_type)?;
         // Not dropped (dropping aborts): `ManuallyDrop` rather than a "done"
         // flag, which kept the grant in memory and cost a 64-byte reserve +
         // commit 30 instructions.

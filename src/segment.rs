@@ -18,18 +18,21 @@
 //! length *before* the file is mapped, so a hostile file cannot make us map
 //! or fault in more than its validated geometry.
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::OpenError;
-use crate::layout::{hdr, prod, state, Layout, LINE, MAGIC, VERSION};
+use crate::layout::{hdr, lock, prod, state, Layout, LINE, MAGIC, VERSION};
 use crate::mem::Memory;
 use crate::sys;
 
@@ -42,6 +45,16 @@ pub struct Segment {
     path: PathBuf,
     /// The topic uses asymmetric fences (see `ring` module docs).
     asymmetric: bool,
+    /// The topic file, kept open (`O_CLOEXEC`): a writable handle holds
+    /// the users lock through it, and every liveness test is made
+    /// through it (it holds no attachment lock, so it sees them all).
+    file: File,
+    /// This handle's attachments: each has its own descriptor of the file
+    /// (its own open file description), which holds the attachment's lock.
+    attachments: Mutex<HashMap<u64, File>>,
+    /// A thread of this process holds the names lock (the kernel lock does
+    /// not exclude threads sharing one descriptor).
+    names_held: AtomicBool,
 }
 
 // SAFETY: the mapping is shared memory used only through atomics, through
@@ -100,28 +113,46 @@ impl Segment {
     /// Creates the topic file at `dir/name` with `layout`, file mode `mode`.
     pub fn create(dir: &Path, name: &str, layout: &Layout, mode: u32) -> Result<Segment, OpenError> {
         let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), sys::monotonic_ns()));
-        let result = Self::create_at(&tmp, &path, layout, mode);
-        // The temporary name is gone in every case: linked (then removed) or failed.
-        let _ = std::fs::remove_file(&tmp);
-        result
-    }
-
-    fn create_at(tmp: &Path, path: &Path, layout: &Layout, mode: u32) -> Result<Segment, OpenError> {
-        let file = std::fs::OpenOptions::new()
+        let denied = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                OpenError::PermissionDenied(format!("cannot create files in {}", dir.display()))
+            }
+            _ => io("creating the topic file")(e),
+        };
+        // An unnamed file (O_TMPFILE): nobody can open, replace or rename
+        // it while it is built; `link` then gives it its name.
+        let unnamed = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
             .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(tmp)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied(format!(
-                    "cannot create files in {}",
-                    tmp.parent().unwrap_or(tmp).display()
-                )),
-                _ => io("creating the topic file")(e),
-            })?;
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir);
+        match unnamed {
+            Ok(file) => Self::build(file, None, &path, layout, mode),
+            // File systems without O_TMPFILE: a hidden temporary name,
+            // `O_EXCL|O_NOFOLLOW`, checked after the link like the other.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR)) => {
+                let tmp = dir.join(format!(".{name}.{:016x}.tmp", random_u64()));
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&tmp)
+                    .map_err(denied)?;
+                let result = Self::build(file, Some(&tmp), &path, layout, mode);
+                // The temporary name is gone in every case.
+                let _ = std::fs::remove_file(&tmp);
+                result
+            }
+            Err(e) => Err(denied(e)),
+        }
+    }
+
+    /// Builds the topic in `file` (unnamed, or named `tmp`), then links it
+    /// to `path` and checks that the name now leads to this very file.
+    fn build(file: File, tmp: Option<&Path>, path: &Path, layout: &Layout, mode: u32) -> Result<Segment, OpenError> {
         file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
             .map_err(io("setting the topic file mode"))?;
         let len = layout.file_len();
@@ -141,18 +172,61 @@ impl Segment {
         let mut seg = Self::map(file, len as usize, true, path.to_path_buf())?;
         seg.asymmetric = layout.asymmetric_fences;
         seg.init_header(layout);
-        let c_tmp =
-            CString::new(tmp.as_os_str().as_bytes()).map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
-        let c_path =
-            CString::new(path.as_os_str().as_bytes()).map_err(|_| OpenError::InvalidOptions("path has NUL".into()))?;
-        // SAFETY: both are valid NUL-terminated paths. `link` never follows
-        // or replaces an existing target: it fails with EEXIST.
-        if unsafe { libc::link(c_tmp.as_ptr(), c_path.as_ptr()) } != 0 {
+        let cstr = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|_| OpenError::InvalidOptions("path has NUL".into()))
+        };
+        let c_path = cstr(path)?;
+        let linked = match tmp {
+            // SAFETY: both are valid NUL-terminated paths. `link` never
+            // follows or replaces an existing target: it fails with EEXIST.
+            Some(tmp) => unsafe { libc::link(cstr(tmp)?.as_ptr(), c_path.as_ptr()) },
+            None => {
+                let fd = seg.file.as_raw_fd();
+                let proc_path = cstr(Path::new(&format!("/proc/self/fd/{fd}")))?;
+                // SAFETY: valid NUL-terminated paths; linkat of a
+                // /proc/self/fd link with AT_SYMLINK_FOLLOW names our open
+                // unnamed file, and fails with EEXIST if `path` exists.
+                let rc = unsafe {
+                    libc::linkat(
+                        libc::AT_FDCWD,
+                        proc_path.as_ptr(),
+                        libc::AT_FDCWD,
+                        c_path.as_ptr(),
+                        libc::AT_SYMLINK_FOLLOW,
+                    )
+                };
+                if rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST) {
+                    rc
+                } else {
+                    // No /proc: link the descriptor itself (needs
+                    // CAP_DAC_READ_SEARCH).
+                    // SAFETY: `fd` is open; the empty path with AT_EMPTY_PATH
+                    // names it; `c_path` is valid.
+                    unsafe { libc::linkat(fd, c"".as_ptr(), libc::AT_FDCWD, c_path.as_ptr(), libc::AT_EMPTY_PATH) }
+                }
+            }
+        };
+        if linked != 0 {
             let e = std::io::Error::last_os_error();
             return Err(match e.raw_os_error() {
                 Some(libc::EEXIST) => OpenError::AlreadyExists { path: path.to_path_buf() },
                 _ => io("publishing the topic file")(e),
             });
+        }
+        // The name must lead to the file we built, not to one someone swapped in.
+        let named = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .and_then(|f| f.metadata())
+            .map_err(io("checking the created topic file"))?;
+        let ours = seg.file.metadata().map_err(io("checking the created topic file"))?;
+        if (named.dev(), named.ino()) != (ours.dev(), ours.ino()) {
+            return Err(OpenError::PermissionDenied(format!(
+                "{} was replaced by another file while it was created; check who else writes to {}",
+                path.display(),
+                path.parent().unwrap_or(path).display()
+            )));
         }
         Ok(seg)
     }
@@ -203,10 +277,12 @@ impl Segment {
         ready_timeout: Duration,
         allow_foreign_owner: bool,
     ) -> Result<(Segment, Layout), OpenError> {
+        // O_NONBLOCK: opening a FIFO or a device planted under a topic's name
+        // must not block; what is not a regular file is refused next.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(writable)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| match (e.kind(), e.raw_os_error()) {
                 (std::io::ErrorKind::NotFound, _) => OpenError::NotFound { path: path.to_path_buf() },
@@ -220,7 +296,7 @@ impl Segment {
             })?;
         let meta = file.metadata().map_err(io("reading the topic file's metadata"))?;
         if !meta.file_type().is_file() {
-            return Err(OpenError::Corrupt { reason: format!("{} is not a regular file", path.display()) });
+            return Err(OpenError::NotATopic { path: path.to_path_buf(), what: file_kind(&meta) });
         }
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
@@ -253,11 +329,67 @@ impl Segment {
     }
 
     fn map(file: File, len: usize, writable: bool, path: PathBuf) -> Result<Segment, OpenError> {
+        if writable {
+            // The users lock: a shared lock every writable handle holds, so
+            // `in_use` (rm, gc) sees it from any process. It also proves the
+            // file system has the locks liveness rests on.
+            match sys::ofd_lock(file.as_raw_fd(), lock::USERS, true) {
+                Ok(true) => {}
+                Ok(false) => return Err(OpenError::PermissionDenied(format!("{} is being removed", path.display()))),
+                Err(e) => return Err(OpenError::LocksUnsupported { path, source: e }),
+            }
+        }
         let mut opts = MmapOptions::new();
         opts.len(len).populate();
         let map = if writable { opts.map_raw(&file) } else { opts.map_raw_read_only(&file) }
             .map_err(io("mapping the topic file"))?;
-        Ok(Segment { map, len, writable, path, asymmetric: false })
+        Ok(Segment {
+            map,
+            len,
+            writable,
+            path,
+            asymmetric: false,
+            file,
+            attachments: Mutex::new(HashMap::new()),
+            names_held: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether another handle, in this process or another, has the topic
+    /// open for writing (it holds the users lock). Read-only handles
+    /// (inspection) are not users.
+    pub fn in_use(&self) -> bool {
+        // A write-lock test conflicts with every other holder's shared lock
+        // (ours, on this descriptor, does not count).
+        sys::ofd_held(self.file.as_raw_fd(), lock::USERS, false).unwrap_or(true)
+    }
+
+    /// A new descriptor of the topic file: a new open file description,
+    /// whose locks are its own. Opened through `/proc/self/fd` (no path
+    /// lookup anyone could redirect), else by path; either way checked to
+    /// be the same file.
+    fn reopen(&self) -> std::io::Result<File> {
+        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        let via_proc = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(self.writable)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&via_proc)
+            .or_else(|_| {
+                std::fs::OpenOptions::new().read(true).write(self.writable).custom_flags(flags).open(&self.path)
+            })?;
+        let (a, b) = (f.metadata()?, self.file.metadata()?);
+        if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+            return Err(std::io::Error::other("the topic file was replaced"));
+        }
+        Ok(f)
+    }
+
+    fn attachments(&self) -> std::sync::MutexGuard<'_, HashMap<u64, File>> {
+        // A panic while the map was held leaves it consistent (one insert
+        // or remove): use it anyway.
+        self.attachments.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Path of the file.
@@ -451,11 +583,69 @@ impl Memory for Segment {
             std::arch::asm!("prefetcht0 [{}]", in(reg) self.base().wrapping_add(off), options(nostack, readonly, preserves_flags))
         }
     }
-    fn is_alive(&self, pid: u32, start: u64) -> bool {
-        sys::is_alive(pid, start)
+    fn attach(&self) -> Result<u64, String> {
+        for _ in 0..8 {
+            // Relaxed: only the RMW's uniqueness matters.
+            let id = self.add64(hdr::ATTACH_SEQ, 1, Ordering::Relaxed).wrapping_add(1);
+            if id == 0 {
+                continue;
+            }
+            let fd = self.reopen().map_err(|e| format!("opening a lock descriptor of the topic file: {e}"))?;
+            match sys::ofd_lock(fd.as_raw_fd(), lock::attachment(id), false) {
+                Ok(true) => {
+                    self.attachments().insert(id, fd);
+                    return Ok(id);
+                }
+                // Held: the counter was set back (a corrupt or restored
+                // file); take the next id.
+                Ok(false) => continue,
+                Err(e) => return Err(format!("locking the topic file: {e}")),
+            }
+        }
+        Err("every attachment id offered is in use: the topic's attachment counter is corrupt".into())
     }
-    fn self_id(&self) -> (u32, u64) {
-        sys::self_id()
+    fn detach(&self, id: u64) {
+        // Closing the descriptor drops the lock (unless a forked child
+        // shares it: then the child's copy keeps it, and the slot it
+        // guarded, already given back, no longer asks).
+        drop(self.attachments().remove(&id));
+    }
+    fn alive(&self, id: u64) -> bool {
+        if id == 0 {
+            return false;
+        }
+        if self.attachments().contains_key(&id) {
+            return true;
+        }
+        // When the kernel cannot answer, alive: never take from the living.
+        sys::ofd_held(self.file.as_raw_fd(), lock::attachment(id), false).unwrap_or(true)
+    }
+    fn try_lock_names(&self) -> bool {
+        // Acquire: pairs with the Release below, between threads of this
+        // process sharing this handle (the kernel lock orders processes).
+        if self.names_held.swap(true, Ordering::Acquire) {
+            return false;
+        }
+        match sys::ofd_lock(self.file.as_raw_fd(), lock::NAMES, false) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.names_held.store(false, Ordering::Release);
+                false
+            }
+            // A descriptor that cannot lock (read-only): threads of this
+            // process are still excluded; nothing else can create names
+            // through it.
+            Err(_) => true,
+        }
+    }
+    fn unlock_names(&self) {
+        sys::ofd_unlock(self.file.as_raw_fd(), lock::NAMES);
+        // Release: what we did under the lock happens before the next
+        // holder in this process.
+        self.names_held.store(false, Ordering::Release);
+    }
+    fn pid(&self) -> u32 {
+        sys::self_id().0
     }
 }
 
@@ -463,6 +653,23 @@ impl Memory for Segment {
 /// before it sleeps on a futex.
 const SPIN_STEPS: u32 = 160;
 const YIELD_STEPS: u32 = 54;
+
+/// What a non-regular file is, for an error message.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
 
 /// Removes the topic file `dir/name`.
 pub fn unlink(dir: &Path, name: &str) -> Result<(), OpenError> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::error::{RecvError, SubscribeError};
 use crate::layout::Policy;
-use crate::ring::{DurableError, Fast, FrameView, ReadError, Ring, SubState, Wait};
+use crate::ring::{Fast, FrameView, JoinError, ReadError, Ring, SubState, Wait};
 use crate::segment::Segment;
 use crate::start::Start;
 
@@ -72,6 +72,17 @@ impl std::fmt::Debug for Subscriber {
     }
 }
 
+/// The subscribe error for a ring's join error (`name`: the durable
+/// subscriber's or group's name, for the message).
+fn join_err(ring: &Ring<Segment>, e: JoinError, name: &str) -> SubscribeError {
+    match e {
+        JoinError::NoFreeSlot => SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers },
+        JoinError::Taken(pid) => SubscribeError::NameTaken { name: name.into(), pid },
+        JoinError::Expired => SubscribeError::Expired { name: name.into() },
+        JoinError::Attach(why) => SubscribeError::Attach(why),
+    }
+}
+
 fn read_err(e: ReadError) -> RecvError {
     match e {
         ReadError::Corrupt(r) => RecvError::Corrupt(r),
@@ -81,8 +92,7 @@ fn read_err(e: ReadError) -> RecvError {
 
 impl Subscriber {
     pub(crate) fn attach(ring: Arc<Ring<Segment>>, start: Start, name: &str) -> Result<Subscriber, SubscribeError> {
-        let st =
-            ring.join(start, name.as_bytes()).ok_or(SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers })?;
+        let st = ring.join(start, name.as_bytes()).map_err(|e| join_err(&ring, e, name))?;
         Ok(Subscriber::with_state(ring, st))
     }
 
@@ -98,17 +108,12 @@ impl Subscriber {
     }
 
     pub(crate) fn attach_durable(ring: Arc<Ring<Segment>>, name: &str) -> Result<Subscriber, SubscribeError> {
-        let st = ring.join_durable(name.as_bytes()).map_err(|e| match e {
-            DurableError::Taken(pid) => SubscribeError::NameTaken { name: name.into(), pid },
-            DurableError::Expired => SubscribeError::Expired { name: name.into() },
-            DurableError::NoFreeSlot => SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers },
-        })?;
+        let st = ring.join_durable(name.as_bytes()).map_err(|e| join_err(&ring, e, name))?;
         Ok(Subscriber::with_state(ring, st))
     }
 
     pub(crate) fn attach_group(ring: Arc<Ring<Segment>>, group: &str) -> Result<Subscriber, SubscribeError> {
-        let st =
-            ring.join_group(group.as_bytes()).ok_or(SubscribeError::NoFreeSlot { max: ring.layout.max_subscribers })?;
+        let st = ring.join_group(group.as_bytes()).map_err(|e| join_err(&ring, e, group))?;
         Ok(Subscriber::with_state(ring, st))
     }
 

@@ -159,7 +159,31 @@ impl Options {
         self.dir.clone().unwrap_or_else(default_dir)
     }
 
+    /// The directory, refusing an empty path (which would silently mean
+    /// the current directory).
+    fn dir_checked(&self) -> Result<PathBuf, OpenError> {
+        match &self.dir {
+            Some(d) if d.as_os_str().is_empty() => Err(OpenError::InvalidOptions(
+                "the topic directory is an empty path (write \".\" for the current directory)".into(),
+            )),
+            _ => Ok(self.dir_value()),
+        }
+    }
+
     fn layout(&self) -> Result<Layout, OpenError> {
+        if let Some(mode) = self.mode {
+            if mode & !0o777 != 0 {
+                return Err(OpenError::InvalidOptions(format!(
+                    "mode {mode:04o}: only the permission bits 0..=0777 are allowed (no setuid, setgid or sticky bit)"
+                )));
+            }
+        }
+        if self.max_message == Some(0) {
+            return Err(OpenError::InvalidOptions(
+                "max message 0 would make a topic that carries only empty messages: give at least 1 byte".into(),
+            ));
+        }
+        self.dir_checked()?;
         let raw_cap = self.capacity.unwrap_or(DEFAULT_CAPACITY);
         if raw_cap > crate::layout::MAX_CAPACITY {
             return Err(OpenError::InvalidOptions(format!("capacity {raw_cap} exceeds 1 TiB")));
@@ -284,6 +308,12 @@ impl Topic {
 
     fn open_mode(name: &str, opts: &Options, writable: bool) -> Result<Topic, OpenError> {
         validate_name(name)?;
+        let dir = opts.dir_checked()?;
+        if writable {
+            // A directory others can change could hand us their file under
+            // the name between our look and our use.
+            check_dir(&dir)?;
+        }
         let (seg, layout) = Segment::open(
             &opts.dir_value(),
             name,
@@ -331,6 +361,9 @@ impl Topic {
     /// Removes the topic named `name` from `dir`.
     pub fn unlink_in(dir: &Path, name: &str) -> Result<(), OpenError> {
         validate_name(name)?;
+        if dir.as_os_str().is_empty() {
+            return Err(OpenError::InvalidOptions("the topic directory is an empty path".into()));
+        }
         segment::unlink(dir, name)
     }
 
@@ -528,9 +561,34 @@ impl Topic {
     }
 
     /// Pids of the other processes that have this topic's file mapped
-    /// (from `/proc/*/maps`; processes of other users may be invisible).
+    /// (from `/proc/*/maps`), for display: processes of other users and of
+    /// other pid namespaces are invisible. Whether the topic is in use is
+    /// [`Topic::in_use`]'s answer, not this list's.
     pub fn users(&self) -> Vec<u32> {
         crate::sys::processes_mapping(self.path())
+    }
+
+    /// Whether another handle has this topic open for producing or
+    /// subscribing: in this process or another, of any user, in any pid
+    /// namespace (every writable handle holds a shared kernel lock on the
+    /// topic file until it is dropped or its process exits or `exec`s).
+    /// Read-only handles (inspection) do not count.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmq::{Options, Topic};
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-inuse-{}", std::process::id()));
+    /// let opts = Options::new().dir(&dir).capacity(64 << 10);
+    /// let topic = Topic::create("busy", &opts)?;
+    /// let look = Topic::open_read_only("busy", &opts)?;
+    /// assert!(look.in_use());
+    /// drop(topic);
+    /// assert!(!look.in_use());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn in_use(&self) -> bool {
+        self.ring.mem.in_use()
     }
 
     /// Frees the slots of subscribers whose processes died. Returns how many.
@@ -564,9 +622,46 @@ impl Topic {
     }
 }
 
+/// Checks that nobody but its owner (this user, or root) can change what
+/// a topic directory holds, as ssh checks the directories of its files:
+/// it must belong to this user or to root, and if others may write to it,
+/// the sticky bit must stop them from removing or renaming our files.
+fn check_dir(dir: &Path) -> Result<(), OpenError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => OpenError::NotFound { path: dir.to_path_buf() },
+        std::io::ErrorKind::PermissionDenied => {
+            OpenError::PermissionDenied(format!("cannot look into the topic directory {}", dir.display()))
+        }
+        _ => OpenError::Io { op: "reading the topic directory's metadata", source: e },
+    })?;
+    let unsafe_dir = |reason: String| Err(OpenError::UnsafeDirectory { path: dir.to_path_buf(), reason });
+    if !meta.is_dir() {
+        return unsafe_dir("it is not a directory".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return unsafe_dir(format!(
+            "it belongs to uid {}, and another user could swap the topics in it (use a directory of your own, \
+             or have it made by root)",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode();
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return unsafe_dir(format!(
+            "others may write to it (mode {:04o}) and it has no sticky bit, so they could remove or rename \
+             topics in it: chmod o-w,g-w it, or chmod +t it",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 fn ensure_dir(dir: &Path) -> Result<(), OpenError> {
     if dir.is_dir() {
-        return Ok(());
+        return check_dir(dir);
     }
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| match e.kind() {
@@ -574,7 +669,9 @@ fn ensure_dir(dir: &Path) -> Result<(), OpenError> {
             OpenError::PermissionDenied(format!("cannot create the topic directory {}", dir.display()))
         }
         _ => OpenError::Io { op: "creating the topic directory", source: e },
-    })
+    })?;
+    // Someone else may have made it first.
+    check_dir(dir)
 }
 
 fn check_durable_name(name: &str) -> Result<(), SubscribeError> {

@@ -158,14 +158,20 @@ fn rm_refuses_a_live_topic_and_gc_removes_dead_ones() {
     let o = shmq(&d, &["rm", "live"]);
     assert_eq!(code(&o), 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("in use"));
-    // A temporary file from a creator that died (pid 0 never runs user code).
-    std::fs::write(d.path().join(".half.999999999.1.tmp"), b"x").unwrap();
+    // A temporary file from a creation that never finished (the fallback
+    // path without O_TMPFILE), abandoned two minutes ago; and one that is
+    // fresh (a creation under way), which gc leaves alone.
+    let half = std::fs::File::create(d.path().join(".half.0123456789abcdef.tmp")).unwrap();
+    half.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(120)).unwrap();
+    std::fs::write(d.path().join(".fresh.0123456789abcdef.tmp"), b"x").unwrap();
     let out = ok(&d, &["gc", "--dry-run"]);
     assert!(out.contains("would remove dead") && out.contains("would remove .half"), "{out}");
+    assert!(!out.contains(".fresh"), "{out}");
     assert!(d.path().join("dead").exists());
     let out = ok(&d, &["gc"]);
     assert!(out.contains("removed dead") && !out.contains("removed live"), "{out}");
-    assert!(!d.path().join("dead").exists() && !d.path().join(".half.999999999.1.tmp").exists());
+    assert!(!d.path().join("dead").exists() && !d.path().join(".half.0123456789abcdef.tmp").exists());
+    assert!(d.path().join(".fresh.0123456789abcdef.tmp").exists());
     assert!(d.path().join("live").exists());
     drop(live);
     ok(&d, &["rm", "live"]);

@@ -71,11 +71,18 @@ typedef struct shmq_msg {
 void shmq_options_init(shmq_options *opts);
 void shmq_options_init_any(shmq_options *opts);
 
-/* -EINVAL bad name/options, -EEXIST, -ENOSPC directory full, -EACCES. */
+/* -EINVAL bad name/options (a mode beyond 0777, max_message 0, an empty
+ * dir), -EEXIST, -ENOSPC the directory's file system is full, -EACCES
+ * (also: a topic directory another user owns, or others may write to
+ * without the sticky bit), -ENOLCK the file system has no open file
+ * description locks (liveness needs them: use /dev/shm). */
 int shmq_topic_create(const char *name, const shmq_options *opts, shmq_topic **out);
 /* opts may be NULL (any settings, default directory). -EINVAL bad name or
- * settings differ, -ENOENT, -EBADMSG corrupt file, -EPROTO layout version,
- * -EAGAIN still being created, -EACCES symlink / foreign owner. */
+ * settings differ, -ENOENT, -EBADMSG corrupt file or not a regular file
+ * (a FIFO or a directory under the name: never waited on), -EPROTO layout
+ * version (a topic of another shmq version: remove and recreate it),
+ * -EAGAIN still being created, -EACCES symlink / foreign owner / unsafe
+ * directory, -ENOLCK no open file description locks. */
 int shmq_topic_open(const char *name, const shmq_options *opts, shmq_topic **out);
 /* Opens, or creates with opts. Errors of both. */
 int shmq_topic_open_or_create(const char *name, const shmq_options *opts, shmq_topic **out);
@@ -84,7 +91,9 @@ void shmq_topic_close(shmq_topic *topic);
 int shmq_topic_unlink(const char *name);
 int shmq_topic_unlink_in(const char *dir, const char *name);
 
-/* -EINVAL, -EBUSY another live process holds this single-producer topic. */
+/* -EINVAL, -EBUSY a live producer holds this single-producer topic (in
+ * this process or another, in any pid namespace), -EMFILE out of file
+ * descriptors (each producer and subscriber holds one: its liveness lock). */
 int shmq_producer_open(shmq_topic *topic, shmq_producer **out);
 void shmq_producer_close(shmq_producer *producer);
 /* Copies data in. -EMSGSIZE too large, -ETIMEDOUT still full after the
@@ -102,13 +111,17 @@ int shmq_reserve(shmq_producer *producer, size_t len, void **buf);
 /* As shmq_reserve, without waiting: -EAGAIN when full. */
 int shmq_try_reserve(shmq_producer *producer, size_t len, void **buf);
 /* Publishes the first len bytes of the reservation. -EINVAL none
- * outstanding, -ECANCELED as for shmq_publish. */
+ * outstanding (or, for shmq_commit_typed, a type not below 2^31),
+ * -EMSGSIZE len exceeds what was reserved, -ECANCELED as for shmq_publish.
+ * After -EMSGSIZE or -EINVAL for a type the reservation stays outstanding:
+ * commit again or abort. Nothing is ever published shortened. */
 int shmq_commit(shmq_producer *producer, size_t len);
 int shmq_commit_typed(shmq_producer *producer, size_t len, uint32_t msg_type);
 /* Gives the reservation back; subscribers skip it. -EINVAL none outstanding. */
 int shmq_abort(shmq_producer *producer);
 
-/* Subscribes from the newest message. -EINVAL, -ENOSPC no free slot. */
+/* Subscribes from the newest message. -EINVAL, -EUSERS no free slot,
+ * -EMFILE out of file descriptors. */
 int shmq_subscribe(shmq_topic *topic, shmq_subscriber **out);
 /* from_oldest: 1 to start at the oldest message the ring holds. */
 int shmq_subscribe_from(shmq_topic *topic, int from_oldest, shmq_subscriber **out);
@@ -118,14 +131,14 @@ int shmq_subscribe_from(shmq_topic *topic, int from_oldest, shmq_subscriber **ou
 #define SHMQ_FROM_SEQ 2    /* at the first retained message with seq >= value */
 #define SHMQ_FROM_TIME 3   /* at the first retained message published at or after value (shmq_now_ns clock);
                               needs a topic with SHMQ_FLAG_TIMESTAMPS, else -EOPNOTSUPP */
-/* Replay: subscribes at from (SHMQ_FROM_*). -EINVAL bad from, -ENOSPC, -EOPNOTSUPP (SHMQ_FROM_TIME on a topic without timestamps). */
+/* Replay: subscribes at from (SHMQ_FROM_*). -EINVAL bad from, -EUSERS, -EOPNOTSUPP (SHMQ_FROM_TIME on a topic without timestamps). */
 int shmq_subscribe_at(shmq_topic *topic, int from, uint64_t value, shmq_subscriber **out);
 /* Durable subscriber: its cursor lives in the topic under name (1-32
  * bytes of A-Z a-z 0-9 . _ -) and outlives the process; shmq_release
  * acknowledges. A new process with the same name resumes at the first
  * message not released (at-least-once). -EBUSY a live process holds the
  * name, -ESTALE it expired (told once; subscribe again to start afresh),
- * -EINVAL bad name, -ENOSPC no free slot. Closing detaches it; on a Block
+ * -EINVAL bad name, -EUSERS no free slot. Closing detaches it; on a Block
  * topic it keeps holding the producer back until it returns or is removed. */
 int shmq_subscribe_durable(shmq_topic *topic, const char *name, shmq_subscriber **out);
 /* Consumer group: the members of group share the stream, each message
@@ -133,7 +146,7 @@ int shmq_subscribe_durable(shmq_topic *topic, const char *name, shmq_subscriber 
  * released) has it redelivered to another member. The group's position
  * lives in the topic and holds a Block producer back, members or not,
  * until shmq_remove_group. Block topics only (-EINVAL otherwise, and for a
- * bad name), -ENOSPC no free slot. */
+ * bad name), -EUSERS no free slot. */
 int shmq_subscribe_group(shmq_topic *topic, const char *group, shmq_subscriber **out);
 /* Removes a consumer group. -ENOENT none, -EBUSY live members remain. */
 int shmq_remove_group(shmq_topic *topic, const char *group);

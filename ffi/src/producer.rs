@@ -23,6 +23,7 @@ pub unsafe extern "C" fn shmq_producer_open(t: *mut shmq_topic, out: *mut *mut s
                 0
             }
             Err(ProducerError::Busy { .. }) => -libc::EBUSY,
+            Err(ProducerError::Attach(_)) => -libc::EMFILE,
             Err(_) => -libc::EROFS,
         }
     })

@@ -42,7 +42,8 @@ pub const SHMQ_FROM_TIME: c_int = 3;
 
 fn sub_err(e: &SubscribeError) -> c_int {
     -match e {
-        SubscribeError::NoFreeSlot { .. } => libc::ENOSPC,
+        SubscribeError::NoFreeSlot { .. } => libc::EUSERS,
+        SubscribeError::Attach(_) => libc::EMFILE,
         SubscribeError::ReadOnly => libc::EROFS,
         SubscribeError::NameTaken { .. } => libc::EBUSY,
         SubscribeError::Expired { .. } => libc::ESTALE,

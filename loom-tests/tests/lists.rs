@@ -32,15 +32,15 @@ fn in_code() -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/ring");
     for entry in std::fs::read_dir(&dir).expect("src/ring") {
         let src = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
-        for (pat, close) in [("shmq_mutation = \"", '"'), ("ord!(", ')'), ("fence_sc!(", ')')] {
-            for (i, _) in src.match_indices(pat) {
-                let rest = &src[i + pat.len()..];
-                let Some(end) = rest.find(close) else { continue };
-                let inside = &rest[..end];
-                // `shmq_mutation = "NAME"`, or the string literal in a macro call.
-                let name = if close == '"' { Some(inside) } else { inside.split('"').nth(1) };
-                if let Some(n) = name.filter(|n| !n.is_empty() && !n.contains('$')) {
-                    names.insert(n.to_string());
+        // Every string literal on a line that compiles a mutation in or out
+        // (`ord!(...)`, possibly nested, `fence_sc!(...)`, `cfg(shmq_mutation = ...)`).
+        for line in src.lines().filter(|l| {
+            !l.trim_start().starts_with("//")
+                && ["ord!(", "fence_sc!(", "shmq_mutation = \""].iter().any(|p| l.contains(p))
+        }) {
+            for (k, lit) in line.split('"').enumerate() {
+                if k % 2 == 1 && !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    names.insert(lit.to_string());
                 }
             }
         }

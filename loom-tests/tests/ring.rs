@@ -6,7 +6,7 @@
 
 use loom::thread;
 use shmq::__private::mem::Memory;
-use shmq::__private::ring::{ClaimError, DurableError, Wait};
+use shmq::__private::ring::{ClaimError, JoinError, Wait};
 use std::sync::atomic::Ordering::Relaxed;
 
 use shmq::__private::loom_mem::{set_pid, LoomMem};
@@ -93,8 +93,9 @@ fn mpsc_claims_are_disjoint_and_ordered() {
             .into_iter()
             .map(|(base, len, count)| {
                 let r = r.clone();
+                // Attached before the thread runs: the claim marks carry it.
+                let mut st = r.attach_producer().expect("attach");
                 thread::spawn(move || {
-                    let mut st = r.producer_state();
                     for i in 0..count {
                         publish(&r, &mut st, &payload(base + i, len));
                     }
@@ -265,8 +266,8 @@ fn mp_dropped_grant_becomes_padding() {
         let r = ring(1, Policy::Block, true);
         let mut s = join(&r);
         let rp = r.clone();
+        let mut st = r.attach_producer().expect("attach");
         let p = thread::spawn(move || {
-            let mut st = rp.producer_state();
             let c = rp.claim(&mut st, 8, Wait::Now).expect("room");
             rp.abort(&mut st, &c);
             publish(&rp, &mut st, &payload(5, 8));
@@ -298,7 +299,7 @@ fn durable_subscriber_resumes_where_its_owner_left() {
         let mut b = loop {
             match r.join_durable(b"d") {
                 Ok(b) => break b,
-                Err(DurableError::Taken(_)) => thread::yield_now(),
+                Err(JoinError::Taken(_)) => thread::yield_now(),
                 Err(e) => panic!("{e:?}"),
             }
         };
@@ -307,11 +308,60 @@ fn durable_subscriber_resumes_where_its_owner_left() {
     });
 }
 
+/// A detached durable subscriber is taken over by two processes at once:
+/// exactly one gets it, the other is told it is taken. The winner's CAS
+/// publishes its attachment (whose lock it took first) with `Release`; the
+/// loser loads the owner with `Acquire` and finds the lock held. (Weakening
+/// either half alone went unnoticed here: see the comment in `named.rs`.)
+#[test]
+fn durable_take_over_is_exclusive() {
+    model(|| {
+        let r = ring(2, Policy::Block, false);
+        let first = r.join_durable(b"d").expect("create");
+        r.leave(&first); // detached: owner none, cursor kept
+        let rb = r.clone();
+        let other = thread::spawn(move || rb.join_durable(b"d").is_ok());
+        let mine = r.join_durable(b"d").is_ok();
+        let theirs = other.join().unwrap();
+        assert!(mine ^ theirs, "exactly one takes the slot over (here: {mine}, there: {theirs})");
+    });
+}
+
+/// A group member dies holding a message; two other members look for dead
+/// members at once. Exactly one adopts and redelivers it: the adopter's
+/// CAS publishes its attachment with `Release`, the other loads the owner
+/// with `Acquire` and finds it alive, so the message is not delivered
+/// twice. (Weakening either ordering went unnoticed: see `group.rs`.)
+#[test]
+fn adoption_is_exclusive() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(1);
+    b.check(|| {
+        let r = ring_fast_clock(4, Policy::Block, false);
+        let mut dying = r.join_group(b"g").expect("slot");
+        let mut x = r.join_group(b"g").expect("slot");
+        let mut y = r.join_group(b"g").expect("slot");
+        let mut st = r.producer_state();
+        publish(&r, &mut st, &payload(1, 8));
+        let held = r.peek(&mut dying).expect("read").expect("message 1");
+        assert_eq!(held.seq, 0);
+        r.mem.kill(dying.attachment());
+        let ry = r.clone();
+        let other = thread::spawn(move || {
+            let got = ry.peek(&mut y).expect("read").map(|v| v.seq);
+            (got, y)
+        });
+        let mine = r.peek(&mut x).expect("read").map(|v| v.seq);
+        let (theirs, _y) = other.join().unwrap();
+        assert!(!(mine == Some(0) && theirs == Some(0)), "message 1 was redelivered to both members");
+    });
+}
+
 /// Two processes create the same durable subscriber at once: the names
 /// lock makes find-or-create atomic, so exactly one holds the name and the
-/// other is told it is taken (mutation `names_lock_relaxed`: the second
-/// holder of the lock can miss the slot the first created, and both
-/// succeed with two slots of one name).
+/// other is told it is taken (mutation `names_unlocked`: without the lock
+/// both can search before either creates, and both succeed with two slots
+/// of one name).
 #[test]
 fn named_slots_are_created_once() {
     model(|| {
@@ -413,18 +463,18 @@ fn overwrite_subscriber_joins_while_publishing() {
 }
 
 /// A blocked producer reaps dead subscribers while a new subscriber takes
-/// the slot a dead one left (its pid still in the slot's owner word). The
-/// reaper must see the new owner, alive, and leave the slot alone
-/// (mutation `reap_acquire`: it can see the slot active but the dead
-/// pid, and free a live subscriber's slot).
+/// the slot another left (its attachment, now dead, still in the slot's
+/// owner word). The reaper must see the new owner, alive, and leave the
+/// slot alone (mutation `reap_acquire`: it can see the slot active but the
+/// dead attachment, and free a live subscriber's slot).
 #[test]
 fn reaping_never_frees_a_live_subscriber() {
     model(|| {
         let r = ring(1, Policy::Block, false);
         set_pid(9);
         let old = join(&r);
-        r.leave(&old);
-        r.mem.kill(9);
+        r.leave(&old); // the slot is free again; its owner word still names old's attachment
+        r.mem.kill(old.attachment());
         set_pid(1);
         let rs = r.clone();
         let joiner = thread::spawn(move || {
@@ -438,7 +488,7 @@ fn reaping_never_frees_a_live_subscriber() {
             layout::slot::state::ACTIVE,
             "a live subscriber was reaped"
         );
-        assert_eq!(r.mem.load64(slot + layout::slot::PID, Relaxed) as u32, 2);
+        assert_eq!(r.mem.load64(slot + layout::slot::PID, Relaxed) as u32, 2, "the display pid is the joiner's");
     });
 }
 
@@ -502,7 +552,7 @@ fn group_redelivers_a_dead_members_message_before_reusing_it() {
         set_pid(7);
         let held = r.peek(&mut dying).expect("read").expect("message 1");
         assert_eq!(held.seq, 0);
-        r.mem.kill(7); // dies holding message 1
+        r.mem.kill(dying.attachment()); // dies holding message 1
         set_pid(1);
         let rp = r.clone();
         let p = thread::spawn(move || {

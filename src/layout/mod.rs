@@ -33,12 +33,16 @@
 use crate::error::OpenError;
 
 mod words;
-pub use words::{LenType, Owner, ProducerOwner, SlotName, Stamp, StampState, IDLE, MAX_POS};
+pub use words::{LenType, Owner, SlotName, Stamp, StampState, IDLE, MAX_POS};
 
 /// First eight bytes of every topic file: `"SHMQRING"` in little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// Layout version; bumped on any incompatible change of this file's format.
-pub const VERSION: u32 = 1;
+/// Version 2: liveness by kernel locks, not pids (owner words hold
+/// attachment ids, [`hdr::ATTACH_SEQ`] numbers them, [`lock`] places the
+/// locks); a process of version 1 and one of version 2 cannot share a
+/// topic, so each refuses the other's files.
+pub const VERSION: u32 = 2;
 /// Size of one header line. Two cache lines, against adjacent-line prefetch.
 pub const LINE: usize = 128;
 /// Size of one subscriber slot (two lines: scanned part, inspected part).
@@ -106,6 +110,32 @@ pub mod hdr {
     /// consistent (0: unknown). A different boot id at open means the
     /// machine restarted: see `Ring::recover_after_reboot`.
     pub const BOOT_ID: usize = 96;
+    /// u64 attachments ever made to this topic: each producer and
+    /// subscriber takes the next number as its id ([`super::Owner`]) and
+    /// holds the kernel lock at [`super::lock::attachment`] of it.
+    pub const ATTACH_SEQ: usize = 104;
+}
+
+/// Where the kernel locks that say who is alive lie: byte offsets of the
+/// topic file, far beyond its data (a lock needs no bytes behind it).
+/// Every lock is an open-file-description lock (`F_OFD_SETLK`), held
+/// through a descriptor opened with `O_CLOEXEC`; the kernel drops it when
+/// the holder exits or `exec`s, and any process that has the file open,
+/// in any pid namespace, of any user, can test it (`F_OFD_GETLK`).
+pub mod lock {
+    /// A read (shared) lock held by every writable handle on the topic:
+    /// the topic is in use while anyone else holds it.
+    pub const USERS: u64 = 1 << 48;
+    /// A write lock held while a named slot (durable subscriber, consumer
+    /// group) is found or created, and while one is removed.
+    pub const NAMES: u64 = USERS + 1;
+    /// The lock of attachment 1; attachment `id` holds `ATTACH_BASE + id`.
+    pub const ATTACH_BASE: u64 = 1 << 49;
+
+    /// The byte whose lock attachment `id` holds.
+    pub const fn attachment(id: u64) -> u64 {
+        ATTACH_BASE + (id & ((1 << 62) - 1))
+    }
 }
 
 /// Offsets inside the producer line.
@@ -122,11 +152,12 @@ pub mod prod {
     pub const NEXT_SEQ: usize = BASE + 24;
     /// u64 bumped by every subscriber that joins a `Block` topic.
     pub const JOIN_EPOCH: usize = BASE + 32;
-    /// u64 single producer: a [`super::ProducerOwner`], the owner's pid
-    /// (low 32 bits) | 1 << 32 when held.
+    /// u64 single producer: the attachment id ([`super::Owner`]) of the
+    /// producer that holds the topic, 0 when free.
     pub const OWNER: usize = BASE + 40;
-    /// u64 single producer: owner's process start time (clock ticks).
-    pub const OWNER_START: usize = BASE + 48;
+    /// u64 single producer: the holder's pid, for display (it may belong
+    /// to another pid namespace).
+    pub const OWNER_PID: usize = BASE + 48;
     /// u64 single producer: bytes published (payload bytes).
     pub const BYTES: usize = BASE + 56;
     /// u64 single producer: start of the claim in flight (for repair).
@@ -165,10 +196,8 @@ pub mod ctr {
     pub const REAPED: usize = BASE + 24;
     /// u64 stuck frames turned into padding by repair.
     pub const REPAIRED: usize = BASE + 32;
-    /// u64 [`super::Owner`] (pid | start << 32) of the process creating a named
-    /// slot (durable subscriber or consumer group), 0 when free: makes
-    /// find-or-create of a name atomic.
-    pub const NAMES_LOCK: usize = BASE + 40;
+    // BASE + 40: unused since version 2 (the names lock is the kernel
+    // lock `lock::NAMES`).
 }
 
 /// Offsets inside one subscriber slot, relative to the slot's start.
@@ -186,12 +215,13 @@ pub mod slot {
     /// Cursor value of a group member that holds nothing (never gates):
     /// [`super::IDLE`].
     pub const IDLE: u64 = super::IDLE;
-    /// u64 owner, a [`super::Owner`]: pid (low 32 bits) | low 32 bits of
-    /// its start time (high 32 bits), so one CAS changes owners; 0 for a
-    /// detached durable subscriber.
-    pub const PID: usize = 128;
-    /// u64 owner process start time (clock ticks since boot).
-    pub const START: usize = 136;
+    /// u64 owner: the attachment id ([`super::Owner`]) of the process that
+    /// holds the slot, so one CAS changes owners; 0 for a detached durable
+    /// subscriber and a group's record.
+    pub const OWNER: usize = 128;
+    /// u64 owner's pid, for display (it may belong to another pid
+    /// namespace).
+    pub const PID: usize = 136;
     /// u64 messages received.
     pub const RECEIVED: usize = 144;
     /// u64 messages lost (overwrite policy).

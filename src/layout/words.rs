@@ -11,7 +11,8 @@
 //!  | payload length (u32)  | type (u31) |P|        |  word 1 (LenType; P = bit 63: padding,
 //!  +-----------------------+-----------------------+          whose length is the frame size)
 //!  | publish time, CLOCK_MONOTONIC ns; while a      |  word 2
-//!  | multi-producer claim is open: its Owner        |
+//!  | multi-producer claim is open: its Owner (the   |
+//!  | claiming producer's attachment id)             |
 //!  +-----------------------------------------------+
 //!  | sequence number                               |  word 3
 //!  +-----------------------------------------------+
@@ -20,8 +21,8 @@
 //!   0   state (u32) | flags (u32)       <- scanned by producers (first line)
 //!   8   cursor (u64; IDLE for an idle group member)
 //!  16   group record slot (u32, members)
-//!  128  owner (Owner: pid | start time << 32)   <- read by inspectors (second line)
-//!  136  start time (u64)   144 received   152 lost   160 last seen (ns)
+//!  128  owner (Owner: attachment id; 0 none)  <- read by inspectors (second line)
+//!  136  owner's pid (display)   144 received   152 lost   160 last seen (ns)
 //!  168  name (SlotName: 32 bytes, NUL padded)     200 next expected seq
 //! ```
 //!
@@ -163,83 +164,34 @@ impl LenType {
     }
 }
 
-/// The owner of a subscriber slot, of the names lock, or of an open
-/// multi-producer claim: the process's pid in the low 32 bits and the low
-/// 32 bits of its start time (clock ticks since boot) in the high 32, so
-/// one compare-and-swap hands a slot from a dead owner to a new one. 0 is
-/// nobody (a detached durable subscriber, a free lock).
+/// Who holds a slot, the single-producer line, or an open multi-producer
+/// claim: an attachment id, the number a producer or subscriber took from
+/// [`super::hdr::ATTACH_SEQ`] when it attached (ids are never reused
+/// within a topic's life). Whether its holder is alive is a question for
+/// the kernel, not for this word: the holder keeps a lock on the byte
+/// [`super::lock::attachment`] of its id for as long as it lives, in any
+/// pid namespace (see `Memory::alive`). 0 is nobody (a detached durable
+/// subscriber, a group's record, a free producer line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner(u64);
 
 impl Owner {
     /// Nobody.
     pub const NONE: Owner = Owner(0);
-    /// The process `pid` started at `start`.
-    #[inline(always)]
-    pub const fn new(pid: u32, start: u64) -> Owner {
-        Owner(pid as u64 | start << 32)
-    }
-    /// The word as read from shared memory.
+    /// The word as read from (or to be written to) shared memory.
     #[inline(always)]
     pub const fn from_raw(raw: u64) -> Owner {
         Owner(raw)
     }
-    /// The raw word.
+    /// The raw word: the attachment id.
     #[inline(always)]
     pub const fn raw(self) -> u64 {
         self.0
-    }
-    /// The pid (0 for nobody).
-    #[inline(always)]
-    pub const fn pid(self) -> u32 {
-        self.0 as u32
-    }
-    /// The low 32 bits of the owner's start time, in the high half of the
-    /// word: the form `is_alive` compares (it masks what it reads alike).
-    #[inline(always)]
-    pub const fn start(self) -> u64 {
-        self.0 >> 32
     }
     /// Whether this is [`Owner::NONE`].
     #[inline(always)]
     pub const fn is_none(self) -> bool {
         self.0 == 0
-    }
-}
-
-/// The single producer's ownership word (producer line `OWNER`): the
-/// owner's pid, with bit 32 set while it is held; the owner's full start
-/// time is in the next word (`OWNER_START`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProducerOwner(u64);
-
-impl ProducerOwner {
-    const HELD: u64 = 1 << 32;
-    /// Not held.
-    pub const FREE: ProducerOwner = ProducerOwner(0);
-    /// Held by `pid`.
-    #[inline]
-    pub const fn held_by(pid: u32) -> ProducerOwner {
-        ProducerOwner(Self::HELD | pid as u64)
-    }
-    /// The word as read from shared memory.
-    #[inline]
-    pub const fn from_raw(raw: u64) -> ProducerOwner {
-        ProducerOwner(raw)
-    }
-    /// The raw word.
-    #[inline]
-    pub const fn raw(self) -> u64 {
-        self.0
-    }
-    /// The holder's pid, if held.
-    #[inline]
-    pub const fn holder(self) -> Option<u32> {
-        if self.0 & Self::HELD != 0 {
-            Some(self.0 as u32)
-        } else {
-            None
-        }
     }
 }
 
@@ -327,23 +279,11 @@ mod tests {
     }
 
     #[test]
-    fn owner_words_keep_pid_and_start() {
-        let o = Owner::new(4242, 0x1_2345_6789);
-        assert_eq!(o.pid(), 4242);
-        assert_eq!(o.start(), 0x2345_6789, "only the low 32 bits of the start time are kept");
-        assert_eq!(Owner::from_raw(o.raw()), o);
+    fn owner_words_are_attachment_ids() {
+        let o = Owner::from_raw(42);
+        assert_eq!(o.raw(), 42);
         assert!(Owner::NONE.is_none() && !o.is_none());
-        assert_eq!(Owner::new(0, 0), Owner::NONE);
-    }
-
-    #[test]
-    fn producer_owner_word() {
-        assert_eq!(ProducerOwner::held_by(77).holder(), Some(77));
-        assert_eq!(ProducerOwner::held_by(0).holder(), Some(0), "held is the bit, not the pid");
-        assert_eq!(ProducerOwner::FREE.holder(), None);
-        // A pid without the held bit (a corrupt or older word) is free.
-        assert_eq!(ProducerOwner::from_raw(77).holder(), None);
-        assert_eq!(ProducerOwner::held_by(77).raw(), 1 << 32 | 77);
+        assert_eq!(Owner::from_raw(0), Owner::NONE);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
 use super::{sane_pos, Ring, Wait, NO_SUBSCRIBER};
-use crate::layout::{ctr, frame, frame_size, prod, LenType, Owner, Policy, ProducerOwner, Stamp, StampState};
+use crate::layout::{ctr, frame, frame_size, prod, LenType, Owner, Policy, Stamp, StampState};
 use crate::mem::Memory;
 
 /// Segments per ring for tracking the oldest frame (see `advance_oldest`).
@@ -94,9 +94,10 @@ pub struct ProducerState {
     pub(super) marks: [u64; MARKS as usize],
     /// Segment of the last recorded mark.
     pub(super) mark_seg: Option<u64>,
-    /// Single producer: the ownership word it holds (set by
-    /// [`Ring::attach_producer`]); [`ProducerOwner::FREE`] otherwise.
-    pub(super) owner: ProducerOwner,
+    /// This producer's attachment (set by [`Ring::attach_producer`]): the
+    /// id its lock vouches for, written into the single producer's `OWNER`
+    /// word or into each multi-producer claim's mark.
+    pub(super) owner: Owner,
 }
 
 impl ProducerState {
@@ -127,7 +128,7 @@ impl<M: Memory> Ring<M> {
             bytes: self.mem.load64(prod::BYTES, Relaxed),
             marks: [0; MARKS as usize],
             mark_seg: None,
-            owner: ProducerOwner::FREE,
+            owner: Owner::NONE,
         }
     }
 
@@ -323,10 +324,10 @@ impl<M: Memory> Ring<M> {
             if self.mem.cas64(prod::TAIL, raw, end, Relaxed, Relaxed).is_ok() {
                 // Mark the claim at once, starting where subscribers stop
                 // first (see "Stuck claims" in the module docs).
-                if pad > 0 && !self.mark(tail, Some(pad)) {
+                if pad > 0 && !self.mark(tail, Some(pad), st.owner) {
                     return Err(ClaimError::Lost);
                 }
-                if !self.mark(pos, None) {
+                if !self.mark(pos, None, st.owner) {
                     return Err(ClaimError::Lost);
                 }
                 // Relaxed: a counter; uniqueness comes from the RMW.
@@ -338,11 +339,11 @@ impl<M: Memory> Ring<M> {
 
     /// Multi-producer: marks the frame at `p`, just claimed, as ours: with
     /// `padding`, a committed padding frame of that size; without, a
-    /// claimed frame whose timestamp word holds the owner (pid, and the low
-    /// 32 bits of its start time) until commit. Returns `false` if a
+    /// claimed frame whose timestamp word holds our attachment (`owner`)
+    /// until commit. Returns `false` if a
     /// subscriber had already taken the position (`ABORTING`/`ABORTED`):
     /// the claim is lost.
-    fn mark(&self, p: u64, padding: Option<u64>) -> bool {
+    fn mark(&self, p: u64, padding: Option<u64>, owner: Owner) -> bool {
         let off = self.layout.frame_at(p);
         let stamp = match padding {
             Some(size) => {
@@ -351,9 +352,8 @@ impl<M: Memory> Ring<M> {
                 Stamp::committed(p, self.key()).raw()
             }
             None => {
-                let (pid, start) = self.mem.self_id();
                 // Relaxed: as above.
-                self.mem.store64(off + frame::TIMESTAMP, Owner::new(pid, start).raw(), Relaxed);
+                self.mem.store64(off + frame::TIMESTAMP, owner.raw(), Relaxed);
                 Stamp::claimed(p, self.key()).raw()
             }
         };

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use super::{ProducerState, Ring, SubState, NO_SUBSCRIBER};
+use super::{JoinError, ProducerState, Ring, SubState, NO_SUBSCRIBER};
 use crate::layout::{prod, slot, Owner, Policy, SlotName};
 use crate::mem::Memory;
 use crate::start::Start;
@@ -74,25 +74,29 @@ impl<M: Memory> Ring<M> {
 
     /// Takes a free subscriber slot and positions the cursor. `name` is
     /// stored for inspection (at most 32 bytes are kept).
-    pub fn join(&self, start: Start, name: &[u8]) -> Option<SubState> {
-        self.join_as(start, name, 0)
+    pub fn join(&self, start: Start, name: &[u8]) -> Result<SubState, JoinError> {
+        let id = Owner::from_raw(self.mem.attach().map_err(JoinError::Attach)?);
+        self.join_as(start, name, 0, id).ok_or_else(|| {
+            self.mem.detach(id.raw());
+            JoinError::NoFreeSlot
+        })
     }
 
     /// Takes a free slot (reaping dead subscribers if none is free) and
     /// fills in everything but its state, cursor and expected sequence:
-    /// this process as owner, `flags`, zeroed counters and `name`. Returns
-    /// the slot's index; the caller publishes the slot with a Release
-    /// store of `ACTIVE`.
-    pub(super) fn take_slot(&self, flags: u32, name: &SlotName) -> Option<usize> {
+    /// `owner` (an attachment id, or none for a group's record), this
+    /// process's pid for display, `flags`, zeroed counters and `name`.
+    /// Returns the slot's index; the caller publishes the slot with a
+    /// Release store of `ACTIVE`.
+    pub(super) fn take_slot(&self, flags: u32, name: &SlotName, owner: Owner) -> Option<usize> {
         let i = self.claim_slot().or_else(|| {
             self.reap_dead();
             self.claim_slot()
         })?;
         let s = self.layout.slot(i);
-        let (pid, pstart) = self.mem.self_id();
         // Relaxed: published by the caller's Release store of ACTIVE.
-        self.mem.store64(s + slot::PID, Owner::new(pid, pstart).raw(), Relaxed);
-        self.mem.store64(s + slot::START, pstart, Relaxed);
+        self.mem.store64(s + slot::OWNER, owner.raw(), Relaxed);
+        self.mem.store64(s + slot::PID, self.mem.pid() as u64, Relaxed);
         self.mem.store32(s + slot::FLAGS, flags, Relaxed);
         self.mem.store64(s + slot::RECEIVED, 0, Relaxed);
         self.mem.store64(s + slot::LOST, 0, Relaxed);
@@ -101,10 +105,11 @@ impl<M: Memory> Ring<M> {
         Some(i)
     }
 
-    pub(super) fn join_as(&self, start: Start, name: &[u8], flags: u32) -> Option<SubState> {
-        let slot_idx = self.take_slot(flags, &SlotName::new(name))?;
+    /// Joins a new slot owned by `owner` (see [`Ring::take_slot`]).
+    pub(super) fn join_as(&self, start: Start, name: &[u8], flags: u32, owner: Owner) -> Option<SubState> {
+        let slot_idx = self.take_slot(flags, &SlotName::new(name), owner)?;
         let s = self.layout.slot(slot_idx);
-        let mut st = SubState::new(slot_idx, 0);
+        let mut st = SubState::new(slot_idx, 0, owner);
         if self.layout.policy == Policy::Overwrite {
             // Release: publishes the owner words to a reaper's Acquire load
             // of the state (`reap_dead`; mutation `reap_acquire`).
@@ -187,11 +192,11 @@ impl<M: Memory> Ring<M> {
         let s = self.layout.slot(st.slot);
         // Relaxed: our own slot's flags.
         if self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0 {
-            let (pid, start) = self.mem.self_id();
             self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
             // Release: our cursor and counters are visible to the next owner,
             // which takes the slot with an Acquire CAS.
-            let _ = self.mem.cas64(s + slot::PID, Owner::new(pid, start).raw(), 0, Release, Relaxed);
+            let _ = self.mem.cas64(s + slot::OWNER, st.attach.raw(), Owner::NONE.raw(), Release, Relaxed);
+            self.mem.detach(st.attach.raw());
             return;
         }
         // Release: our reads of released frames happen before a producer
@@ -201,6 +206,9 @@ impl<M: Memory> Ring<M> {
         // fences as `SeqCst` fences, which order this by themselves, so no
         // scenario can notice it weakened (tried: `join_and_leave_...`).
         let _ = self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
+        // The lock goes only after the slot is free: a reaper that finds the
+        // slot active then finds its owner alive.
+        self.mem.detach(st.attach.raw());
         // A producer may be waiting on our cursor (light half, as a release).
         self.wake_space();
     }
@@ -210,6 +218,6 @@ impl<M: Memory> Ring<M> {
         let s = self.layout.slot(st.slot);
         // Relaxed: an ownership check on our own slot.
         self.mem.load32(s + slot::STATE, Relaxed) == slot::state::ACTIVE
-            && self.mem.load64(s + slot::PID, Relaxed) as u32 == self.mem.self_id().0
+            && self.mem.load64(s + slot::OWNER, Relaxed) == st.attach.raw()
     }
 }

@@ -10,10 +10,10 @@
 //! frame needs. A member that dies holding a message has it redelivered
 //! to another member, which adopts the dead member's slot.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use super::reading::STUCK_POLLS;
-use super::{sane_pos, FrameView, ReadError, Ring, SubState, LIVENESS_CHECK_NS};
+use super::{sane_pos, FrameView, JoinError, ReadError, Ring, SubState, LIVENESS_CHECK_NS};
 use crate::layout::{ctr, frame, slot, LenType, Owner, SlotName, Stamp, StampState, FRAME_HEADER, MAX_POS};
 use crate::mem::Memory;
 use crate::start::Start;
@@ -36,29 +36,30 @@ impl<M: Memory> Ring<M> {
     /// record at the newest message if it does not exist, then takes a
     /// member slot. Each message goes to exactly one member (work sharing,
     /// as in the Disruptor's work pool).
-    pub fn join_group(&self, name: &[u8]) -> Option<SubState> {
+    pub fn join_group(&self, name: &[u8]) -> Result<SubState, JoinError> {
         let key = SlotName::new(name);
-        // Find-or-create under the names lock (see `join_durable`).
-        let g = self.with_names_lock(|| {
-            if let Some(g) = self.find_group(&key) {
-                return Some(g);
-            }
-            let st = self.join_as(Start::Newest, key.as_bytes(), slot::flags::GROUP)?;
-            // Relaxed: the record belongs to no process, so no reaper ever
-            // frees it.
-            self.mem.store64(self.layout.slot(st.slot) + slot::PID, 0, Relaxed);
-            Some(st.slot)
-        })?;
-        let m = self.take_slot(slot::flags::MEMBER, &key)?;
+        // Find-or-create under the names lock (see `join_durable`). The
+        // record belongs to no process (owner none), so no reaper frees it.
+        let g = self
+            .with_names_lock(|| match self.find_group(&key) {
+                Some(g) => Some(g),
+                None => self.join_as(Start::Newest, key.as_bytes(), slot::flags::GROUP, Owner::NONE).map(|st| st.slot),
+            })
+            .ok_or(JoinError::NoFreeSlot)?;
+        let me = Owner::from_raw(self.mem.attach().map_err(JoinError::Attach)?);
+        let Some(m) = self.take_slot(slot::flags::MEMBER, &key, me) else {
+            self.mem.detach(me.raw());
+            return Err(JoinError::NoFreeSlot);
+        };
         let s = self.layout.slot(m);
         // Relaxed: published by the Release store of ACTIVE below.
         self.mem.store32(s + slot::GROUP, g as u32, Relaxed);
         self.mem.store64(s + slot::CURSOR, slot::IDLE, Relaxed);
         // Release: publishes the fields above to scans and reapers.
         self.mem.store32(s + slot::STATE, slot::state::ACTIVE, Release);
-        let mut st = SubState::new(m, slot::IDLE);
+        let mut st = SubState::new(m, slot::IDLE, me);
         st.group = Some(g);
-        Some(st)
+        Ok(st)
     }
 
     /// Group member: takes the group's next message (exactly one member
@@ -157,12 +158,11 @@ impl<M: Memory> Ring<M> {
             return Ok(None);
         }
         st.last_check = now.max(1);
-        let (pid, start) = self.mem.self_id();
         for i in 0..self.layout.max_subscribers as usize {
             let s = self.layout.slot(i);
             // The Acquires from here to the redelivered frame's stamp are
             // only defensive: we act only on a member the kernel reports
-            // dead (`is_alive`), and a process's death, observed through
+            // dead (its lock is gone: `Memory::alive`), and a process's death, observed through
             // the kernel, orders everything it wrote (its announcement, the
             // frame it had acquired) before our look. The model gives death
             // that ordering too (`LoomMem::kill`).
@@ -173,14 +173,26 @@ impl<M: Memory> Ring<M> {
             {
                 continue;
             }
-            let owner = Owner::from_raw(self.mem.load64(s + slot::PID, Relaxed));
-            if self.mem.is_alive(owner.pid(), owner.start()) {
+            // Acquire: pairs with the Release of an adopter's CAS below (or
+            // the member's ACTIVE), so a live owner's lock is seen: a message
+            // another member has adopted is not adopted twice.
+            let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, Acquire));
+            if self.mem.alive(owner.raw()) {
                 continue;
             }
             // Acquire: defensive, see above; the CAS makes one adopter.
-            if self.mem.cas64(s + slot::PID, owner.raw(), Owner::new(pid, start).raw(), Acquire, Relaxed).is_err() {
+            // The slot is ours now: our lock vouches for it while we hold
+            // its message (if we die too, another member adopts it).
+            // Release: publishes our attachment's lock with our id (see the
+            // load above). Needed by that reasoning; `adoption_is_exclusive`
+            // did not notice it, or the load's Acquire, weakened (loom found
+            // no interleaving where another member tests our lock between
+            // our CAS and our lock becoming visible to it).
+            let success = AcqRel;
+            if self.mem.cas64(s + slot::OWNER, owner.raw(), st.attach.raw(), success, Relaxed).is_err() {
                 continue;
             }
+            self.mem.store64(s + slot::PID, self.mem.pid() as u64, Relaxed);
             let p = self.load_pos(s + slot::CURSOR, Acquire);
             if p >= slot::IDLE {
                 // Held nothing: free the slot. Release: only defensive (it
@@ -254,10 +266,7 @@ impl<M: Memory> Ring<M> {
                 self.mem.load32(s + slot::STATE, Acquire) == slot::state::ACTIVE
                     && self.mem.load32(s + slot::FLAGS, Relaxed) & slot::flags::MEMBER != 0
                     && self.mem.load32(s + slot::GROUP, Relaxed) as usize == g
-                    && {
-                        let owner = Owner::from_raw(self.mem.load64(s + slot::PID, Relaxed));
-                        self.mem.is_alive(owner.pid(), owner.start())
-                    }
+                    && { self.mem.alive(self.mem.load64(s + slot::OWNER, Relaxed)) }
             })
             .count();
         if live > 0 {

@@ -166,8 +166,9 @@
 //! | freeing a dead member's slot after redelivering its message -> the producer's slot-state `Acquire` | [`group`] (`group_release`); [`gating`] (`scan_pass`) | `adopt_free_relaxed`, `scan_state_acquire` |
 //! | a joiner's `ACTIVE` -> a reaper's slot-state `Acquire` (owner words) | [`gating`], [`group`]; [`repair`] (`reap_dead`) | `reap_acquire` |
 //! | a single producer's detach -> the next attach's CAS `Acquire` | [`owner`] | `owner_acquire` |
-//! | a durable subscriber's detach -> the take-over CAS `Acquire` | [`gating`] (`leave`); [`named`] | `durable_relaxed` |
-//! | names unlock -> names lock CAS `Acquire` | [`named`] | `names_lock_relaxed` |
+//! | an attach CAS publishing the attachment id (its lock taken before) -> another attacher's `Acquire` read of it, then its lock test | [`owner`] | `owner_publish` |
+//! | a durable subscriber's detach -> the taker's owner load and CAS `Acquire` | [`gating`] (`leave`); [`named`] | `durable_relaxed` |
+//! | the names lock (a kernel lock: taking and dropping it order like a mutex) | [`named`] | `names_unlocked` |
 //! | `Overwrite` intent: tail store, `Release` fence -> reader's `Acquire` fence, tail re-read | [`claim`] (`take_single`); [`overwrite`]; [`frames`] | `intent_fence`, `validate_fence`, `header_fence` |
 //! | data wake: post-commit fence <-> a subscriber's fence before it sleeps | [`commit`]; [`waiting`] | `data_fence` |
 //! | space wake: post-release fence <-> a producer's fence before it sleeps | [`waiting`] | `space_fence` |
@@ -178,12 +179,15 @@
 //! the gating cursor) and `group_no_wake` (a withdrawn announcement
 //! without its wake).
 //!
-//! Two orderings are needed and loom cannot check them; their comments
+//! Some orderings are needed and no scenario catches them; their comments
 //! say why: the slot-free `Release` of a leaving subscriber (the light
 //! fence after it is a compiler fence in production, a `SeqCst` fence in
-//! the model, which orders the pair by itself) and `unstick`'s stamp
+//! the model, which orders the pair by itself); `unstick`'s stamp
 //! `Acquire` (telling an aborted live claim from an unmarked one needs
-//! real time). Every other ordering stronger than `Relaxed` is only
+//! real time); the attachment publication of a durable take-over and of a
+//! group adoption, and the owner loads before their lock tests (including
+//! a reaper's of a durable slot) — the same pair `owner_publish` proves
+//! for producers, not caught for these by the scenarios written. Every other ordering stronger than `Relaxed` is only
 //! defensive, and its comment says why it could be `Relaxed`: the abort
 //! put-back in `mark`, the passive reader's tail load, a joiner's last
 //! cursor store, `claim_slot`, slot searches under the names lock, the
@@ -250,8 +254,8 @@ pub mod waiting;
 
 pub use claim::{Claim, ClaimError, ProducerState};
 pub use frames::FrameView;
-pub use named::DurableError;
 pub use overwrite::Passive;
+pub use owner::AttachError;
 pub use reading::{Fast, SubState};
 pub use waiting::Wait;
 
@@ -260,6 +264,21 @@ const NO_SUBSCRIBER: u64 = u64::MAX;
 /// How often a blocked producer checks whether gating subscribers are
 /// alive, and a group member whether another member died.
 const LIVENESS_CHECK_NS: u64 = 20_000_000;
+
+/// Why a subscriber (plain, durable, or a group member) could not join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    /// No free slot.
+    NoFreeSlot,
+    /// A durable subscriber's name is held by a live process (this pid,
+    /// for display; 0 if unknown).
+    Taken(u32),
+    /// The durable subscriber was dropped after the topic's durable
+    /// expiry; its slot is freed now, so joining again starts afresh.
+    Expired,
+    /// The kernel gave no lock to attach with (out of descriptors).
+    Attach(String),
+}
 
 /// Why a read failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

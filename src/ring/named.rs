@@ -2,30 +2,19 @@
 //! find-or-create of a name (durable subscriber or consumer group) atomic.
 //!
 //! A durable subscriber's slot outlives its process: when the process
-//! leaves or dies, the slot is only *detached* (owner [`Owner::NONE`]) and
-//! its cursor keeps gating, so the next process to attach under the same
-//! name resumes at the first message the last one did not release
-//! (at-least-once). The hand-over is one CAS on the slot's owner word,
-//! `Acquire` on the taker's side paired with the `Release` detach.
+//! leaves, the slot is *detached* (owner [`Owner::NONE`]); when it dies,
+//! its owner's lock is gone; either way its cursor keeps gating, so the
+//! next process to attach under the same name resumes at the first
+//! message the last one did not release (at-least-once). The hand-over is
+//! one CAS on the slot's owner word, `Acquire` on the taker's side paired
+//! with the `Release` detach.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
-use super::{Ring, SubState};
+use super::{JoinError, Ring, SubState};
 use crate::layout::{ctr, prod, slot, wake, Owner, SlotName};
 use crate::mem::Memory;
 use crate::start::Start;
-
-/// Why a durable subscriber could not attach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DurableError {
-    /// A live process (this pid; 0 if unknown) holds the name.
-    Taken(u32),
-    /// The subscriber was dropped after the topic's durable expiry; its
-    /// slot is freed now, so subscribing again starts afresh.
-    Expired,
-    /// No free slot for a new durable subscriber.
-    NoFreeSlot,
-}
 
 impl<M: Memory> Ring<M> {
     /// The slot of the durable subscriber `name` (ACTIVE or EXPIRED).
@@ -48,51 +37,64 @@ impl<M: Memory> Ring<M> {
     /// slot if it exists and its owner is gone, resuming at its cursor (the
     /// first message it had not released); else joins a new slot from the
     /// newest message.
-    pub fn join_durable(&self, name: &[u8]) -> Result<SubState, DurableError> {
-        let key = SlotName::new(name);
-        let (pid, start) = self.mem.self_id();
-        let me = Owner::new(pid, start).raw();
+    pub fn join_durable(&self, name: &[u8]) -> Result<SubState, JoinError> {
+        let me = Owner::from_raw(self.mem.attach().map_err(JoinError::Attach)?);
+        let r = self.join_durable_as(&SlotName::new(name), me);
+        if r.is_err() {
+            self.mem.detach(me.raw());
+        }
+        r
+    }
+
+    fn join_durable_as(&self, key: &SlotName, me: Owner) -> Result<SubState, JoinError> {
         for _ in 0..16 {
             // Find-or-create under the names lock: two processes creating
             // the same name at once would otherwise both succeed.
-            let created = self.with_names_lock(|| match self.find_durable(&key) {
+            let created = self.with_names_lock(|| match self.find_durable(key) {
                 Some(hit) => Ok(Err(hit)),
-                None => self.join_as(Start::Newest, key.as_bytes(), slot::flags::DURABLE).map(Ok).ok_or(()),
+                None => self.join_as(Start::Newest, key.as_bytes(), slot::flags::DURABLE, me).map(Ok).ok_or(()),
             });
             let (i, state) = match created {
                 Ok(Ok(st)) => return Ok(st),
                 Ok(Err(hit)) => hit,
-                Err(()) => return Err(DurableError::NoFreeSlot),
+                Err(()) => return Err(JoinError::NoFreeSlot),
             };
             let s = self.layout.slot(i);
             if state == slot::state::EXPIRED {
                 // Relaxed: the expired slot holds nothing anyone needs.
                 let _ = self.mem.cas32(s + slot::STATE, slot::state::EXPIRED, slot::state::FREE, Relaxed, Relaxed);
-                return Err(DurableError::Expired);
+                return Err(JoinError::Expired);
             }
-            // Relaxed: only tells whom to ask about; the CAS below is what
-            // takes the slot, and its Acquire what orders our reads.
-            let owner = Owner::from_raw(self.mem.load64(s + slot::PID, Relaxed));
-            if !owner.is_none() && self.mem.is_alive(owner.pid(), owner.start()) {
-                return Err(DurableError::Taken(owner.pid()));
+            // Acquire: pairs with the Release of the CAS by which the owner
+            // took the slot, so its attachment's lock, taken before, is
+            // visible to the test below (without it, a live owner could look
+            // dead and lose its slot to us); and with a previous owner's
+            // Release detach (as the CAS's Acquire does: mutation
+            // `durable_relaxed` weakens both). The publication half is
+            // needed by that reasoning, but `durable_take_over_is_exclusive`
+            // did not notice it weakened alone: the names lock each taker
+            // passes through orders most interleavings.
+            let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, ord!(Acquire, "durable_relaxed", Relaxed)));
+            if !owner.is_none() && self.mem.alive(owner.raw()) {
+                return Err(JoinError::Taken(self.mem.load64(s + slot::PID, Relaxed) as u32));
             }
-            // Acquire: pairs with the previous owner's Release detach, so its
-            // cursor and counters below are the last it published.
-            if self
-                .mem
-                .cas64(s + slot::PID, owner.raw(), me, ord!(Acquire, "durable_relaxed", Relaxed), Relaxed)
-                .is_err()
-            {
+            // AcqRel. Acquire: pairs with the previous owner's Release
+            // detach, so its cursor and counters below are the last it
+            // published (from a dead owner, its death, seen through the
+            // kernel's lock, orders them already). Release: publishes our
+            // attachment's lock with our id (see the load above).
+            let success = ord!(AcqRel, "durable_relaxed", Release);
+            if self.mem.cas64(s + slot::OWNER, owner.raw(), me.raw(), success, Relaxed).is_err() {
                 continue;
             }
             if !owner.is_none() {
                 // We took it from a dead owner nobody had reaped yet.
                 self.mem.add64(ctr::REAPED, 1, Relaxed);
             }
-            self.mem.store64(s + slot::START, start, Relaxed);
+            self.mem.store64(s + slot::PID, self.mem.pid() as u64, Relaxed);
             self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
             let tail = self.load_pos(prod::TAIL, Relaxed);
-            let mut st = SubState::new(i, self.load_pos(s + slot::CURSOR, Relaxed).min(tail));
+            let mut st = SubState::new(i, self.load_pos(s + slot::CURSOR, Relaxed).min(tail), me);
             st.expected_seq = self.mem.load64(s + slot::NEXT_SEQ, Relaxed);
             st.received = self.mem.load64(s + slot::RECEIVED, Relaxed);
             st.lost = self.mem.load64(s + slot::LOST, Relaxed);
@@ -100,12 +102,13 @@ impl<M: Memory> Ring<M> {
             // were ordered by the CAS above; this only notices an expiry
             // that raced it.
             if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
-                // Expired between our look and our CAS.
+                // Expired between our look and our CAS: give the slot back.
+                let _ = self.mem.cas64(s + slot::OWNER, me.raw(), Owner::NONE.raw(), Relaxed, Relaxed);
                 continue;
             }
             return Ok(st);
         }
-        Err(DurableError::Taken(0))
+        Err(JoinError::Taken(0))
     }
 
     /// Removes the durable subscriber `name` (its cursor stops gating).
@@ -122,12 +125,13 @@ impl<M: Memory> Ring<M> {
             return Ok(false);
         };
         let s = self.layout.slot(i);
-        let owner = Owner::from_raw(self.mem.load64(s + slot::PID, Relaxed));
-        if !owner.is_none() && self.mem.is_alive(owner.pid(), owner.start()) {
-            return Err(owner.pid());
+        // Acquire: as in `join_durable_as`, so a live owner's lock is seen.
+        let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, Acquire));
+        if !owner.is_none() && self.mem.alive(owner.raw()) {
+            return Err(self.mem.load64(s + slot::PID, Relaxed) as u32);
         }
         // Relaxed: the slot stops gating; nobody reads through it.
-        if self.mem.cas64(s + slot::PID, owner.raw(), Owner::NONE.raw(), Relaxed, Relaxed).is_err() {
+        if self.mem.cas64(s + slot::OWNER, owner.raw(), Owner::NONE.raw(), Relaxed, Relaxed).is_err() {
             return Err(0);
         }
         self.mem.store32(s + slot::FLAGS, 0, Relaxed);
@@ -144,50 +148,22 @@ impl<M: Memory> Ring<M> {
         Ok(true)
     }
 
-    /// Runs `f` holding the topic's names lock (header word
-    /// `ctr::NAMES_LOCK`), which serialises find-or-create of named slots.
-    /// A lock left by a dead process is taken over.
+    /// Runs `f` holding the topic's names lock (the kernel lock
+    /// `lock::NAMES`, and a flag for threads of this process), which
+    /// serialises find-or-create and removal of named slots. A holder that
+    /// dies drops it, in any pid namespace; a holder keeps it for
+    /// microseconds, so waiting is a spin with back-off.
     pub(super) fn with_names_lock<T>(&self, f: impl FnOnce() -> T) -> T {
-        let (pid, start) = self.mem.self_id();
-        let me = Owner::new(pid, start).raw();
         let mut step = 0;
-        // A holder keeps the lock for microseconds; one seen for a whole
-        // liveness timeout is dead or a corrupt word (found by
-        // tests/hostile.rs: a scribbled word naming pid 1 spun forever).
-        let mut seen: Option<(Owner, u64)> = None;
-        loop {
-            // Acquire: pairs with the previous holder's Release unlock, so
-            // the slots it created are visible to our search.
-            let holder =
-                match self.mem.cas64(ctr::NAMES_LOCK, 0, me, ord!(Acquire, "names_lock_relaxed", Relaxed), Relaxed) {
-                    Ok(_) => break,
-                    Err(holder) => Owner::from_raw(holder),
-                };
-            let now = self.mem.now_ns();
-            let stale = match seen {
-                Some((h, since)) if h == holder => {
-                    now.saturating_sub(since) > self.layout.liveness_ms as u64 * 1_000_000
-                }
-                _ => {
-                    seen = Some((holder, now));
-                    false
-                }
-            };
-            // Acquire: only defensive: a dead holder never unlocked, and
-            // what it wrote before it died is ordered by the kernel's
-            // report of its death (`is_alive`); the slots it created are
-            // published by their own Release stores of ACTIVE.
-            if (stale || !self.mem.is_alive(holder.pid(), holder.start()))
-                && self.mem.cas64(ctr::NAMES_LOCK, holder.raw(), me, Acquire, Relaxed).is_ok()
-            {
-                break;
-            }
+        #[cfg(not(shmq_mutation = "names_unlocked"))]
+        while !self.mem.try_lock_names() {
             self.mem.snooze(step);
             step = (step + 1).min(64);
         }
+        let _ = &mut step;
         let r = f();
-        // Release: what we created is visible to the next holder.
-        self.mem.store64(ctr::NAMES_LOCK, 0, Release);
+        #[cfg(not(shmq_mutation = "names_unlocked"))]
+        self.mem.unlock_names();
         r
     }
 }

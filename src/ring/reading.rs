@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::{FrameView, ReadError, Ring};
-use crate::layout::{frame, slot, LenType, Policy, Stamp, StampState};
+use crate::layout::{frame, slot, LenType, Owner, Policy, Stamp, StampState};
 use crate::mem::Memory;
 
 /// An idle `Block` subscriber of a multi-producer topic looks for a stuck
@@ -67,11 +67,14 @@ pub struct SubState {
     pub(super) adopted: Option<usize>,
     /// Group member: when it last looked for dead members (ns; 0: never).
     pub(super) last_check: u64,
+    /// This subscriber's attachment: the id it holds a lock for, written
+    /// as the owner of its slot (and of a dead member's it adopts).
+    pub(super) attach: Owner,
 }
 
 impl SubState {
     /// The state of a subscriber in `slot` whose cursor is at `cursor`.
-    pub(super) fn new(slot: usize, cursor: u64) -> SubState {
+    pub(super) fn new(slot: usize, cursor: u64, attach: Owner) -> SubState {
         SubState {
             slot,
             cursor,
@@ -83,7 +86,12 @@ impl SubState {
             group: None,
             adopted: None,
             last_check: 0,
+            attach,
         }
+    }
+    /// This subscriber's attachment id.
+    pub fn attachment(&self) -> u64 {
+        self.attach.raw()
     }
     /// Index of the subscriber's slot.
     pub fn slot(&self) -> usize {

@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
 use super::Ring;
-use crate::layout::{ctr, frame, hdr, prod, slot, wake, FRAME_HEADER};
+use crate::layout::{frame, hdr, prod, slot, wake, FRAME_HEADER};
 use crate::mem::Memory;
 
 impl<M: Memory> Ring<M> {
@@ -80,7 +80,6 @@ impl<M: Memory> Ring<M> {
         for w in [wake::DATA_WAITERS, wake::SPACE_WAITERS] {
             self.mem.store32(w, 0, Relaxed);
         }
-        self.mem.store64(ctr::NAMES_LOCK, 0, Relaxed);
         for i in 0..self.layout.max_subscribers as usize {
             let s = self.layout.slot(i);
             let state = self.mem.load32(s + slot::STATE, Relaxed);
@@ -108,7 +107,7 @@ impl<M: Memory> Ring<M> {
             };
             self.mem.store64(s + slot::CURSOR, c, Relaxed);
             if flags & slot::flags::DURABLE != 0 {
-                self.mem.store64(s + slot::PID, 0, Relaxed);
+                self.mem.store64(s + slot::OWNER, 0, Relaxed);
             }
         }
         // Release: only defensive: the recovering opener holds an exclusive

@@ -10,8 +10,12 @@
 //!   its commit is aborted by a waiting subscriber after two liveness
 //!   timeouts ([`Ring::unstick`]; "Stuck claims" in the `ring` module docs).
 //!
-//! Whether a process is alive is the [`Memory`] seam's question
-//! (`is_alive`); the owner words it is asked about are [`Owner`]s.
+//! Whether a process is alive is the kernel's answer, through the
+//! [`Memory`] seam (`alive`: is the attachment's lock held?); the owner
+//! words it is asked about are [`Owner`]s, attachment ids. A process in
+//! another pid namespace, one that `exec`ed, and a daemon whose parent
+//! exited are all judged rightly: the lock lives exactly as long as the
+//! attachment's descriptor.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -39,15 +43,17 @@ impl<M: Memory> Ring<M> {
         let mut reaped = 0;
         for i in 0..self.layout.max_subscribers as usize {
             let s = self.layout.slot(i);
-            // Acquire: pairs with the Release store of ACTIVE, so pid and
-            // start time below are the owner's.
+            // Acquire: pairs with the Release store of ACTIVE, so the owner
+            // word below is the joiner's (a stale one names a dead owner).
             if self.mem.load32(s + slot::STATE, ord!(Acquire, "reap_acquire", Relaxed)) != slot::state::ACTIVE {
                 continue;
             }
-            let owner = self.mem.load64(s + slot::PID, Relaxed);
+            // Acquire: pairs with the Release of a durable take-over's CAS, so
+            // the new owner's lock is seen (a joiner's is published by ACTIVE).
+            let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, Acquire));
             let flags = self.mem.load32(s + slot::FLAGS, Relaxed);
             if flags & slot::flags::DURABLE != 0 {
-                reaped += self.reap_durable(s, Owner::from_raw(owner));
+                reaped += self.reap_durable(s, owner);
                 continue;
             }
             if flags & slot::flags::GROUP != 0 {
@@ -56,9 +62,7 @@ impl<M: Memory> Ring<M> {
             if flags & slot::flags::MEMBER != 0 && self.load_pos(s + slot::CURSOR, Relaxed) < slot::IDLE {
                 continue; // a dead member's message is redelivered by the group
             }
-            let pid = Owner::from_raw(owner).pid();
-            let start = self.mem.load64(s + slot::START, Relaxed);
-            if pid != 0 && !self.mem.is_alive(pid, start) {
+            if !self.mem.alive(owner.raw()) {
                 // Relaxed: the slot's owner is gone; a new owner claims with
                 // an Acquire CAS and rewrites everything.
                 if self.mem.cas32(s + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Relaxed, Relaxed).is_ok() {
@@ -81,8 +85,8 @@ impl<M: Memory> Ring<M> {
     fn reap_durable(&self, s: usize, owner: Owner) -> u32 {
         let now = self.mem.now_ns();
         if !owner.is_none() {
-            if !self.mem.is_alive(owner.pid(), owner.start())
-                && self.mem.cas64(s + slot::PID, owner.raw(), Owner::NONE.raw(), Relaxed, Relaxed).is_ok()
+            if !self.mem.alive(owner.raw())
+                && self.mem.cas64(s + slot::OWNER, owner.raw(), Owner::NONE.raw(), Relaxed, Relaxed).is_ok()
             {
                 // Relaxed: when it was detached, for the expiry; a counter.
                 self.mem.store64(s + slot::SEEN_NS, now, Relaxed);
@@ -188,7 +192,7 @@ impl<M: Memory> Ring<M> {
             // Relaxed: ordered after the Acquire stamp load; a producer that
             // commits meanwhile makes the CAS below fail.
             let owner = Owner::from_raw(self.mem.load64(off + frame::TIMESTAMP, Relaxed));
-            if self.mem.is_alive(owner.pid(), owner.start()) {
+            if self.mem.alive(owner.raw()) {
                 // A live producer is never skipped; look again later.
                 st.stuck = Some(Stuck { at: q, since_ns: now, end: 0 });
                 return false;

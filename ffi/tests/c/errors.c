@@ -70,6 +70,14 @@ int main(void) {
     bad.policy = SHMQ_POLICY_OVERWRITE;
     bad.multi_producer = 1;
     EXPECT(shmq_topic_create("bad", &bad, &t), -EINVAL);
+    bad = opts;
+    bad.mode = 07777; /* setuid, setgid and sticky bits are not a topic's */
+    EXPECT(shmq_topic_create("bad", &bad, &t), -EINVAL);
+    bad = opts;
+    bad.dir = ""; /* not "the current directory" by accident */
+    EXPECT(shmq_topic_create("bad", &bad, &t), -EINVAL);
+    EXPECT(shmq_topic_open("bad", &bad, &t), -EINVAL);
+    EXPECT(shmq_topic_unlink_in("", "bad"), -EINVAL);
 
     /* Create, create again, open with different settings. */
     EXPECT(shmq_topic_create("t", &opts, &t), 0);
@@ -96,7 +104,7 @@ int main(void) {
     shmq_subscriber *s = NULL, *s2 = NULL;
     EXPECT(shmq_subscribe(NULL, &s), -EINVAL);
     EXPECT(shmq_subscribe(t, &s), 0);
-    EXPECT(shmq_subscribe(t, &s2), -ENOSPC); /* one slot */
+    EXPECT(shmq_subscribe(t, &s2), -EUSERS); /* one slot */
 
     unsigned char big[512] = {0};
     shmq_msg m;
@@ -141,6 +149,11 @@ int main(void) {
     EXPECT(shmq_reserve(p, 100, &buf), -EBUSY);
     EXPECT(shmq_publish(p, big, 1, 0), -EBUSY);
     memcpy(buf, "abc", 3);
+    /* A commit past the reservation, or a type with the top bit, publishes
+     * nothing and keeps the reservation. */
+    EXPECT(shmq_commit(p, 300), -EMSGSIZE);
+    EXPECT(shmq_commit_typed(p, 3, 0x80000000u), -EINVAL);
+    EXPECT(shmq_publish(p, big, 1, 0), -EBUSY);
     EXPECT(shmq_commit_typed(p, 3, 42), 0);
     EXPECT(shmq_reserve(p, 50, &buf), 0);
     EXPECT(shmq_abort(p), 0);
@@ -156,7 +169,7 @@ int main(void) {
     EXPECT(shmq_subscribe_durable(t, "no spaces", &d), -EINVAL);
     EXPECT(shmq_subscribe_durable(t, NULL, &d), -EINVAL);
     EXPECT(shmq_unsubscribe_durable(t, "nobody"), -ENOENT);
-    EXPECT(shmq_subscribe_durable(t, "dur", &d), -ENOSPC); /* the one slot is s's */
+    EXPECT(shmq_subscribe_durable(t, "dur", &d), -EUSERS); /* the one slot is s's */
     shmq_subscriber_close(s);
     s = NULL;
     EXPECT(shmq_subscribe_durable(t, "dur", &d), 0);
@@ -237,8 +250,11 @@ int main(void) {
     EXPECT(shmq_topic_unlink("g"), 0);
 
     /* strerror never returns NULL. */
-    int codes[] = {0, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOENT, -EEXIST, -EMSGSIZE, -ENOSPC, -EBUSY,
-                   -EBADMSG, -EPROTO, -EACCES, -EROFS, -ECONNRESET, -ECANCELED, -ESTALE, -EFAULT, -12345, 12345};
+    int codes[] = {0, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOENT, -EEXIST, -EMSGSIZE, -ENOSPC, -EUSERS, -EBUSY,
+                   -EBADMSG, -EPROTO, -EACCES, -EROFS, -ECONNRESET, -ECANCELED, -ESTALE, -EFAULT, -ENOLCK,
+                   -EMFILE, -12345, 12345};
+    /* Each condition has its own code: a full slot table is not a full disk. */
+    CHECK(strcmp(shmq_strerror(-EUSERS), shmq_strerror(-ENOSPC)) != 0);
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) CHECK(shmq_strerror(codes[i]) != NULL);
 
     /* Closing NULL is a no-op; closing the topic first is fine. */

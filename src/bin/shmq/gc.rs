@@ -1,6 +1,7 @@
 //! `shmq gc`: remove topics no live process uses, and files left by
 //! creators that crashed.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use shmq::{Options, Topic};
@@ -8,37 +9,52 @@ use shmq::{Options, Topic};
 use crate::ls::scan_dir;
 use crate::{fail, R};
 
-fn temp_creator(name: &str) -> Option<u32> {
-    // .NAME.PID.NANOS.tmp
-    let parts: Vec<&str> = name.trim_end_matches(".tmp").rsplitn(3, '.').collect();
-    parts.get(1)?.parse().ok()
-}
+/// A file left by a creation that never finished (the fallback path on
+/// file systems without `O_TMPFILE`) is no older than a few milliseconds
+/// while its creator lives: one a minute old is abandoned, whoever made it
+/// (pids are no help across pid namespaces).
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn run(dir: &Path, opts: &Options, dry_run: bool) -> R {
     let (names, temps) = scan_dir(dir)?;
     let verb = if dry_run { "would remove" } else { "removed" };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
     let mut n = 0;
     for name in names {
-        let Ok(t) = Topic::open_read_only(&name, opts) else {
-            println!("kept {name}: not a readable shmq topic");
+        let owned = std::fs::symlink_metadata(dir.join(&name)).is_ok_and(|m| m.uid() == me);
+        if !owned {
+            println!("kept {name}: it belongs to another user");
             continue;
+        }
+        let t = match Topic::open_read_only(&name, opts) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("kept {name}: not a usable shmq topic ({e}); `shmq rm` removes it");
+                continue;
+            }
         };
-        let users = t.users();
-        // Live subscribers, and durable ones that will come back.
-        let live_subs =
-            t.info().subscribers.iter().filter(|s| s.alive || s.durable || s.kind == shmq::SlotKind::Group).count();
+        // In use by anyone (the kernel's users lock, any pid namespace);
+        // or durable subscribers and groups that will come back.
+        let keeps = t.info().subscribers.iter().any(|s| s.alive || s.durable || s.kind == shmq::SlotKind::Group);
+        let in_use = t.in_use();
         drop(t);
-        if users.is_empty() && live_subs == 0 {
+        if !in_use && !keeps {
             if !dry_run {
                 Topic::unlink_in(dir, &name)?;
             }
-            println!("{verb} {name}: no live process uses it");
+            println!("{verb} {name}: nothing uses it");
             n += 1;
         }
     }
     for tmp in temps {
-        let dead = temp_creator(&tmp).is_none_or(|pid| shmq::__private::sys::process_start(pid).is_none());
-        if dead {
+        let old = std::fs::symlink_metadata(dir.join(&tmp))
+            .ok()
+            .filter(|m| m.uid() == me)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        if old {
             if !dry_run {
                 std::fs::remove_file(dir.join(&tmp)).map_err(|e| fail(format!("removing {tmp}: {e}")))?;
             }

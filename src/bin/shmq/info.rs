@@ -9,8 +9,9 @@ pub fn run(topic: &str, opts: &Options, json: bool) -> R {
     let t = Topic::open_read_only(topic, opts)?;
     let i = t.info();
     let users = t.users();
+    let in_use = t.in_use();
     if json {
-        println!("{}", info_json(&i, &users));
+        println!("{}", info_json(&i, &users, in_use));
         return Ok(());
     }
     let now_unix = shmq::__private::sys::unix_ns();
@@ -35,7 +36,7 @@ pub fn run(topic: &str, opts: &Options, json: bool) -> R {
     match i.producer_pid {
         Some(p) => println!(
             "producer     pid {p} ({})",
-            if shmq::__private::sys::is_alive(p, 0) { "alive" } else { "dead: `shmq repair` recovers" }
+            if i.producer_alive { "alive" } else { "dead: `shmq repair` recovers" }
         ),
         None if i.multi_producer => {
             println!("producer     (multi-producer topics do not register producers)")
@@ -47,7 +48,14 @@ pub fn run(topic: &str, opts: &Options, json: bool) -> R {
         "counters     producer waits {}, reaped subscribers {}, repaired frames {}",
         i.producer_waits, i.reaped, i.repaired
     );
-    println!("users        {}", if users.is_empty() { "none (stale)".to_string() } else { format!("{users:?}") });
+    println!(
+        "users        {}",
+        match (in_use, users.is_empty()) {
+            (false, _) => "none (stale)".to_string(),
+            (true, true) => "in use (by processes this user cannot see, or in another pid namespace)".to_string(),
+            (true, false) => format!("in use; pids seen {users:?}"),
+        }
+    );
     if i.subscribers.is_empty() {
         println!("subscribers  none ({} slots)", i.max_subscribers);
         return Ok(());

@@ -46,7 +46,8 @@ pub fn run(dir: &Path, opts: &Options, json: bool) -> R {
             Ok(t) => {
                 let i = t.info();
                 let users = t.users();
-                out.push(info_json(&i, &users));
+                let in_use = t.in_use();
+                out.push(info_json(&i, &users, in_use));
                 rows.push(vec![
                     name.clone(),
                     units::human(i.capacity),
@@ -55,7 +56,11 @@ pub fn run(dir: &Path, opts: &Options, json: bool) -> R {
                     format!("{}/{}", i.subscribers.len(), i.max_subscribers),
                     i.published_messages.to_string(),
                     units::human(worst_lag(&i)),
-                    if users.is_empty() { "stale".into() } else { format!("{} users", users.len()) },
+                    match (in_use, users.len()) {
+                        (false, _) => "stale".into(),
+                        (true, 0) => "in use".into(),
+                        (true, n) => format!("in use ({n} pids seen)"),
+                    },
                 ]);
             }
             Err(e) => {

@@ -6,13 +6,16 @@ use shmq::TopicInfo;
 
 /// A topic as the JSON object `ls --json` and `info --json` print (see
 /// docs/CLI.md): every `TopicInfo` field, plus `users` (pids mapping the
-/// topic) and `stale` (nobody maps it).
-pub fn info_json(i: &TopicInfo, users: &[u32]) -> serde_json::Value {
+/// topic that this user can see, for display), `in_use` (someone has it
+/// open for producing or subscribing: the kernel's answer, in any pid
+/// namespace) and `stale` (not in use).
+pub fn info_json(i: &TopicInfo, users: &[u32], in_use: bool) -> serde_json::Value {
     let mut v =
         serde_json::to_value(i).unwrap_or_else(|e| serde_json::json!({ "name": i.name, "error": e.to_string() }));
     if let Some(o) = v.as_object_mut() {
         o.insert("users".into(), serde_json::json!(users));
-        o.insert("stale".into(), serde_json::json!(users.is_empty()));
+        o.insert("in_use".into(), serde_json::json!(in_use));
+        o.insert("stale".into(), serde_json::json!(!in_use));
     }
     v
 }

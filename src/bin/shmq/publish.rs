@@ -8,6 +8,27 @@ use shmq::{Options, PublishError, Topic};
 
 use crate::{fail, Fail, EXIT_USAGE, R};
 
+/// Reads `path` as one message of at most `max` bytes, checking the size
+/// before reading: a larger regular file is refused from its length, and
+/// anything else (a pipe, `/dev/zero`) is read only up to `max + 1` bytes.
+fn read_limited(path: &std::path::Path, max: usize) -> Result<Vec<u8>, Fail> {
+    use std::io::Read;
+    let too_big = |what: String| {
+        Fail(EXIT_USAGE, format!("{} is {what}; the topic's largest message is {max} bytes", path.display()))
+    };
+    let f = std::fs::File::open(path).map_err(|e| fail(format!("opening {}: {e}", path.display())))?;
+    let meta = f.metadata().map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
+    if meta.is_file() && meta.len() > max as u64 {
+        return Err(too_big(format!("{} bytes", meta.len())));
+    }
+    let mut data = Vec::new();
+    f.take(max as u64 + 1).read_to_end(&mut data).map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
+    if data.len() > max {
+        return Err(too_big("longer than that".into()));
+    }
+    Ok(data)
+}
+
 pub fn run(
     topic: &str,
     opts: &Options,
@@ -38,7 +59,7 @@ pub fn run(
     };
     let mut n = 0u64;
     if let Some(f) = file {
-        let data = std::fs::read(&f).map_err(|e| fail(format!("reading {}: {e}", f.display())))?;
+        let data = read_limited(&f, t.max_message())?;
         send(&data)?;
         n += 1;
     } else if stdin {

@@ -1,8 +1,8 @@
 //! Human sizes (`64MiB`, `1M`, `4096`) and durations (`1s`, `500ms`).
 
 /// Parses a size: a whole number with an optional unit. `K`, `M`, `G`,
-/// `KiB`, `MiB`, `GiB` are powers of 1024; `KB`, `MB`, `GB` powers of
-/// 1000; `B` or no unit is bytes. Case-insensitive.
+/// `T`, `KiB`, `MiB`, `GiB`, `TiB` are powers of 1024; `KB`, `MB`, `GB`,
+/// `TB` powers of 1000; `B` or no unit is bytes. Case-insensitive.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -16,10 +16,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "k" | "kib" => 1 << 10,
         "m" | "mib" => 1 << 20,
         "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
-        u => return Err(format!("invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        "tb" => 1_000_000_000_000,
+        u => return Err(format!("invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")),
     };
     n.checked_mul(mult).ok_or_else(|| format!("invalid size {s:?}: too large"))
 }
@@ -73,6 +75,9 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("1m"), Ok(1 << 20));
         assert_eq!(parse_size("2KB"), Ok(2000));
+        assert_eq!(parse_size("1TiB"), Ok(1 << 40), "the largest capacity can be written as documented");
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
+        assert_eq!(parse_size("3TB"), Ok(3_000_000_000_000));
         assert!(parse_size("12XB").is_err());
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("99999999999999999999").is_err());

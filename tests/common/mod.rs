@@ -91,7 +91,22 @@ impl Child {
     /// Runs this test binary's ignored `child` test with `SHMQ_ROLE=role`
     /// and the given extra environment.
     pub fn spawn(role: &str, env: &[(&str, String)]) -> Child {
-        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        Self::spawn_in(&[], role, env)
+    }
+
+    /// As [`Child::spawn`], run through `wrapper` (e.g. `unshare --pid
+    /// --fork --kill-child`, so the child lives in its own pid namespace
+    /// and dies with the wrapper).
+    pub fn spawn_in(wrapper: &[&str], role: &str, env: &[(&str, String)]) -> Child {
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = std::process::Command::new(first);
+                c.args(rest).arg(&exe);
+                c
+            }
+            None => std::process::Command::new(&exe),
+        };
         cmd.args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
             .env("SHMQ_ROLE", role)
             .stdin(std::process::Stdio::piped())

@@ -42,7 +42,13 @@ pub struct Subscriber {
     pending: Option<FrameView>,
     /// The frame lent through [`Subscriber::recv_raw`], not yet released.
     held: Option<FrameView>,
+    /// Empty polls in a row since the last look for a corrupt frame.
+    empty_polls: u32,
 }
+
+/// How many empty polls in a row `try_recv` makes before it looks whether
+/// the frame at its cursor can never come.
+const EMPTY_CHECK: u32 = 4096;
 
 /// A message lent to a language binding by [`Subscriber::recv_raw`]: the
 /// payload pointer stays valid until [`Subscriber::release_raw`] or the
@@ -104,7 +110,7 @@ impl Subscriber {
             // Rounded up to whole words: the copy reads whole words.
             Policy::Overwrite => vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice(),
         };
-        Subscriber { ring, st, buf, pending: None, held: None }
+        Subscriber { ring, st, buf, pending: None, held: None, empty_polls: 0 }
     }
 
     pub(crate) fn attach_durable(ring: Arc<Ring<Segment>>, name: &str) -> Result<Subscriber, SubscribeError> {
@@ -152,7 +158,7 @@ impl Subscriber {
         if self.ring.layout.policy == Policy::Block && self.pending.is_none() {
             match self.ring.peek_fast(&self.st) {
                 Fast::Frame(view) => return Ok(Message { sub: self, view }),
-                Fast::Empty => return Err(RecvError::Empty),
+                Fast::Empty => return self.empty(),
                 Fast::Slow(_) => {}
             }
         }
@@ -160,6 +166,22 @@ impl Subscriber {
     }
 
     /// Every receive [`Subscriber::try_recv`] does not finish at once.
+    /// Nothing at the cursor. Every [`EMPTY_CHECK`] empty polls in a row,
+    /// looks whether the frame there can never come (a corrupt stamp
+    /// before committed frames: `Ring::skip_corrupt_single`), so a
+    /// subscriber that only polls is not stuck forever either.
+    #[cold]
+    fn empty(&mut self) -> Result<Message<'_>, RecvError> {
+        self.empty_polls += 1;
+        if self.empty_polls >= EMPTY_CHECK {
+            self.empty_polls = 0;
+            if self.ring.skip_corrupt_single(&mut self.st) {
+                return self.try_recv_general();
+            }
+        }
+        Err(RecvError::Empty)
+    }
+
     #[inline(never)]
     fn try_recv_general(&mut self) -> Result<Message<'_>, RecvError> {
         if self.pending.is_some() {

@@ -135,3 +135,37 @@ fn bad_input_is_an_error_not_something_else() {
     let r = Topic::open("f", &shmq::Options::new().dir(""));
     assert!(matches!(r, Err(OpenError::InvalidOptions(_))), "{r:?}");
 }
+
+/// A committed frame whose stamp was zeroed, with later frames committed
+/// after it, is skipped and counted within a bounded time, by a blocking
+/// subscriber and by one that only polls; never waited on forever.
+#[test]
+fn a_zeroed_stamp_is_skipped_and_counted_not_waited_on() {
+    use std::os::unix::fs::FileExt;
+    for polling in [false, true] {
+        let d = TestDir::new();
+        let t = Topic::create("z", &d.opts().capacity(4096).max_message(64)).expect("create");
+        let mut sub = t.subscribe().expect("subscribe");
+        let mut p = t.producer().expect("producer");
+        for k in 0u8..6 {
+            p.publish(&[k; 40]).expect("publish"); // 96-byte frames
+        }
+        // Zero the stamp of message 1 (the frame at position 96).
+        let data = shmq::layout::Layout::data_offset_for(64) as u64;
+        let f = std::fs::OpenOptions::new().write(true).open(d.path().join("z")).expect("open file");
+        f.write_all_at(&[0u8; 8], data + 96).expect("zero the stamp");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < 5 {
+            assert!(Instant::now() < deadline, "stuck at a corrupt frame (polling: {polling}); got {got:?}");
+            let m = if polling { sub.try_recv() } else { sub.recv_timeout(Duration::from_secs(5)) };
+            match m {
+                Ok(m) => got.push(m[0]),
+                Err(shmq::RecvError::Empty) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, [0, 2, 3, 4, 5], "message 1 is skipped, every other one arrives");
+        assert_eq!(t.info().repaired, 1, "and the skip is counted");
+    }
+}

@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::reading::Stuck;
 use super::{ProducerState, Ring, SubState, LIVENESS_CHECK_NS};
-use crate::layout::{ctr, frame, prod, slot, wake, LenType, Owner, Stamp, StampState, FRAME_HEADER};
+use crate::layout::{ctr, frame, prod, slot, wake, LenType, Owner, Policy, Stamp, StampState, FRAME_HEADER, MAX_POS};
 use crate::mem::Memory;
 
 impl<M: Memory> Ring<M> {
@@ -264,5 +264,54 @@ impl<M: Memory> Ring<M> {
             p += FRAME_HEADER as u64;
         }
         (tail <= limit).then_some(tail)
+    }
+
+    /// Single-producer `Block`: the frame at the cursor is not committed
+    /// although a later one is. A single producer commits in order, so the
+    /// frame's stamp was overwritten by someone else (a stray write, a
+    /// hostile process): waiting for it would wait forever. Turns it into
+    /// padding up to the next committed frame (the producer is past it, and
+    /// our cursor keeps it from coming back), counts a repair, and returns
+    /// whether the cursor can move on. Reads only on this rare path: the
+    /// callers ask after spinning, or after many empty polls.
+    pub fn skip_corrupt_single(&self, st: &mut SubState) -> bool {
+        if self.layout.multi_producer || self.layout.policy != Policy::Block || st.group.is_some() {
+            return false;
+        }
+        let q = st.cursor;
+        let key = self.key();
+        let off = self.layout.frame_at(q);
+        // Relaxed: a hint; the stamps decide.
+        let last = self.mem.load64(prod::LAST, Relaxed);
+        if last == 0 || last > MAX_POS || last - 1 <= q {
+            return false;
+        }
+        // Acquire: pairs with the producer's Release stamp store.
+        if self.mem.load64(off + frame::STAMP, Acquire) == Stamp::committed(q, key).raw() {
+            return true;
+        }
+        // The next frame start after q whose stamp is committed, within a
+        // claim's reach (a frame and the padding before it).
+        let limit = (last - 1).min(q + self.max_claim());
+        let mut p = q + FRAME_HEADER as u64;
+        while p <= limit {
+            // Acquire: pairs with the producer's Release stamp store; a
+            // committed frame there means the producer finished q long ago.
+            if self.mem.load64(self.layout.frame_at(p) + frame::STAMP, Acquire) == Stamp::committed(p, key).raw() {
+                break;
+            }
+            p += FRAME_HEADER as u64;
+        }
+        if p > limit {
+            return false;
+        }
+        let first = (p - q).min(self.layout.room_to_end(q));
+        self.write_padding(q, first);
+        if first < p - q {
+            self.write_padding(q + first, p - q - first);
+        }
+        // Relaxed: a counter, for `shmq info`.
+        self.mem.add64(ctr::REPAIRED, 1, Relaxed);
+        true
     }
 }

@@ -155,6 +155,9 @@ impl<M: Memory> Ring<M> {
             if self.layout.multi_producer && self.layout.policy == Policy::Block && self.unstick(st) {
                 continue;
             }
+            if self.skip_corrupt_single(st) {
+                continue;
+            }
             // Relaxed: compared by the futex syscall.
             let seen = self.mem.load32(wake::DATA_FUTEX, Relaxed);
             self.mem.add32(wake::DATA_WAITERS, 1, Relaxed);

@@ -30,6 +30,35 @@ fn env(k: &str) -> String {
     std::env::var(k).unwrap_or_else(|_| panic!("child needs {k}"))
 }
 
+/// Where victim number `i` runs: every other one in a pid namespace of its
+/// own (`unshare --pid --fork --kill-child`: the victim dies with the
+/// wrapper we kill), so liveness is tested across namespaces too (issue
+/// #15). Where pid namespaces cannot be made (not root), all run here.
+fn wrapper(i: u64) -> &'static [&'static str] {
+    static NS_OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *NS_OK.get_or_init(|| {
+        std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "true"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if ok && i % 2 == 1 {
+        &["unshare", "--pid", "--fork", "--kill-child"]
+    } else {
+        &[]
+    }
+}
+
+/// Waits (bounded) until `cond`: a victim in a pid namespace dies a moment
+/// after the wrapper we killed.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn trials() -> u64 {
     std::env::var("SHMQ_KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
 }
@@ -188,7 +217,7 @@ fn producer_kill_harness(multi: bool, producers_per_trial: u64) {
     for _ in 0..n {
         let mut ps = Vec::new();
         for _ in 0..producers_per_trial {
-            let mut p = Child::spawn("spray", &child_env(&d, "k", id));
+            let mut p = Child::spawn_in(wrapper(id), "spray", &child_env(&d, "k", id));
             p.expect("READY");
             ps.push(p);
             id += 1;
@@ -196,6 +225,10 @@ fn producer_kill_harness(multi: bool, producers_per_trial: u64) {
         for p in ps {
             std::thread::sleep(delays.below_us(3000)); // the kill moment, not synchronisation
             p.kill();
+        }
+        if !multi {
+            // The next single producer may attach only once this one is dead.
+            wait_until("the killed producer is dead", || !t.info().producer_alive);
         }
     }
     publish_end(&t);
@@ -246,13 +279,14 @@ fn subscribers_killed_at_random_points_never_stop_the_producer() {
     let n = trials();
     let mut max_stall = Duration::ZERO;
     for trial in 0..n {
-        let mut h = Child::spawn("holder", &child_env(&d, "s", 0));
+        let mut h = Child::spawn_in(wrapper(trial), "holder", &child_env(&d, "s", 0));
         h.expect("READY");
         let burst = delays.below_us(2000).as_micros() as u64;
         for _ in 0..burst {
             publish(&mut p);
         }
         h.kill();
+        wait_until("the killed holder is dead", || t.info().subscribers.iter().any(|s| !s.alive));
         // Until a reap, the killed holder shows as dead in the counters.
         let dead: Vec<_> = t.info().subscribers.into_iter().filter(|s| !s.alive).collect();
         assert_eq!(dead.len(), 1, "the killed holder shows as dead: {dead:?}");

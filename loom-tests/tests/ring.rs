@@ -357,6 +357,26 @@ fn adoption_is_exclusive() {
     });
 }
 
+/// A process takes over a detached durable subscriber while a blocked
+/// producer reaps: the reaper must see the new owner alive and leave it
+/// attached. The taker's CAS publishes its attachment (whose lock it took
+/// first) with `Release`, the reaper loads the owner with `Acquire`.
+/// (Weakening either alone went unnoticed here too: see `named.rs`.)
+#[test]
+fn reaping_never_detaches_a_live_durable_owner() {
+    model(|| {
+        let r = ring(1, Policy::Block, false);
+        let first = r.join_durable(b"d").expect("create");
+        r.leave(&first); // detached: owner none
+        let rt = r.clone();
+        let taker = thread::spawn(move || rt.join_durable(b"d").expect("take over"));
+        r.reap_dead();
+        let st = taker.join().unwrap();
+        let s = r.layout.slot(st.slot());
+        assert_eq!(r.mem.load64(s + layout::slot::OWNER, Relaxed), st.attachment(), "a live owner was detached");
+    });
+}
+
 /// Two processes create the same durable subscriber at once: the names
 /// lock makes find-or-create atomic, so exactly one holds the name and the
 /// other is told it is taken (mutation `names_unlocked`: without the lock

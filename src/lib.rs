@@ -43,6 +43,7 @@ pub mod layout;
 mod loom_mem;
 mod mem;
 mod name;
+mod options;
 mod producer;
 mod ring;
 mod segment;
@@ -56,15 +57,15 @@ pub use error::{OpenError, ProducerError, PublishError, RecvError, SubscribeErro
 pub use info::{SlotKind, SubscriberInfo, TopicInfo};
 pub use layout::Policy;
 pub use name::{validate_name, MAX_NAME_LEN};
+pub use options::{
+    default_dir, Options, DEFAULT_CAPACITY, DEFAULT_DIR, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_SUBSCRIBERS, DEFAULT_MODE,
+};
 pub use producer::{Grant, Producer};
 pub use ring::Wait;
 pub use start::Start;
 pub use subscriber::{Message, MessageRef, RawMessage, Subscriber};
 pub use tail::{Tail, TailEvent, TailMessage};
-pub use topic::{
-    default_dir, Options, Topic, DEFAULT_CAPACITY, DEFAULT_DIR, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_SUBSCRIBERS,
-    DEFAULT_MODE,
-};
+pub use topic::Topic;
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of
 /// [`Message::timestamp_ns`] and [`Start::Time`].

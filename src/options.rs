@@ -96,8 +96,8 @@ impl Options {
     /// false. The clock read is the largest single cost of a publish (25 ns
     /// on the VMs we measure on, against about 15 ns for the rest of it), so
     /// topics pay for it only when asked. Without it timestamps read 0, and
-    /// the topic cannot be replayed by time ([`Start::Time`] gives
-    /// [`SubscribeError::NoTimestamps`]).
+    /// the topic cannot be replayed by time ([`crate::Start::Time`] gives
+    /// [`crate::SubscribeError::NoTimestamps`]).
     pub fn timestamps(mut self, yes: bool) -> Self {
         self.timestamps = Some(yes);
         self

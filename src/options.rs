@@ -113,7 +113,7 @@ impl Options {
     }
     /// `Block` topics: how long a durable subscriber whose process is gone
     /// may hold a blocked producer before it is dropped (and told so, with
-    /// [`SubscribeError::Expired`], when it returns). Default: never; the
+    /// [`crate::SubscribeError::Expired`], when it returns). Default: never; the
     /// producer then waits for it, which is the point of a durable
     /// subscriber. Stored in the topic; `open` does not check it.
     pub fn durable_expiry(mut self, t: Duration) -> Self {

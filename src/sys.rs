@@ -2,8 +2,8 @@
 //! monotonic clock, open-file-description locks (how a topic knows who is
 //! alive: see `segment`), and process identity (for display only).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Once, OnceLock};
+use std::sync::atomic::AtomicU32;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// `CLOCK_MONOTONIC` in nanoseconds (vDSO: no syscall).
@@ -79,24 +79,6 @@ pub fn membarrier_ready() -> bool {
             && mask as libc::c_int & MEMBARRIER_CMD_GLOBAL_EXPEDITED != 0
             && membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
     })
-}
-
-/// Installs (once) the handler that runs in every forked child: see
-/// [`self_id`].
-fn install_fork_handler() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        // SAFETY: registers a handler that only stores to an atomic, which
-        // is async-signal-safe as a fork child handler must be.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-    });
-}
-
-/// `pthread_atfork` child handler: a forked child has another pid and
-/// start time, so it drops the parent's.
-extern "C" fn after_fork_in_child() {
-    // Relaxed: the child has a single thread while this runs.
-    SELF_PID.store(0, Ordering::Relaxed);
 }
 
 /// The heavy half of an asymmetric fence: a full barrier on every CPU that
@@ -181,75 +163,6 @@ pub fn ofd_held(fd: std::os::fd::RawFd, offset: u64, shared: bool) -> std::io::R
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
-/// Start time of process `pid` in clock ticks since boot (field 22 of
-/// `/proc/PID/stat`), or `None` if the process does not exist.
-pub fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: parse
-    // from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After ')': field 3 is state; field 22 is the 20th field from here.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Cached [`self_id`]: the pid (0: not computed in this process yet) and
-/// the start time computed with it.
-static SELF_PID: AtomicU32 = AtomicU32::new(0);
-static SELF_START: AtomicU64 = AtomicU64::new(0);
-
-/// This process's `(pid, start time)`. Cached, because the pid is a
-/// syscall (glibc no longer caches it) and the start time a read of
-/// `/proc`, and a multi-producer marks every claim with both: the
-/// uncached call cost a `getpid` syscall per message. The fork handler
-/// drops the cache in the child, which recomputes its own. (A child made with a
-/// raw `clone` syscall, which runs no fork handlers, must not use a topic
-/// its parent opened.)
-pub fn self_id() -> (u32, u64) {
-    // Acquire: pairs with the Release store below, so the start time read
-    // is the one computed for this pid.
-    let pid = SELF_PID.load(Ordering::Acquire);
-    if pid != 0 {
-        // Relaxed: ordered by the Acquire load above.
-        return (pid, SELF_START.load(Ordering::Relaxed));
-    }
-    install_fork_handler();
-    let pid = std::process::id();
-    let start = process_start(pid).unwrap_or(0);
-    // Relaxed: published by the Release store of the pid.
-    SELF_START.store(start, Ordering::Relaxed);
-    // Release: publishes the start time to the Acquire load above.
-    SELF_PID.store(pid, Ordering::Release);
-    (pid, start)
-}
-
-/// Whether process `pid` started at `start` is still running. A zombie
-/// (exited, not yet reaped by its parent) counts as dead.
-pub fn is_alive(pid: u32, start: u64) -> bool {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
-    }
-    if pid == std::process::id() {
-        return true;
-    }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some(close) = stat.rfind(')') else {
-        return false;
-    };
-    let mut fields = stat[close + 1..].split_whitespace();
-    let state = fields.next().unwrap_or("X");
-    if state == "Z" || state == "X" {
-        return false;
-    }
-    match fields.nth(18).and_then(|f| f.parse::<u64>().ok()) {
-        // Low 32 bits: claim marks keep only those (2^32 clock ticks is
-        // over a year of uptime, so a reused pid never matches by chance).
-        Some(s) => start == 0 || s as u32 == start as u32,
-        None => false,
-    }
-}
-
 /// Pids of the processes (other than this one) that have `path` mapped,
 /// found by scanning `/proc/*/maps`. Processes whose maps this user cannot
 /// read are not seen.
@@ -284,38 +197,31 @@ pub fn processes_mapping(path: &std::path::Path) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
+    /// What liveness rests on: a lock taken through one open file
+    /// description is seen through another (of this process too), not
+    /// through its own; it goes when released or when its descriptor closes.
     #[test]
-    fn self_is_alive_and_has_a_start_time() {
-        let (pid, start) = self_id();
-        assert_eq!(pid, std::process::id());
-        assert!(start > 0);
-        assert!(is_alive(pid, start));
-        assert_eq!(process_start(pid), Some(start));
-    }
-
-    /// The identity is cached, and a forked child gets its own.
-    #[test]
-    fn forked_child_recomputes_its_identity() {
-        let (pid, start) = self_id();
-        assert_eq!(self_id(), (pid, start));
-        // SAFETY: the child only calls `self_id` (a syscall and a read of
-        // /proc) and `_exit`s; the parent waits for it.
-        let child = unsafe { libc::fork() };
-        assert!(child >= 0, "fork failed");
-        if child == 0 {
-            let (cpid, cstart) = self_id();
-            // SAFETY: getpid has no preconditions.
-            let ok = cpid == unsafe { libc::getpid() } as u32 && cpid != pid && process_start(cpid) == Some(cstart);
-            // SAFETY: ends the forked child without running the parent's
-            // exit handlers or destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for our own child; `status` is a valid out-pointer.
-        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child saw the parent's identity");
-        assert_eq!(self_id(), (pid, start));
+    fn ofd_locks_are_seen_by_other_descriptions_only() {
+        let path = std::env::temp_dir().join(format!("shmq-ofd-{}", std::process::id()));
+        let open = || std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
+        let (holder, tester) = (open().expect("open"), open().expect("open"));
+        let byte = 1 << 49;
+        assert!(!ofd_held(tester.as_raw_fd(), byte, false).expect("getlk"));
+        assert!(ofd_lock(holder.as_raw_fd(), byte, false).expect("setlk"));
+        assert!(ofd_held(tester.as_raw_fd(), byte, false).expect("getlk"), "another description sees it");
+        assert!(!ofd_held(holder.as_raw_fd(), byte, false).expect("getlk"), "its own does not");
+        assert!(!ofd_lock(tester.as_raw_fd(), byte, false).expect("setlk"), "and cannot take it");
+        ofd_unlock(holder.as_raw_fd(), byte);
+        assert!(!ofd_held(tester.as_raw_fd(), byte, false).expect("getlk"));
+        // Shared locks: many holders; a write-lock test sees them all.
+        assert!(ofd_lock(holder.as_raw_fd(), byte + 1, true).expect("setlk"));
+        assert!(ofd_lock(tester.as_raw_fd(), byte + 1, true).expect("setlk"));
+        assert!(ofd_held(tester.as_raw_fd(), byte + 1, false).expect("getlk"));
+        drop(holder); // closing drops its locks
+        assert!(!ofd_held(tester.as_raw_fd(), byte + 1, false).expect("getlk"), "only its own shared lock is left");
+        let _ = std::fs::remove_file(&path);
     }
 
     /// A forked child stays registered for membarrier, as the light
@@ -340,26 +246,5 @@ mod tests {
         // SAFETY: waits for our own child; `status` is a valid out-pointer.
         assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child is not registered");
-    }
-
-    #[test]
-    fn reused_pid_is_not_alive() {
-        let (pid, start) = self_id();
-        // Same pid, another start time: a different process.
-        assert!(is_alive(pid, start));
-        let parent = std::os::unix::process::parent_id();
-        let pstart = process_start(parent).expect("parent exists");
-        assert!(is_alive(parent, pstart));
-        assert!(!is_alive(parent, pstart + 1));
-        assert!(!is_alive(0, 0));
-    }
-
-    #[test]
-    fn exited_child_is_dead() {
-        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
-        let pid = child.id();
-        let start = process_start(pid).unwrap_or(1);
-        child.wait().expect("wait");
-        assert!(!is_alive(pid, start));
     }
 }

@@ -70,7 +70,8 @@
 //! subscriber at its frame forever, while the others keep claiming behind
 //! it. So right after the CAS a multi-producer *marks* its claim: the stamp
 //! becomes `pos ^ key ^ CLAIMED` and the frame's timestamp word holds its
-//! pid and start time (overwritten at commit); it commits with a CAS from
+//! attachment id (overwritten at commit), whose kernel lock says whether
+//! it lives, in any pid namespace; it commits with a CAS from
 //! that mark. A `Block` subscriber waiting at an uncommitted frame with the
 //! tail past it looks again after the topic's liveness timeout (header
 //! field `liveness_ms`): it finds where the claim ends (the next marked

@@ -42,12 +42,12 @@ pub struct Subscriber {
     pending: Option<FrameView>,
     /// The frame lent through [`Subscriber::recv_raw`], not yet released.
     held: Option<FrameView>,
-    /// Empty polls in a row since the last look for a corrupt frame.
+    /// Empty polls since the last look for a corrupt frame.
     empty_polls: u32,
 }
 
-/// How many empty polls in a row `try_recv` makes before it looks whether
-/// the frame at its cursor can never come.
+/// How many empty polls `try_recv` makes between looks at whether the
+/// frame at its cursor can never come.
 const EMPTY_CHECK: u32 = 4096;
 
 /// A message lent to a language binding by [`Subscriber::recv_raw`]: the
@@ -166,8 +166,8 @@ impl Subscriber {
     }
 
     /// Every receive [`Subscriber::try_recv`] does not finish at once.
-    /// Nothing at the cursor. Every [`EMPTY_CHECK`] empty polls in a row,
-    /// looks whether the frame there can never come (a corrupt stamp
+    /// Nothing at the cursor. Every [`EMPTY_CHECK`] empty polls, looks
+    /// whether the frame there can never come (a corrupt stamp
     /// before committed frames: `Ring::skip_corrupt_single`), so a
     /// subscriber that only polls is not stuck forever either.
     #[cold]

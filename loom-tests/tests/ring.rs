@@ -377,6 +377,30 @@ fn reaping_never_detaches_a_live_durable_owner() {
     });
 }
 
+/// A subscriber that looks for a corrupt frame (`skip_corrupt_single`:
+/// not committed at its cursor while a later one is) while the producer
+/// commits must never take a frame that is merely slow to show for a
+/// corrupt one: both messages arrive (mutation `corrupt_no_recheck`: its
+/// first look at the cursor can be older than the look that found the
+/// later frame committed, and it pads over message 1).
+#[test]
+fn a_slow_frame_is_never_taken_for_a_corrupt_one() {
+    model(|| {
+        let r = ring(1, Policy::Block, false);
+        let mut s = join(&r);
+        let rp = r.clone();
+        let p = thread::spawn(move || {
+            let mut st = rp.producer_state();
+            publish(&rp, &mut st, &payload(1, 8));
+            publish(&rp, &mut st, &payload(2, 8));
+        });
+        r.skip_corrupt_single(&mut s);
+        assert_eq!(intact(&recv_block(&r, &mut s)), 1, "message 1 was padded over");
+        assert_eq!(intact(&recv_block(&r, &mut s)), 2);
+        p.join().unwrap();
+    });
+}
+
 /// Two processes create the same durable subscriber at once: the names
 /// lock makes find-or-create atomic, so exactly one holds the name and the
 /// other is told it is taken (mutation `names_unlocked`: without the lock

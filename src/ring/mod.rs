@@ -175,10 +175,11 @@
 //! | space wake: post-release fence <-> a producer's fence before it sleeps | [`waiting`] | `space_fence` |
 //! | join: post-commit fence <-> the joiner's fence before it reads the tail | [`commit`]; [`gating`] | `join_fence` |
 //!
-//! Two further mutations change no ordering but a step of the protocol
+//! Three further mutations change no ordering but a step of the protocol
 //! that a scenario depends on: `fast_gate` (the fast-path limit ignores
-//! the gating cursor) and `group_no_wake` (a withdrawn announcement
-//! without its wake).
+//! the gating cursor), `group_no_wake` (a withdrawn announcement without
+//! its wake) and `corrupt_no_recheck` (a corrupt-frame skip that does not
+//! look at the cursor again).
 //!
 //! Some orderings are needed and no scenario catches them; their comments
 //! say why: the slot-free `Release` of a leaving subscriber (the light

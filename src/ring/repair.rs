@@ -305,6 +305,15 @@ impl<M: Memory> Ring<M> {
         if p > limit {
             return false;
         }
+        // Look at q again: the first look may have been older than the one
+        // that found p committed. The Acquire load of p's stamp orders
+        // everything the producer did before committing p, q's commit
+        // included, before this load; a committed q here was merely slow to
+        // show, not corrupt.
+        #[cfg(not(shmq_mutation = "corrupt_no_recheck"))]
+        if self.mem.load64(off + frame::STAMP, Acquire) == Stamp::committed(q, key).raw() {
+            return true;
+        }
         let first = (p - q).min(self.layout.room_to_end(q));
         self.write_padding(q, first);
         if first < p - q {

@@ -175,8 +175,10 @@ impl<M: Memory> Ring<M> {
             }
             // Acquire: pairs with the Release of an adopter's CAS below (or
             // the member's ACTIVE), so a live owner's lock is seen: a message
-            // another member has adopted is not adopted twice.
-            let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, Acquire));
+            // another member has adopted is not adopted twice (mutation
+            // `adopt_owner_acquire`).
+            let owner =
+                Owner::from_raw(self.mem.load64(s + slot::OWNER, ord!(Acquire, "adopt_owner_acquire", Relaxed)));
             if self.mem.alive(owner.raw()) {
                 continue;
             }
@@ -184,11 +186,8 @@ impl<M: Memory> Ring<M> {
             // The slot is ours now: our lock vouches for it while we hold
             // its message (if we die too, another member adopts it).
             // Release: publishes our attachment's lock with our id (see the
-            // load above). Needed by that reasoning; `adoption_is_exclusive`
-            // did not notice it, or the load's Acquire, weakened (loom found
-            // no interleaving where another member tests our lock between
-            // our CAS and our lock becoming visible to it).
-            let success = AcqRel;
+            // load above; mutation `adopt_publish`).
+            let success = ord!(AcqRel, "adopt_publish", Acquire);
             if self.mem.cas64(s + slot::OWNER, owner.raw(), st.attach.raw(), success, Relaxed).is_err() {
                 continue;
             }

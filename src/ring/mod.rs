@@ -170,6 +170,8 @@
 //! | an attach CAS publishing the attachment id (its lock taken before) -> another attacher's `Acquire` read of it, then its lock test | [`owner`] | `owner_publish` |
 //! | a durable subscriber's detach -> the taker's owner load and CAS `Acquire` | [`gating`] (`leave`); [`named`] | `durable_relaxed` |
 //! | the names lock (a kernel lock: taking and dropping it order like a mutex) | [`named`] | `names_unlocked` |
+//! | a durable take-over's owner CAS (`Release`, the new owner's lock taken before) -> a reaper's owner `Acquire`, then its lock test | [`named`]; [`repair`] (`reap_dead`) | `takeover_publish`, `reap_owner_acquire` |
+//! | a group adoption's owner CAS (`Release`) -> another member's owner `Acquire`, then its lock test | [`group`] (`adopt_dead`) | `adopt_publish`, `adopt_owner_acquire` |
 //! | `Overwrite` intent: tail store, `Release` fence -> reader's `Acquire` fence, tail re-read | [`claim`] (`take_single`); [`overwrite`]; [`frames`] | `intent_fence`, `validate_fence`, `header_fence` |
 //! | data wake: post-commit fence <-> a subscriber's fence before it sleeps | [`commit`]; [`waiting`] | `data_fence` |
 //! | space wake: post-release fence <-> a producer's fence before it sleeps | [`waiting`] | `space_fence` |
@@ -186,10 +188,7 @@
 //! fence after it is a compiler fence in production, a `SeqCst` fence in
 //! the model, which orders the pair by itself); `unstick`'s stamp
 //! `Acquire` (telling an aborted live claim from an unmarked one needs
-//! real time); the attachment publication of a durable take-over and of a
-//! group adoption, and the owner loads before their lock tests (including
-//! a reaper's of a durable slot) — the same pair `owner_publish` proves
-//! for producers, not caught for these by the scenarios written. Every other ordering stronger than `Relaxed` is only
+//! real time). Every other ordering stronger than `Relaxed` is only
 //! defensive, and its comment says why it could be `Relaxed`: the abort
 //! put-back in `mark`, the passive reader's tail load, a joiner's last
 //! cursor store, `claim_slot`, slot searches under the names lock, the
@@ -212,7 +211,8 @@ use std::time::Duration;
 use crate::layout::{frame_size, Layout, MAX_POS};
 use crate::mem::Memory;
 
-/// Picks an ordering, or a weaker one when the named mutation is compiled in
+/// Picks an ordering, or a weaker one when the (or one of the two) named
+/// mutation is compiled in
 /// (`SHMQ_MUTATION=NAME`, which `build.rs` turns into
 /// `--cfg shmq_mutation="NAME"`): how `loom-tests/` proves that its
 /// scenarios notice a missing ordering. Every name is listed in
@@ -222,6 +222,15 @@ macro_rules! ord {
         #[cfg(shmq_mutation = $mutation)]
         let o = $weak;
         #[cfg(not(shmq_mutation = $mutation))]
+        let o = $strong;
+        o
+    }};
+    ($strong:expr, $mutation:literal, $weak:expr, $mutation2:literal, $weak2:expr) => {{
+        #[cfg(shmq_mutation = $mutation)]
+        let o = $weak;
+        #[cfg(shmq_mutation = $mutation2)]
+        let o = $weak2;
+        #[cfg(not(any(shmq_mutation = $mutation, shmq_mutation = $mutation2)))]
         let o = $strong;
         o
     }};

@@ -6,8 +6,9 @@
 //! its owner's lock is gone; either way its cursor keeps gating, so the
 //! next process to attach under the same name resumes at the first
 //! message the last one did not release (at-least-once). The hand-over is
-//! one CAS on the slot's owner word, `Acquire` on the taker's side paired
-//! with the `Release` detach.
+//! one CAS on the slot's owner word under the names lock, `Acquire` on the
+//! taker's side paired with the `Release` detach, `Release` to publish the
+//! new owner's lock to reapers (which do not take the names lock).
 
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
@@ -46,18 +47,20 @@ impl<M: Memory> Ring<M> {
         r
     }
 
+    /// Find, create or take over, all under the names lock: two takers, or
+    /// a taker and [`Ring::remove_durable`], are serialised by it (a
+    /// removal that loaded the owner before a take-over outside the lock
+    /// could free the slot under its new owner: loom scenario
+    /// `removal_never_frees_a_live_durable_subscriber`). The owner word's
+    /// other writers do not take the lock: the owner leaving and a reaper
+    /// detaching a dead owner, both only ever to [`Owner::NONE`].
     fn join_durable_as(&self, key: &SlotName, me: Owner) -> Result<SubState, JoinError> {
-        for _ in 0..16 {
-            // Find-or-create under the names lock: two processes creating
-            // the same name at once would otherwise both succeed.
-            let created = self.with_names_lock(|| match self.find_durable(key) {
-                Some(hit) => Ok(Err(hit)),
-                None => self.join_as(Start::Newest, key.as_bytes(), slot::flags::DURABLE, me).map(Ok).ok_or(()),
-            });
-            let (i, state) = match created {
-                Ok(Ok(st)) => return Ok(st),
-                Ok(Err(hit)) => hit,
-                Err(()) => return Err(JoinError::NoFreeSlot),
+        let (i, owner) = match self.with_names_lock(|| {
+            let Some((i, state)) = self.find_durable(key) else {
+                return self
+                    .join_as(Start::Newest, key.as_bytes(), slot::flags::DURABLE, me)
+                    .map(Ok)
+                    .ok_or(JoinError::NoFreeSlot);
             };
             let s = self.layout.slot(i);
             if state == slot::state::EXPIRED {
@@ -65,50 +68,56 @@ impl<M: Memory> Ring<M> {
                 let _ = self.mem.cas32(s + slot::STATE, slot::state::EXPIRED, slot::state::FREE, Relaxed, Relaxed);
                 return Err(JoinError::Expired);
             }
-            // Acquire: pairs with the Release of the CAS by which the owner
-            // took the slot, so its attachment's lock, taken before, is
-            // visible to the test below (without it, a live owner could look
-            // dead and lose its slot to us); and with a previous owner's
-            // Release detach (as the CAS's Acquire does: mutation
-            // `durable_relaxed` weakens both). The publication half is
-            // needed by that reasoning, but `durable_take_over_is_exclusive`
-            // did not notice it weakened alone: the names lock each taker
-            // passes through orders most interleavings.
-            let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, ord!(Acquire, "durable_relaxed", Relaxed)));
-            if !owner.is_none() && self.mem.alive(owner.raw()) {
-                return Err(JoinError::Taken(self.mem.load64(s + slot::PID, Relaxed) as u32));
+            // The owner can only move to NONE while we look (a leave, a
+            // reaper), so a failed CAS is retried a bounded number of times.
+            for _ in 0..4 {
+                // Acquire: pairs with the previous owner's Release detach, so
+                // its cursor and counters (read below) are the last it
+                // published (mutation `durable_relaxed`). A live owner's lock
+                // is visible without it: that owner's take-over was inside
+                // the names lock, before ours.
+                let owner =
+                    Owner::from_raw(self.mem.load64(s + slot::OWNER, ord!(Acquire, "durable_relaxed", Relaxed)));
+                if !owner.is_none() && self.mem.alive(owner.raw()) {
+                    return Err(JoinError::Taken(self.mem.load64(s + slot::PID, Relaxed) as u32));
+                }
+                // AcqRel. Acquire: as the load's (from a dead owner, its
+                // death, seen through the kernel's lock, orders its words
+                // already). Release: publishes our attachment's lock with our
+                // id to a reaper, which does not take the names lock
+                // (mutation `takeover_publish`, caught by
+                // `reaping_never_detaches_a_live_durable_owner`).
+                let success = ord!(AcqRel, "durable_relaxed", Release, "takeover_publish", Acquire);
+                if self.mem.cas64(s + slot::OWNER, owner.raw(), me.raw(), success, Relaxed).is_ok() {
+                    return Ok(Err((i, owner)));
+                }
             }
-            // AcqRel. Acquire: pairs with the previous owner's Release
-            // detach, so its cursor and counters below are the last it
-            // published (from a dead owner, its death, seen through the
-            // kernel's lock, orders them already). Release: publishes our
-            // attachment's lock with our id (see the load above).
-            let success = ord!(AcqRel, "durable_relaxed", Release);
-            if self.mem.cas64(s + slot::OWNER, owner.raw(), me.raw(), success, Relaxed).is_err() {
-                continue;
-            }
-            if !owner.is_none() {
-                // We took it from a dead owner nobody had reaped yet.
-                self.mem.add64(ctr::REAPED, 1, Relaxed);
-            }
-            self.mem.store64(s + slot::PID, self.mem.pid() as u64, Relaxed);
-            self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
-            let tail = self.load_pos(prod::TAIL, Relaxed);
-            let mut st = SubState::new(i, self.load_pos(s + slot::CURSOR, Relaxed).min(tail), me);
-            st.expected_seq = self.mem.load64(s + slot::NEXT_SEQ, Relaxed);
-            st.received = self.mem.load64(s + slot::RECEIVED, Relaxed);
-            st.lost = self.mem.load64(s + slot::LOST, Relaxed);
-            // Acquire: only defensive (it could be Relaxed): the slot's words
-            // were ordered by the CAS above; this only notices an expiry
-            // that raced it.
-            if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
-                // Expired between our look and our CAS: give the slot back.
-                let _ = self.mem.cas64(s + slot::OWNER, me.raw(), Owner::NONE.raw(), Relaxed, Relaxed);
-                continue;
-            }
-            return Ok(st);
+            Err(JoinError::Taken(0))
+        })? {
+            Ok(st) => return Ok(st),
+            Err(took) => took,
+        };
+        let s = self.layout.slot(i);
+        if !owner.is_none() {
+            // We took it from a dead owner nobody had reaped yet.
+            self.mem.add64(ctr::REAPED, 1, Relaxed);
         }
-        Err(JoinError::Taken(0))
+        self.mem.store64(s + slot::PID, self.mem.pid() as u64, Relaxed);
+        self.mem.store64(s + slot::SEEN_NS, self.mem.now_ns(), Relaxed);
+        let tail = self.load_pos(prod::TAIL, Relaxed);
+        let mut st = SubState::new(i, self.load_pos(s + slot::CURSOR, Relaxed).min(tail), me);
+        st.expected_seq = self.mem.load64(s + slot::NEXT_SEQ, Relaxed);
+        st.received = self.mem.load64(s + slot::RECEIVED, Relaxed);
+        st.lost = self.mem.load64(s + slot::LOST, Relaxed);
+        // Acquire: only defensive (it could be Relaxed): the slot's words
+        // were ordered by the CAS above; this only notices an expiry by a
+        // reaper that raced it (it saw the slot detached for too long).
+        if self.mem.load32(s + slot::STATE, Acquire) != slot::state::ACTIVE {
+            // Give the slot back; it expired: say so, as if we had found it so.
+            let _ = self.mem.cas64(s + slot::OWNER, me.raw(), Owner::NONE.raw(), Relaxed, Relaxed);
+            return Err(JoinError::Expired);
+        }
+        Ok(st)
     }
 
     /// Removes the durable subscriber `name` (its cursor stops gating).
@@ -125,8 +134,9 @@ impl<M: Memory> Ring<M> {
             return Ok(false);
         };
         let s = self.layout.slot(i);
-        // Acquire: as in `join_durable_as`, so a live owner's lock is seen.
-        let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, Acquire));
+        // Relaxed: a live owner took the slot inside the names lock, before
+        // us, so its lock is visible; the other writers only detach.
+        let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, Relaxed));
         if !owner.is_none() && self.mem.alive(owner.raw()) {
             return Err(self.mem.load64(s + slot::PID, Relaxed) as u32);
         }

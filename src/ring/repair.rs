@@ -49,8 +49,9 @@ impl<M: Memory> Ring<M> {
                 continue;
             }
             // Acquire: pairs with the Release of a durable take-over's CAS, so
-            // the new owner's lock is seen (a joiner's is published by ACTIVE).
-            let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, Acquire));
+            // the new owner's lock is seen (a joiner's is published by ACTIVE)
+            // and a live owner is not detached (mutation `reap_owner_acquire`).
+            let owner = Owner::from_raw(self.mem.load64(s + slot::OWNER, ord!(Acquire, "reap_owner_acquire", Relaxed)));
             let flags = self.mem.load32(s + slot::FLAGS, Relaxed);
             if flags & slot::flags::DURABLE != 0 {
                 reaped += self.reap_durable(s, owner);

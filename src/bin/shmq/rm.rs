@@ -28,7 +28,14 @@ fn refusal(dir: &Path, name: &str, opts: &Options) -> Result<Option<String>, Fai
         return Ok(Some(format!("it belongs to uid {}, not to you", meta.uid())));
     }
     match Topic::open_read_only(name, opts) {
-        Ok(t) if t.in_use() => Ok(Some(format!("it is in use (pids seen: {:?})", t.users()))),
+        Ok(t) if t.in_use() => Ok(Some(match t.users() {
+            // A lock test that fails (a file system without OFD locks)
+            // counts as "in use"; so do users in other pid namespaces.
+            pids if pids.is_empty() => "it is in use (by processes this user cannot see, or its file system \
+                                        cannot answer lock tests)"
+                .to_string(),
+            pids => format!("it is in use (pids seen: {pids:?})"),
+        })),
         Ok(_) => Ok(None),
         // Provably no usable topic: safe to remove.
         Err(OpenError::Corrupt { .. } | OpenError::VersionMismatch { .. } | OpenError::NotReady) => Ok(None),

@@ -84,6 +84,22 @@ fn child() {
             let e = std::process::Command::new("sleep").arg("60").exec();
             panic!("exec failed: {e}");
         }
+        // Multi-producer: reserves a message, writes half of it, prints
+        // READY and holds the claim until told `commit`.
+        "claimer" => {
+            let mut p = topic.producer().expect("producer");
+            let mut g = p.reserve(64).expect("reserve");
+            g[..32].fill(0xA1);
+            println!("READY pid={}", std::process::id());
+            while stdin.read_line(&mut line).unwrap_or(0) > 0 && line.trim() != "commit" {
+                line.clear();
+            }
+            g[32..].fill(0xA1);
+            g.commit(64).expect("a live claim is never aborted");
+            println!("DONE got=1");
+            while stdin.read_line(&mut line).unwrap_or(0) > 0 {}
+            park();
+        }
         r => panic!("unknown role {r}"),
     }
 }
@@ -310,4 +326,61 @@ fn in_use_is_seen_across_pid_namespaces_and_rm_gc_respect_it() {
     wait_until("the killed user's lock is gone", || !look.in_use());
     let o = shmq(&["rm", "live"]);
     assert!(o.status.success(), "{o:?}");
+}
+
+/// A multi-producer topic whose liveness timeout is short; 64-byte messages.
+fn multi_topic(d: &TestDir) -> (Topic, Vec<(&'static str, String)>) {
+    let opts = d.opts().capacity(4096).max_message(64).multi_producer(true).liveness_timeout(Duration::from_millis(20));
+    let t = Topic::create("live", &opts).expect("create");
+    let env = vec![("SHMQ_TEST_DIR", d.path().display().to_string()), ("SHMQ_TOPIC", "live".to_string())];
+    (t, env)
+}
+
+/// A producer in another pid namespace holds a claim far longer than the
+/// liveness timeout: subscribers wait for it (its lock says it lives)
+/// rather than abort it, and then get its message intact before the one
+/// published after it. Killed instead, its claim is skipped and the later
+/// message arrives.
+fn multi_producer_claim(wrapper: &[&str], then_killed: bool) {
+    let d = TestDir::new();
+    let (t, env) = multi_topic(&d);
+    let mut s = t.subscribe().expect("subscribe");
+    let mut c = Child::spawn_in(wrapper, "claimer", &env);
+    let ready = c.expect("READY");
+    t.producer().expect("producer").publish(&[0xB2; 64]).expect("publish after the claim");
+    // 25 liveness timeouts pass: a claim judged by a pid from another
+    // namespace was aborted here, and its late write corrupted this one.
+    match s.recv_timeout(Duration::from_millis(500)) {
+        Err(shmq::RecvError::Timeout) => {}
+        other => panic!("the live producer's claim was not waited for: {:?}", other.map(|m| m.to_vec())),
+    }
+    if then_killed {
+        end(c, &ready);
+        let m = s.recv_timeout(Duration::from_secs(10)).expect("the later message, past the dead claim");
+        assert_eq!(&*m, &[0xB2; 64]);
+        return;
+    }
+    c.say("commit");
+    c.expect("DONE");
+    let first = s.recv_timeout(Duration::from_secs(10)).expect("the claimed message").to_vec();
+    assert_eq!(first, [0xA1; 64], "the claimed message arrives whole");
+    let second = s.recv_timeout(Duration::from_secs(10)).expect("the later message").to_vec();
+    assert_eq!(second, [0xB2; 64]);
+    assert_eq!(t.info().subscribers[0].lost, 0);
+    end(c, &ready);
+}
+
+#[test]
+fn a_multi_producer_claim_in_another_pid_namespace_is_waited_for() {
+    if namespaces() {
+        multi_producer_claim(NS, false);
+        multi_producer_claim(NS_PROC, false);
+    }
+}
+
+#[test]
+fn a_killed_multi_producer_claim_in_another_pid_namespace_is_skipped() {
+    if namespaces() {
+        multi_producer_claim(NS, true);
+    }
 }

@@ -91,7 +91,13 @@ fn child() {
             let mut g = p.reserve(64).expect("reserve");
             g[..32].fill(0xA1);
             println!("READY pid={}", std::process::id());
-            while stdin.read_line(&mut line).unwrap_or(0) > 0 && line.trim() != "commit" {
+            loop {
+                if stdin.read_line(&mut line).unwrap_or(0) == 0 {
+                    park(); // stdin closed: about to be killed; never commit
+                }
+                if line.trim() == "commit" {
+                    break;
+                }
                 line.clear();
             }
             g[32..].fill(0xA1);

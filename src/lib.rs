@@ -44,6 +44,8 @@ mod loom_mem;
 mod mem;
 mod name;
 mod options;
+#[cfg(feature = "async")]
+pub mod park;
 mod producer;
 mod ring;
 mod segment;
@@ -60,6 +62,8 @@ pub use name::{validate_name, MAX_NAME_LEN};
 pub use options::{
     default_dir, Options, DEFAULT_CAPACITY, DEFAULT_DIR, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_SUBSCRIBERS, DEFAULT_MODE,
 };
+#[cfg(feature = "async")]
+pub use park::{MessageStream, OwnedMessage};
 pub use producer::{Grant, Producer};
 pub use ring::Wait;
 pub use start::Start;

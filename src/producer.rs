@@ -214,6 +214,43 @@ impl Producer {
         self.grant(len, Wait::Now)
     }
 
+    /// A claim without waiting: `Ok(None)` when the ring is full.
+    #[cfg(feature = "async")]
+    pub(crate) fn claim_now(&mut self, len: usize) -> Result<Option<Claim>, PublishError> {
+        match self.ring.claim(&mut self.st, len, Wait::Now) {
+            Ok(c) => Ok(Some(c)),
+            Err(ClaimError::Full) => Ok(None),
+            Err(e) => Err(self.map_err(e, len)),
+        }
+    }
+
+    /// Parks an async wait for room ([`Ring::park_space`]).
+    #[cfg(feature = "async")]
+    pub(crate) fn park(&mut self, len: usize) -> Result<crate::ring::Parked<Claim>, PublishError> {
+        self.ring.park_space(&mut self.st, len).map_err(|e| self.map_err(e, len))
+    }
+
+    /// Writes `data` into `claim` and commits it.
+    #[cfg(feature = "async")]
+    pub(crate) fn fill(&mut self, claim: Claim, data: &[u8], msg_type: u32) -> Result<(), PublishError> {
+        self.ring.write_payload(&claim, data);
+        if !self.ring.commit(&mut self.st, &claim, data.len() as u32, msg_type) {
+            return Err(PublishError::Lost);
+        }
+        self.after_publish()
+    }
+
+    /// Lends `claim` as a grant.
+    #[cfg(feature = "async")]
+    pub(crate) fn lend(&mut self, claim: Claim) -> Grant<'_> {
+        Grant { producer: self, claim, msg_type: 0 }
+    }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn ring(&self) -> &Arc<Ring<Segment>> {
+        &self.ring
+    }
+
     /// Largest message this topic accepts.
     pub fn max_message(&self) -> usize {
         self.ring.layout.max_message as usize

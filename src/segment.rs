@@ -434,7 +434,7 @@ impl Segment {
         unsafe { AtomicU64::from_ptr(self.base().add(off).cast()) }
     }
 
-    fn a32(&self, off: usize) -> &AtomicU32 {
+    pub(crate) fn a32(&self, off: usize) -> &AtomicU32 {
         debug_assert!(off + 4 <= self.len && off % 4 == 0, "bad u32 offset {off}");
         // SAFETY: as in `a64`, for a 4-aligned u32.
         unsafe { AtomicU32::from_ptr(self.base().add(off).cast()) }

@@ -44,6 +44,9 @@ pub struct Subscriber {
     held: Option<FrameView>,
     /// Empty polls since the last look for a corrupt frame.
     empty_polls: u32,
+    /// The readiness descriptor and its parked wait, once asked for.
+    #[cfg(feature = "async")]
+    readiness: Option<crate::park::Readiness>,
 }
 
 /// How many empty polls `try_recv` makes between looks at whether the
@@ -110,7 +113,16 @@ impl Subscriber {
             // Rounded up to whole words: the copy reads whole words.
             Policy::Overwrite => vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice(),
         };
-        Subscriber { ring, st, buf, pending: None, held: None, empty_polls: 0 }
+        Subscriber {
+            ring,
+            st,
+            buf,
+            pending: None,
+            held: None,
+            empty_polls: 0,
+            #[cfg(feature = "async")]
+            readiness: None,
+        }
     }
 
     pub(crate) fn attach_durable(ring: Arc<Ring<Segment>>, name: &str) -> Result<Subscriber, SubscribeError> {
@@ -201,6 +213,58 @@ impl Subscriber {
             Some(v) => Ok(Message { sub: self, view: v }),
             None => Err(RecvError::Empty),
         }
+    }
+
+    /// The next frame, without waiting and without lending it (the async
+    /// receive decides afterwards whether to deliver it).
+    #[cfg(feature = "async")]
+    pub(crate) fn next_view(&mut self) -> Result<Option<FrameView>, RecvError> {
+        if self.pending.is_some() {
+            return self.take_pending();
+        }
+        if self.ring.layout.policy == Policy::Block {
+            match self.ring.peek_fast(&self.st) {
+                Fast::Frame(view) => return Ok(Some(view)),
+                Fast::Empty => return Ok(None),
+                Fast::Slow(_) => {}
+            }
+        }
+        self.ring.poll(&mut self.st, &mut self.buf).map_err(read_err)
+    }
+
+    /// Parks an async wait ([`Ring::park_data`]).
+    #[cfg(feature = "async")]
+    pub(crate) fn park(&mut self) -> Result<crate::ring::Parked<FrameView>, RecvError> {
+        self.ring.park_data(&mut self.st, &mut self.buf).map_err(read_err)
+    }
+
+    /// Lends `view` (from [`Subscriber::next_view`] or a park) as a message,
+    /// or reports the loss before it.
+    #[cfg(feature = "async")]
+    pub(crate) fn lend(&mut self, view: FrameView) -> Result<Message<'_>, RecvError> {
+        self.deliver(view)
+    }
+
+    /// Holds `view` back for the next receive (as a gap or a put-back is).
+    #[cfg(feature = "async")]
+    pub(crate) fn unread(&mut self, view: FrameView) {
+        self.pending = Some(view);
+    }
+
+    /// Whether a receive would return a held-back frame (or its loss) first.
+    #[cfg(feature = "async")]
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn ring(&self) -> &Arc<Ring<Segment>> {
+        &self.ring
+    }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn readiness_mut(&mut self) -> &mut Option<crate::park::Readiness> {
+        &mut self.readiness
     }
 
     /// Receives, waiting as long as it takes (spin, then sleep on a futex).

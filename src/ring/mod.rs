@@ -268,7 +268,7 @@ pub use frames::FrameView;
 pub use overwrite::Passive;
 pub use owner::AttachError;
 pub use reading::{Fast, SubState};
-pub use waiting::Wait;
+pub use waiting::{Parked, Wait};
 
 /// `cached_min` value meaning "no active subscriber gates the producer".
 const NO_SUBSCRIBER: u64 = u64::MAX;

@@ -107,22 +107,50 @@ impl<M: Memory> Ring<M> {
                 step += 1;
                 continue;
             }
-            // Relaxed: the value is compared by the futex syscall; the
-            // fence below orders the re-check.
-            let seen = self.mem.load32(wake::SPACE_FUTEX, Relaxed);
-            self.mem.add32(wake::SPACE_WAITERS, 1, Relaxed);
-            // SeqCst fence (heavy half): pairs with the subscriber's light
-            // fence between its cursor release and its waiter-count load.
-            fence_sc!(self.mem, heavy, "space_fence");
-            st.force_rescan();
-            let res = self.try_claim(st, len);
-            if !matches!(res, Err(ClaimError::Full)) {
-                self.mem.sub32(wake::SPACE_WAITERS, 1, Relaxed);
-                return res;
+            match self.park_space(st, len)? {
+                Parked::Ready(claim) => return Ok(claim),
+                Parked::Wait(seen) => {
+                    self.mem.wait(wake::SPACE_FUTEX, seen, Some(left.min(SLEEP_SLICE)));
+                    self.unpark_space();
+                }
             }
-            self.mem.wait(wake::SPACE_FUTEX, seen, Some(left.min(SLEEP_SLICE)));
-            self.mem.sub32(wake::SPACE_WAITERS, 1, Relaxed);
         }
+    }
+
+    /// The producer's half of the space handshake, up to the sleep: reaps
+    /// dead subscribers when due, counts itself among the space waiters,
+    /// issues the heavy fence and tries once more. `Ready` if room (or an
+    /// error other than `Full`) came meanwhile; else `Wait(seen)`: the
+    /// caller must sleep on [`wake::SPACE_FUTEX`] expecting `seen` (or
+    /// have a waker thread do so) and then call [`Ring::unpark_space`]
+    /// exactly once. Shared by the blocking wait and the async one, so
+    /// both rest on the handshake loom checks (`producer_sleep_never_misses_a_release`).
+    pub fn park_space(&self, st: &mut ProducerState, len: usize) -> Result<Parked<Claim>, ClaimError> {
+        self.check_liveness(st);
+        match self.try_claim(st, len) {
+            Err(ClaimError::Full) => {}
+            other => return other.map(Parked::Ready),
+        }
+        // Relaxed: the value is compared by the futex syscall; the
+        // fence below orders the re-check.
+        let seen = self.mem.load32(wake::SPACE_FUTEX, Relaxed);
+        self.mem.add32(wake::SPACE_WAITERS, 1, Relaxed);
+        // SeqCst fence (heavy half): pairs with the subscriber's light
+        // fence between its cursor release and its waiter-count load.
+        fence_sc!(self.mem, heavy, "space_fence");
+        st.force_rescan();
+        match self.try_claim(st, len) {
+            Err(ClaimError::Full) => Ok(Parked::Wait(seen)),
+            other => {
+                self.unpark_space();
+                other.map(Parked::Ready)
+            }
+        }
+    }
+
+    /// Ends a wait [`Ring::park_space`] began.
+    pub fn unpark_space(&self) {
+        self.mem.sub32(wake::SPACE_WAITERS, 1, Relaxed);
     }
 
     /// Waits for a frame as `wait` says: `Block` peeks, `Overwrite` copies
@@ -149,28 +177,66 @@ impl<M: Memory> Ring<M> {
                 step += 1;
                 continue;
             }
-            if !self.still_owned(st) {
-                return Err(ReadError::Evicted);
+            match self.park_data(st, buf)? {
+                Parked::Ready(v) => return Ok(Some(v)),
+                Parked::Wait(seen) => {
+                    self.mem.wait(wake::DATA_FUTEX, seen, Some(left.min(SLEEP_SLICE)));
+                    self.unpark_data();
+                }
             }
-            if self.layout.multi_producer && self.layout.policy == Policy::Block && self.unstick(st) {
-                continue;
-            }
-            if self.skip_corrupt_single(st) {
-                continue;
-            }
-            // Relaxed: compared by the futex syscall.
-            let seen = self.mem.load32(wake::DATA_FUTEX, Relaxed);
-            self.mem.add32(wake::DATA_WAITERS, 1, Relaxed);
-            // SeqCst fence (heavy half): pairs with the producer's light
-            // post-commit fence.
-            fence_sc!(self.mem, heavy, "data_fence");
-            let again = self.poll(st, buf);
-            if !matches!(again, Ok(None)) {
-                self.mem.sub32(wake::DATA_WAITERS, 1, Relaxed);
-                return again;
-            }
-            self.mem.wait(wake::DATA_FUTEX, seen, Some(left.min(SLEEP_SLICE)));
-            self.mem.sub32(wake::DATA_WAITERS, 1, Relaxed);
         }
     }
+
+    /// The subscriber's half of the data handshake, up to the sleep: the
+    /// checks a waiting subscriber makes (evicted, a stuck multi-producer
+    /// claim, a corrupt frame), then it counts itself among the data
+    /// waiters, issues the heavy fence and polls once more. `Ready` if a
+    /// frame came meanwhile; else `Wait(seen)`: the caller must sleep on
+    /// [`wake::DATA_FUTEX`] expecting `seen` (or have a waker thread do
+    /// so) and then call [`Ring::unpark_data`] exactly once. Shared by the
+    /// blocking wait and the async one, so both rest on the handshake loom
+    /// checks (`subscriber_sleep_never_misses_a_wake`).
+    pub fn park_data(&self, st: &mut SubState, buf: &mut [u8]) -> Result<Parked<FrameView>, ReadError> {
+        if !self.still_owned(st) {
+            return Err(ReadError::Evicted);
+        }
+        let stuck = self.layout.multi_producer && self.layout.policy == Policy::Block && self.unstick(st);
+        if stuck || self.skip_corrupt_single(st) {
+            if let Some(v) = self.poll(st, buf)? {
+                return Ok(Parked::Ready(v));
+            }
+        }
+        // Relaxed: compared by the futex syscall.
+        let seen = self.mem.load32(wake::DATA_FUTEX, Relaxed);
+        self.mem.add32(wake::DATA_WAITERS, 1, Relaxed);
+        // SeqCst fence (heavy half): pairs with the producer's light
+        // post-commit fence.
+        fence_sc!(self.mem, heavy, "data_fence");
+        match self.poll(st, buf) {
+            Ok(None) => Ok(Parked::Wait(seen)),
+            Ok(Some(v)) => {
+                self.unpark_data();
+                Ok(Parked::Ready(v))
+            }
+            Err(e) => {
+                self.unpark_data();
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends a wait [`Ring::park_data`] began.
+    pub fn unpark_data(&self) {
+        self.mem.sub32(wake::DATA_WAITERS, 1, Relaxed);
+    }
+}
+
+/// What [`Ring::park_data`] and [`Ring::park_space`] found.
+#[derive(Debug)]
+pub enum Parked<T> {
+    /// What the wait was for came (no wait, nothing to undo).
+    Ready(T),
+    /// Counted among the waiters: wait on the futex word expecting this
+    /// value, then unpark.
+    Wait(u32),
 }

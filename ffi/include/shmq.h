@@ -167,6 +167,28 @@ void shmq_subscriber_close(shmq_subscriber *subscriber);
 int shmq_recv(shmq_subscriber *subscriber, shmq_msg *out, int64_t timeout_ns);
 /* Never waits: -EAGAIN when nothing is new. */
 int shmq_try_recv(shmq_subscriber *subscriber, shmq_msg *out);
+/* Event loops (epoll, poll, libuv, asyncio) wait on shmq beside sockets
+ * with a descriptor: an eventfd, owned by the subscriber (closed by
+ * shmq_subscriber_close; do not close or read it yourself), the same every
+ * call. It becomes readable (POLLIN) once shmq_subscriber_arm returned 0
+ * and a message may be waiting; no thread of yours waits (a waker thread
+ * per process watches every armed subscriber: futex_waitv). The loop:
+ *
+ *   int fd = shmq_subscriber_fd(s);          // once; add to your poll set
+ *   for (;;) {
+ *       while (shmq_try_recv(s, &m) == 0) handle(&m);   // until -EAGAIN
+ *       if (shmq_subscriber_arm(s) == 1) continue;      // came meanwhile
+ *       poll(...fd, POLLIN...);                         // with your sockets
+ *   }
+ *
+ * It may also become readable with nothing to receive (at least every
+ * 50 ms while armed, so dead peers are looked for): receive, then arm
+ * again. Negative errno if the eventfd cannot be made; -EINVAL NULL. */
+int shmq_subscriber_fd(shmq_subscriber *subscriber);
+/* Releases the message from the last receive, clears the descriptor and
+ * arms it: 1 a message is waiting now (receive it; nothing armed), 0 armed
+ * (wait for the descriptor). Errors as shmq_recv (-EBADMSG, -ECONNRESET). */
+int shmq_subscriber_arm(shmq_subscriber *subscriber);
 /* Releases the last received message. -EINVAL none held. */
 int shmq_release(shmq_subscriber *subscriber);
 /* Copies the next message into buf and releases it; *len gets its length.

@@ -230,6 +230,42 @@ pub unsafe extern "C" fn shmq_try_recv(s: *mut shmq_subscriber, out: *mut shmq_m
     unsafe { recv_with(s, out, Wait::Now) }
 }
 
+/// A descriptor for event loops (epoll, poll, libuv, asyncio): readable
+/// once `shmq_subscriber_arm` returned 0 and a message may be waiting.
+/// Owned by the subscriber (closed by `shmq_subscriber_close`); the same
+/// every call. Errors: -EINVAL, or the errno of `eventfd`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscriber_fd(s: *mut shmq_subscriber) -> c_int {
+    guard(|| {
+        if s.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live subscriber handle, one thread at a time.
+        match unsafe { &mut (*s).0 }.readiness_fd() {
+            Ok(fd) => fd,
+            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    })
+}
+
+/// Releases the message from the last receive, clears the descriptor of
+/// `shmq_subscriber_fd` and arms it: 1 if a message is waiting now
+/// (receive it; nothing armed), 0 once armed. Errors as `shmq_recv`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscriber_arm(s: *mut shmq_subscriber) -> c_int {
+    guard(|| {
+        if s.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live subscriber handle, one thread at a time.
+        match unsafe { &mut (*s).0 }.arm() {
+            Ok(true) => 1,
+            Ok(false) => 0,
+            Err(e) => recv_err(&e),
+        }
+    })
+}
+
 /// Releases the message from the last receive (lets the producer reuse its
 /// bytes). Errors: -EINVAL (no message held).
 #[no_mangle]

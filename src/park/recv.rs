@@ -139,8 +139,11 @@ impl Subscriber {
     /// Arms the readiness descriptor (making it first if needed): `Ok(true)`
     /// if a message is waiting now (nothing armed: receive it), `Ok(false)`
     /// once armed (the descriptor becomes readable when a message may have
-    /// come). Clears the descriptor's readable state either way.
+    /// come). Clears the descriptor's readable state either way, and
+    /// releases a message lent by [`Subscriber::recv_raw`] (as a receive
+    /// would).
     pub fn arm(&mut self) -> Result<bool, RecvError> {
+        self.release_raw();
         if self.readiness_mut().is_none() {
             self.readiness_fd().map_err(|e| RecvError::Corrupt(format!("cannot make an eventfd: {e}")))?;
         }

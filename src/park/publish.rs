@@ -18,6 +18,7 @@ pub struct Publish<'a> {
     producer: Option<&'a mut Producer>,
     data: &'a [u8],
     parked: Option<Registration>,
+    polls: u32,
 }
 
 /// The future of [`Producer::reserve_async`].
@@ -27,6 +28,7 @@ pub struct Reserve<'a> {
     producer: Option<&'a mut Producer>,
     len: usize,
     parked: Option<Registration>,
+    polls: u32,
 }
 
 impl Producer {
@@ -53,14 +55,14 @@ impl Producer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn publish_async<'a>(&'a mut self, data: &'a [u8]) -> Publish<'a> {
-        Publish { producer: Some(self), data, parked: None }
+        Publish { producer: Some(self), data, parked: None, polls: 0 }
     }
 
     /// Lends `len` bytes inside the ring (as [`Producer::reserve`]),
     /// waiting for room without blocking a thread. Cancel-safe: dropped
     /// before it is ready, it has claimed nothing.
     pub fn reserve_async(&mut self, len: usize) -> Reserve<'_> {
-        Reserve { producer: Some(self), len, parked: None }
+        Reserve { producer: Some(self), len, parked: None, polls: 0 }
     }
 }
 
@@ -70,6 +72,7 @@ fn step(
     p: &mut Producer,
     len: usize,
     parked: &mut Option<Registration>,
+    polls: &mut u32,
     cx: &Context<'_>,
 ) -> Result<Option<Claim>, PublishError> {
     if let Some(c) = p.claim_now(len)? {
@@ -81,6 +84,11 @@ fn step(
             return Ok(None);
         }
         *parked = None;
+    } else if *polls < super::SPIN_POLLS {
+        // Give way to the executor and look again before parking.
+        *polls += 1;
+        cx.waker().wake_by_ref();
+        return Ok(None);
     }
     match p.park(len)? {
         Parked::Ready(c) => Ok(Some(c)),
@@ -99,7 +107,7 @@ impl Future for Publish<'_> {
         let Some(p) = this.producer.as_deref_mut() else {
             return Poll::Ready(Err(PublishError::Full)); // polled after completion
         };
-        let r = match step(p, this.data.len(), &mut this.parked, cx) {
+        let r = match step(p, this.data.len(), &mut this.parked, &mut this.polls, cx) {
             Ok(Some(claim)) => p.fill(claim, this.data, 0),
             Ok(None) => return Poll::Pending,
             Err(e) => Err(e),
@@ -118,7 +126,7 @@ impl<'a> Future for Reserve<'a> {
         let Some(p) = this.producer.as_deref_mut() else {
             return Poll::Ready(Err(PublishError::Full)); // polled after completion
         };
-        let r = step(p, this.len, &mut this.parked, cx);
+        let r = step(p, this.len, &mut this.parked, &mut this.polls, cx);
         if let Ok(None) = r {
             return Poll::Pending;
         }

@@ -19,6 +19,8 @@ use crate::subscriber::{Message, Subscriber};
 pub struct Recv<'a> {
     sub: Option<&'a mut Subscriber>,
     parked: Option<Registration>,
+    /// Times this future gave way before parking (see [`super::SPIN_POLLS`]).
+    polls: u32,
 }
 
 impl Subscriber {
@@ -49,20 +51,21 @@ impl Subscriber {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_async(&mut self) -> Recv<'_> {
-        Recv { sub: Some(self), parked: None }
+        Recv { sub: Some(self), parked: None, polls: 0 }
     }
 }
 
 impl<'a> Recv<'a> {
     /// Continues a wait an earlier `Recv` of the same subscriber parked
     /// (for [`super::MessageStream`], which makes one `Recv` per poll).
-    pub(super) fn resume(&mut self, parked: Option<Registration>) {
+    pub(super) fn resume(&mut self, parked: Option<Registration>, polls: u32) {
         self.parked = parked;
+        self.polls = polls;
     }
 
-    /// The parked wait, to be resumed by a later `Recv`.
-    pub(super) fn into_parked(mut self) -> Option<Registration> {
-        self.parked.take()
+    /// The parked wait and the polls given way, to be resumed by a later `Recv`.
+    pub(super) fn into_parked(mut self) -> (Option<Registration>, u32) {
+        (self.parked.take(), self.polls)
     }
 
     fn finish(&mut self, r: Result<FrameView, RecvError>) -> Poll<Result<Message<'a>, RecvError>> {
@@ -95,6 +98,11 @@ impl<'a> Future for Recv<'a> {
                 return Poll::Pending;
             }
             this.parked = None; // ended by the waker thread: look and park again
+        } else if this.polls < super::SPIN_POLLS {
+            // Give way to the executor and look again before parking.
+            this.polls += 1;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         match sub.park() {
             Ok(Parked::Ready(v)) => this.finish(Ok(v)),

@@ -102,12 +102,13 @@ pub struct MessageStream {
     sub: Subscriber,
     pool: Pool,
     parked: Option<super::registry::Registration>,
+    polls: u32,
 }
 
 impl Subscriber {
     /// This subscriber as a [`Stream`] of owned (copied) messages.
     pub fn into_stream(self) -> MessageStream {
-        MessageStream { sub: self, pool: Arc::default(), parked: None }
+        MessageStream { sub: self, pool: Arc::default(), parked: None, polls: 0 }
     }
 }
 
@@ -131,15 +132,16 @@ impl Stream for MessageStream {
         // Borrow the subscriber through a `Recv` that keeps our parked wait
         // across polls (moved in and out, so it survives `Pending`).
         let mut fut = this.sub.recv_async();
-        fut.resume(this.parked.take());
+        fut.resume(this.parked.take(), this.polls);
         let r = Pin::new(&mut fut).poll(cx);
         let r = match r {
             Poll::Pending => {
-                this.parked = fut.into_parked();
+                (this.parked, this.polls) = fut.into_parked();
                 return Poll::Pending;
             }
             Poll::Ready(r) => r,
         };
+        this.polls = 0;
         Poll::Ready(Some(r.map(|m| {
             data.clear();
             data.extend_from_slice(&m);

@@ -268,10 +268,12 @@ fn main() {
     if only.is_some() {
         return;
     }
-    let mut med: Vec<(f64, f64, f64)> =
-        res.iter_mut().map(|(a, b, c)| (median(a), median(b), median(c))).collect();
+    let mut med: Vec<(f64, f64, f64)> = res.iter_mut().map(|(a, b, c)| (median(a), median(b), median(c))).collect();
     let base = med[1];
-    println!("# 64-byte messages, two processes pinned to CPUs 0 and 1; medians of {repeat} repeats ({:.0} s)", started.elapsed().as_secs_f64());
+    println!(
+        "# 64-byte messages, two processes pinned to CPUs 0 and 1; medians of {repeat} repeats ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
     println!("| method | one-way p50 ns | p99 ns | p50 / recv | 64 B M msg/s | tput / recv |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (m, (p50, p99, t)) in METHODS.iter().zip(med.iter_mut()) {

@@ -253,3 +253,30 @@ fn the_readiness_fd_becomes_readable_for_poll() {
     }
     child.finish();
 }
+
+#[test]
+fn reserve_async_lends_room_once_a_subscriber_releases() {
+    let d = TestDir::new();
+    let t = Topic::create("t0", &d.opts().capacity(2048).max_message(256)).expect("create");
+    let mut child = Child::spawn("subscriber", &[("SHMQ_DIR", d.path().display().to_string())]);
+    child.expect("READY");
+    let mut p = t.producer().expect("producer");
+    let mut k = 0;
+    while p.try_publish(&payload(0, k)).is_ok() {
+        k += 1;
+    }
+    let want = payload(0, k);
+    smol::block_on(async {
+        let mut fut = std::pin::pin!(p.reserve_async(want.len()));
+        let early = futures_lite::future::poll_once(&mut fut).await;
+        assert!(early.is_none(), "lent room in a full ring");
+        child.say("recv 2");
+        let mut grant = fut.await.expect("reserve_async");
+        grant.copy_from_slice(&want); // written in place, checked by the child
+        grant.commit(want.len()).expect("commit");
+    });
+    assert_eq!(child.expect("DONE"), "DONE 2");
+    child.say(&format!("recv {}", k + 1 - 2));
+    assert_eq!(child.expect("DONE"), format!("DONE {}", k + 1));
+    child.finish();
+}

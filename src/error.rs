@@ -116,7 +116,7 @@ impl fmt::Display for OpenError {
                 f,
                 "topic layout version {found}, this library reads version {supported}: open it with the shmq \
                  version that made it, or remove it (shmq rm) and create it again with this one \
-                 (layout 2 judges liveness by kernel locks; a version 1 process cannot share a topic with it)"
+                 (layout 2 judges liveness by kernel locks, layout 3 adds the end of stream; processes of different layouts cannot share a topic)"
             ),
             OpenError::NotReady => {
                 write!(f, "topic is still being created (or its creator died: run `shmq gc`)")
@@ -337,6 +337,12 @@ pub enum RecvError {
     /// This subscriber's slot was reclaimed (reaped as dead or by `shmq
     /// repair`); subscribe again.
     Evicted,
+    /// The stream is closed ([`crate::Producer::close`], `shmq close`, or
+    /// its last producer gone on a `close_on_exit` topic) and this
+    /// subscriber has received every message published before the close.
+    /// Every receive says so until a producer publishes again (which
+    /// reopens the stream: receives then go on with its messages).
+    Closed,
 }
 
 impl fmt::Display for RecvError {
@@ -347,6 +353,7 @@ impl fmt::Display for RecvError {
             RecvError::Lagged(n) => write!(f, "subscriber lagged: {n} messages were overwritten before it read them"),
             RecvError::Corrupt(r) => write!(f, "corrupt ring: {r}"),
             RecvError::Evicted => write!(f, "subscriber slot was reclaimed; subscribe again"),
+            RecvError::Closed => write!(f, "the stream is closed: every message published before the close was received"),
         }
     }
 }

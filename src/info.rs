@@ -85,6 +85,13 @@ pub struct TopicInfo {
     pub multi_producer: bool,
     /// Messages carry publish timestamps.
     pub timestamps: bool,
+    /// The stream counts as closed once its last producer is gone
+    /// ([`crate::Options::close_on_exit`]).
+    pub close_on_exit: bool,
+    /// The stream is closed now (by a close at its end, or its last
+    /// producer gone on a `close_on_exit` topic): subscribers that have read
+    /// everything get [`crate::RecvError::Closed`].
+    pub closed: bool,
     /// Creation time, ns since the Unix epoch.
     pub created_unix_ns: u64,
     /// Pid of the creator.
@@ -163,6 +170,8 @@ impl TopicInfo {
             policy: l.policy,
             multi_producer: l.multi_producer,
             timestamps: l.timestamps,
+            close_on_exit: l.close_on_exit,
+            closed: ring.is_closed(),
             created_unix_ns: m.load64(hdr::CREATED_UNIX_NS, Relaxed),
             creator_pid: m.load32(hdr::CREATOR_PID, Relaxed),
             producer_pid: (owner != 0).then(|| m.load64(prod::OWNER_PID, Relaxed) as u32),

@@ -59,6 +59,8 @@ pub struct LoomMem {
     /// The kernel's lock table: word `id` is 1 while attachment `id`'s
     /// holder lives; word 0 is the names lock.
     locks: Vec<AtomicU32>,
+    /// The producers lock: bit `id` set while attachment `id` holds it.
+    producers: AtomicU64,
     clock: std::sync::atomic::AtomicU64,
 }
 
@@ -76,6 +78,7 @@ impl LoomMem {
             dead_peers: false,
             fast_clock: false,
             locks: (0..63).map(|_| AtomicU32::new(0)).collect(),
+            producers: AtomicU64::new(0),
             clock: std::sync::atomic::AtomicU64::new(1),
         }
     }
@@ -210,11 +213,23 @@ impl Memory for LoomMem {
     }
     fn detach(&self, id: u64) {
         if id != 0 && id < 63 {
+            // Dropping a kernel lock: Release (and the producers lock with it).
+            self.producers.fetch_and(!(1 << id), Ordering::Release);
             self.locks[id as usize].store(0, Ordering::Release);
         }
     }
     fn alive(&self, id: u64) -> bool {
         !self.dead_peers && id != 0 && id < 63 && self.locks[id as usize].load(Ordering::Acquire) == 1
+    }
+    fn hold_producer(&self, id: u64) {
+        if id < 63 {
+            // As taking a kernel lock: AcqRel.
+            self.producers.fetch_or(1 << id, Ordering::AcqRel);
+        }
+    }
+    fn producers_alive(&self) -> bool {
+        // As testing a kernel lock: Acquire.
+        self.producers.load(Ordering::Acquire) != 0
     }
     fn try_lock_names(&self) -> bool {
         // A compare-exchange: it reads the lock's latest state and writes

@@ -118,6 +118,13 @@ pub trait Memory {
     /// is nobody. When the kernel cannot answer, says alive: nothing is
     /// ever taken from a process that might live.
     fn alive(&self, id: u64) -> bool;
+    /// Makes attachment `id` (made by this handle) hold the producers lock
+    /// too, until it is detached: [`Memory::producers_alive`] sees it.
+    fn hold_producer(&self, id: u64);
+    /// Whether any attached producer is alive (in any process). When the
+    /// kernel cannot answer, says alive: no stream is taken for closed on
+    /// a guess.
+    fn producers_alive(&self) -> bool;
     /// Tries to take the names lock (without waiting); `false` if another
     /// process or thread holds it. A holder that dies drops it.
     fn try_lock_names(&self) -> bool;
@@ -229,6 +236,10 @@ pub(crate) mod tests {
         fn detach(&self, _id: u64) {}
         fn alive(&self, id: u64) -> bool {
             id != 0
+        }
+        fn hold_producer(&self, _id: u64) {}
+        fn producers_alive(&self) -> bool {
+            true
         }
         fn try_lock_names(&self) -> bool {
             true

@@ -50,6 +50,7 @@ pub struct Options {
     pub(crate) timestamps: Option<bool>,
     pub(crate) liveness: Option<Duration>,
     pub(crate) durable_expiry: Option<Duration>,
+    pub(crate) close_on_exit: Option<bool>,
 }
 
 /// Default ring capacity (1 MiB).
@@ -118,6 +119,18 @@ impl Options {
     /// subscriber. Stored in the topic; `open` does not check it.
     pub fn durable_expiry(mut self, t: Duration) -> Self {
         self.durable_expiry = Some(t);
+        self
+    }
+    /// Whether the stream counts as closed once its last producer is gone
+    /// (default false): subscribers then receive every message published,
+    /// then [`crate::RecvError::Closed`], whether the producer process
+    /// closed, exited or was killed (SIGKILL included: a producer holds a
+    /// kernel lock, which dies with it). A topic that never had a producer
+    /// is not closed; a producer that attaches later reopens it. Without
+    /// it, only [`crate::Producer::close`] (or `shmq close`) closes the
+    /// stream. Stored in the topic; `open` checks it when given.
+    pub fn close_on_exit(mut self, yes: bool) -> Self {
+        self.close_on_exit = Some(yes);
         self
     }
     /// File mode of a created topic, e.g. `0o660` to share with the group.
@@ -197,6 +210,7 @@ impl Options {
         // in membarrier; every process of the topic must then too.
         layout.asymmetric_fences = crate::sys::membarrier_ready();
         layout.timestamps = self.timestamps.unwrap_or(false);
+        layout.close_on_exit = self.close_on_exit.unwrap_or(false);
         if let Some(t) = self.liveness {
             let ms = t.as_millis();
             if ms == 0 || ms > crate::layout::MAX_LIVENESS_MS as u128 {
@@ -236,6 +250,11 @@ impl Options {
         if let Some(t) = self.timestamps {
             if t != l.timestamps {
                 return differ("timestamps", t.to_string(), l.timestamps.to_string());
+            }
+        }
+        if let Some(c) = self.close_on_exit {
+            if c != l.close_on_exit {
+                return differ("close_on_exit", c.to_string(), l.close_on_exit.to_string());
             }
         }
         if let Some(m) = self.multi_producer {

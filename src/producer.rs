@@ -251,6 +251,30 @@ impl Producer {
         &self.ring
     }
 
+    /// Closes the stream after the messages published so far: subscribers
+    /// receive every one of them, then [`crate::RecvError::Closed`] from
+    /// every receive (a sleeping or parked one is woken). Publishing again
+    /// (from any producer) reopens the stream: subscribers then receive
+    /// the new messages.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmq::{Options, Topic, RecvError};
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-close-{}", std::process::id()));
+    /// # let topic = Topic::create("t", &Options::new().dir(&dir).capacity(64 << 10))?;
+    /// let mut sub = topic.subscribe()?;
+    /// let mut p = topic.producer()?;
+    /// p.publish(b"last")?;
+    /// p.close();
+    /// assert_eq!(&*sub.recv()?, b"last");
+    /// assert_eq!(sub.recv().unwrap_err(), RecvError::Closed);
+    /// # drop((sub, p, topic)); std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&mut self) {
+        self.ring.close();
+    }
+
     /// Largest message this topic accepts.
     pub fn max_message(&self) -> usize {
         self.ring.layout.max_message as usize

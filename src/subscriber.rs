@@ -96,6 +96,7 @@ fn read_err(e: ReadError) -> RecvError {
     match e {
         ReadError::Corrupt(r) => RecvError::Corrupt(r),
         ReadError::Evicted => RecvError::Evicted,
+        ReadError::Closed => RecvError::Closed,
     }
 }
 
@@ -185,7 +186,9 @@ impl Subscriber {
     #[cold]
     fn empty(&mut self) -> Result<Message<'_>, RecvError> {
         self.empty_polls += 1;
-        if self.empty_polls >= EMPTY_CHECK {
+        let deep = self.empty_polls >= EMPTY_CHECK;
+        self.ring.check_closed(&self.st, deep).map_err(read_err)?;
+        if deep {
             self.empty_polls = 0;
             if self.ring.skip_corrupt_single(&mut self.st) {
                 return self.try_recv_general();
@@ -225,7 +228,7 @@ impl Subscriber {
         if self.ring.layout.policy == Policy::Block {
             match self.ring.peek_fast(&self.st) {
                 Fast::Frame(view) => return Ok(Some(view)),
-                Fast::Empty => return Ok(None),
+                Fast::Empty => return self.ring.check_closed(&self.st, false).map(|()| None).map_err(read_err),
                 Fast::Slow(_) => {}
             }
         }
@@ -291,7 +294,8 @@ impl Subscriber {
     /// on each; on a `Block` topic the cursor is published once, at the end
     /// (one fence for the whole batch). Returns how many were handled.
     /// Stops early at a gap in an `Overwrite` topic (the next `try_recv`
-    /// reports [`RecvError::Lagged`]).
+    /// reports [`RecvError::Lagged`]). [`RecvError::Closed`] when it handled
+    /// nothing at the end of a closed stream.
     ///
     /// # Examples
     /// ```
@@ -361,6 +365,10 @@ impl Subscriber {
                     }
                 }
             }
+        }
+        if n == 0 {
+            // Nothing handled: at the end of a closed stream, say so.
+            self.ring.check_closed(&self.st, false).map_err(read_err)?;
         }
         Ok(n)
     }

@@ -83,11 +83,13 @@ impl Tail {
         self.pos
     }
 
-    /// The next message or gap, without waiting; `Ok(None)` if nothing new.
+    /// The next message or gap, without waiting; `Ok(None)` if nothing new,
+    /// [`RecvError::Closed`] at the end of a closed stream.
     pub fn next_event(&mut self) -> Result<Option<TailEvent<'_>>, RecvError> {
         let single = !self.ring.layout.multi_producer;
         for _ in 0..64 {
             match self.ring.read_passive(self.pos, &mut self.buf) {
+                Ok(Passive::Empty) if self.ring.is_closed_at(self.pos) => return Err(RecvError::Closed),
                 Ok(Passive::Empty) => return Ok(None),
                 Ok(Passive::Skip(next)) => self.pos = next,
                 Ok(Passive::Lapped) => {
@@ -127,6 +129,7 @@ impl Tail {
                 }
                 Err(ReadError::Corrupt(r)) => return Err(RecvError::Corrupt(r)),
                 Err(ReadError::Evicted) => return Err(RecvError::Evicted),
+                Err(ReadError::Closed) => return Err(RecvError::Closed),
             }
         }
         Ok(None)

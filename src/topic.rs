@@ -139,6 +139,17 @@ impl Topic {
         Producer::attach(self.ring.clone())
     }
 
+    /// Closes the stream at its end now, as [`Producer::close`] does,
+    /// without being its producer (`shmq close`): a producer still
+    /// publishing reopens it with its next message.
+    pub fn close(&self) -> Result<(), ProducerError> {
+        if !self.ring.mem.writable() {
+            return Err(ProducerError::ReadOnly);
+        }
+        self.ring.close();
+        Ok(())
+    }
+
     /// Subscribes from the newest message: receives every message
     /// published after this call returns.
     pub fn subscribe(&self) -> Result<Subscriber, SubscribeError> {

@@ -35,6 +35,8 @@ extern "C" {
 #define SHMQ_FLAG_NO_TIMESTAMPS 1u /* messages carry no publish time: the default (for open: require it) */
 #define SHMQ_FLAG_TIMESTAMPS 2u    /* stamp each message with its publish time (a clock read per publish;
                                       needed for SHMQ_FROM_TIME) */
+#define SHMQ_FLAG_CLOSE_ON_EXIT 4u /* the stream counts as closed once its last producer is gone (exit,
+                                      crash or SIGKILL alike); for open: require it */
 
 typedef struct shmq_topic shmq_topic;
 typedef struct shmq_producer shmq_producer;
@@ -157,13 +159,21 @@ int shmq_unsubscribe_durable(shmq_topic *topic, const char *name);
  * recovered to its last flushed message. -EINVAL NULL, -EIO (or the msync
  * errno) on failure. */
 int shmq_flush(shmq_producer *producer);
+/* End of stream: closes the stream after the messages published so far.
+ * Subscribers receive every one of them, then -EPIPE from every receive
+ * (a sleeping one is woken), until any producer publishes again, which
+ * reopens the stream. -EINVAL NULL. */
+int shmq_close_stream(shmq_producer *producer);
 /* CLOCK_MONOTONIC now in ns: the clock of shmq_msg.timestamp_ns. */
 uint64_t shmq_now_ns(void);
 void shmq_subscriber_close(shmq_subscriber *subscriber);
 /* Zero-copy receive: out->data points into the ring (Block) or into the
  * subscriber's own buffer (Overwrite) until shmq_release or the next
  * receive, which releases it. -ETIMEDOUT, -EAGAIN nothing new with
- * timeout 0, -EBADMSG corrupt ring, -ECONNRESET slot reclaimed. */
+ * timeout 0, -EBADMSG corrupt ring, -ECONNRESET slot reclaimed, -EPIPE end
+ * of stream (closed by shmq_close_stream, `shmq close`, or its last producer
+ * gone on a SHMQ_FLAG_CLOSE_ON_EXIT topic; every message before it was
+ * received). */
 int shmq_recv(shmq_subscriber *subscriber, shmq_msg *out, int64_t timeout_ns);
 /* Never waits: -EAGAIN when nothing is new. */
 int shmq_try_recv(shmq_subscriber *subscriber, shmq_msg *out);

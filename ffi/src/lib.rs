@@ -82,6 +82,8 @@ const OPTIONS_V1_SIZE: usize = std::mem::offset_of!(shmq_options, liveness_ms);
 pub const SHMQ_FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Mirrors `SHMQ_FLAG_TIMESTAMPS` in `shmq.h`.
 pub const SHMQ_FLAG_TIMESTAMPS: u32 = 2;
+/// Mirrors `SHMQ_FLAG_CLOSE_ON_EXIT` in `shmq.h`.
+pub const SHMQ_FLAG_CLOSE_ON_EXIT: u32 = 4;
 
 /// A received message. Mirrors `shmq_msg` in `shmq.h`.
 #[repr(C)]
@@ -163,6 +165,7 @@ fn recv_err(e: &RecvError) -> c_int {
         RecvError::Lagged(_) => libc::EAGAIN,
         RecvError::Corrupt(_) => libc::EBADMSG,
         RecvError::Evicted => libc::ECONNRESET,
+        RecvError::Closed => libc::EPIPE,
         _ => libc::EIO,
     }
 }
@@ -217,6 +220,7 @@ pub extern "C" fn shmq_strerror(rc: c_int) -> *const c_char {
         libc::EACCES => c"permission denied (a symlink or a foreign owner at the topic path, or a topic directory others can change)",
         libc::EROFS => c"topic handle is read-only",
         libc::ECONNRESET => c"subscriber slot was reclaimed; subscribe again",
+        libc::EPIPE => c"end of stream: the stream is closed and every message before the close was received",
         libc::ECANCELED => c"claim lost: skipped after the liveness timeout while this process looked dead; publish again",
         libc::ESTALE => c"durable subscriber expired; subscribe again to start from the newest message",
         libc::EOPNOTSUPP => c"not supported by this topic: replay by time needs a topic created with SHMQ_FLAG_TIMESTAMPS",

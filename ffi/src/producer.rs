@@ -172,6 +172,21 @@ pub unsafe extern "C" fn shmq_abort(p: *mut shmq_producer) -> c_int {
     })
 }
 
+/// Closes the stream after the messages published so far (see
+/// `Producer::close`): subscribers receive them, then -EPIPE. Publishing
+/// again reopens it. -EINVAL NULL.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_close_stream(p: *mut shmq_producer) -> c_int {
+    guard(|| {
+        if p.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live producer handle, one thread at a time.
+        unsafe { &mut (*p).0 }.close();
+        0
+    })
+}
+
 /// Writes everything published so far to the topic's file and waits until
 /// it is on disk (see `Producer::flush`). -EIO (or another errno) if msync
 /// failed.

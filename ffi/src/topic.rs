@@ -60,8 +60,13 @@ unsafe fn options(o: *const shmq_options, for_open: bool) -> Result<Options, c_i
         opts = opts.mode(o.mode);
     }
     let (ts, no_ts) = (o.flags & SHMQ_FLAG_TIMESTAMPS != 0, o.flags & SHMQ_FLAG_NO_TIMESTAMPS != 0);
-    if o.flags & !(SHMQ_FLAG_TIMESTAMPS | SHMQ_FLAG_NO_TIMESTAMPS) != 0 || (ts && no_ts) {
+    if o.flags & !(SHMQ_FLAG_TIMESTAMPS | SHMQ_FLAG_NO_TIMESTAMPS | SHMQ_FLAG_CLOSE_ON_EXIT) != 0 || (ts && no_ts) {
         return Err(-libc::EINVAL);
+    }
+    // Create: as asked. Open: required only when set.
+    let close_on_exit = o.flags & SHMQ_FLAG_CLOSE_ON_EXIT != 0;
+    if !for_open || close_on_exit {
+        opts = opts.close_on_exit(close_on_exit);
     }
     // Create: timestamps only when asked. Open: checked only when a flag
     // says which.

@@ -42,7 +42,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// attachment ids, [`hdr::ATTACH_SEQ`] numbers them, [`lock`] places the
 /// locks); a process of version 1 and one of version 2 cannot share a
 /// topic, so each refuses the other's files.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Size of one header line. Two cache lines, against adjacent-line prefetch.
 pub const LINE: usize = 128;
 /// Size of one subscriber slot (two lines: scanned part, inspected part).
@@ -114,6 +114,16 @@ pub mod hdr {
     /// subscriber takes the next number as its id ([`super::Owner`]) and
     /// holds the kernel lock at [`super::lock::attachment`] of it.
     pub const ATTACH_SEQ: usize = 104;
+    /// u32 1 if the stream counts as closed once no producer is attached
+    /// (and one ever was): `Options::close_on_exit`.
+    pub const CLOSE_ON_EXIT: usize = 112;
+    /// u32 1 once any producer has attached (for `CLOSE_ON_EXIT`: a topic
+    /// that never had a producer is not closed).
+    pub const HAD_PRODUCER: usize = 116;
+    /// u64 0 while the stream is open; after a close, the position of its
+    /// end then, plus 1 ([`crate::ring`]'s `closing` module). A message
+    /// published after the close reopens the stream (its end moves on).
+    pub const CLOSED_AT: usize = 120;
 }
 
 /// Where the kernel locks that say who is alive lie: byte offsets of the
@@ -129,6 +139,9 @@ pub mod lock {
     /// A write lock held while a named slot (durable subscriber, consumer
     /// group) is found or created, and while one is removed.
     pub const NAMES: u64 = USERS + 1;
+    /// A read (shared) lock held by every attached producer: a producer is
+    /// alive while anyone holds it (for `hdr::CLOSE_ON_EXIT`).
+    pub const PRODUCERS: u64 = USERS + 2;
     /// The lock of attachment 1; attachment `id` holds `ATTACH_BASE + id`.
     pub const ATTACH_BASE: u64 = 1 << 49;
 
@@ -353,6 +366,8 @@ pub struct Layout {
     /// Milliseconds a detached durable subscriber may hold a blocked
     /// producer before it is expired; 0: never.
     pub durable_expiry_ms: u32,
+    /// The stream counts as closed once its last producer is gone.
+    pub close_on_exit: bool,
 }
 
 /// Default [`Layout::liveness_ms`].
@@ -415,6 +430,7 @@ impl Layout {
             timestamps: false,
             liveness_ms: DEFAULT_LIVENESS_MS,
             durable_expiry_ms: 0,
+            close_on_exit: false,
         })
     }
 
@@ -481,6 +497,11 @@ impl Layout {
             v => return Err(corrupt(format!("liveness timeout {v} ms outside 1..={MAX_LIVENESS_MS}"))),
         };
         layout.durable_expiry_ms = read_u32(hdr::DURABLE_EXPIRY_MS);
+        layout.close_on_exit = match read_u32(hdr::CLOSE_ON_EXIT) {
+            0 => false,
+            1 => true,
+            v => return Err(corrupt(format!("bad close-on-exit flag {v}"))),
+        };
         let data_offset = read_u64(hdr::DATA_OFFSET);
         if data_offset != layout.data_offset as u64 {
             return Err(corrupt(format!(

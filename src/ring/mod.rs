@@ -251,6 +251,7 @@ macro_rules! fence_sc {
 }
 
 pub mod claim;
+pub mod closing;
 pub mod commit;
 pub mod frames;
 pub mod gating;
@@ -298,6 +299,8 @@ pub enum ReadError {
     Corrupt(String),
     /// This subscriber's slot was taken away (reaped as dead, or repaired).
     Evicted,
+    /// At the end of a closed stream (see `closing`).
+    Closed,
 }
 
 /// See [`Ring::load_pos`].

@@ -36,6 +36,7 @@ impl<M: Memory> Ring<M> {
     pub fn attach_producer(&self) -> Result<ProducerState, AttachError> {
         let me = Owner::from_raw(self.mem.attach().map_err(AttachError::Attach)?);
         if self.layout.multi_producer {
+            self.note_producer(me.raw());
             let mut st = self.producer_state();
             st.owner = me;
             return Ok(st);
@@ -62,6 +63,7 @@ impl<M: Memory> Ring<M> {
                 }
             }
         }
+        self.note_producer(me.raw());
         // Relaxed: for display.
         self.mem.store64(prod::OWNER_PID, self.mem.pid() as u64, Relaxed);
         let mut st = self.producer_state();

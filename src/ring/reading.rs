@@ -261,9 +261,13 @@ impl<M: Memory> Ring<M> {
     /// One non-blocking look for a frame, for either policy.
     #[inline(always)]
     pub fn poll(&self, st: &mut SubState, buf: &mut [u8]) -> Result<Option<FrameView>, ReadError> {
-        match self.layout.policy {
+        let got = match self.layout.policy {
             Policy::Block => self.peek(st),
             Policy::Overwrite => self.read_copy(st, buf),
+        };
+        match got {
+            Ok(None) => self.check_closed(st, false).map(|()| None),
+            other => other,
         }
     }
 

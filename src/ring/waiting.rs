@@ -200,6 +200,8 @@ impl<M: Memory> Ring<M> {
         if !self.still_owned(st) {
             return Err(ReadError::Evicted);
         }
+        // Before sleeping: has a close-on-exit stream lost its last producer?
+        self.check_closed(st, true)?;
         let stuck = self.layout.multi_producer && self.layout.policy == Policy::Block && self.unstick(st);
         if stuck || self.skip_corrupt_single(st) {
             if let Some(v) = self.poll(st, buf)? {

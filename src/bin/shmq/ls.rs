@@ -57,10 +57,10 @@ pub fn run(dir: &Path, opts: &Options, json: bool) -> R {
                     i.published_messages.to_string(),
                     units::human(worst_lag(&i)),
                     match (in_use, users.len()) {
-                        (false, _) => "stale".into(),
+                        (false, _) => "stale".to_string(),
                         (true, 0) => "in use".into(),
                         (true, n) => format!("in use ({n} pids seen)"),
-                    },
+                    } + if i.closed { ", closed" } else { "" },
                 ]);
             }
             Err(e) => {

@@ -206,7 +206,19 @@ enum Cmd {
         /// message; needed to replay by time: tail --from -10s)
         #[arg(long)]
         timestamps: bool,
+        /// The stream counts as closed once its last producer is gone (exit,
+        /// crash or SIGKILL): subscribers then end instead of waiting
+        #[arg(long)]
+        close_on_exit: bool,
     },
+    /// End of stream: subscribers receive what was published, then end
+    #[command(
+        after_help = "Example:
+  shmq close md.quotes   # tail -f and every subscriber end after the last message
+
+A producer that publishes again reopens the stream."
+    )]
+    Close { topic: String },
     /// Remove topics (refuses topics that live processes use)
     #[command(after_help = "Example:\n  shmq rm old.topic other.topic")]
     Rm {
@@ -327,10 +339,20 @@ fn main() -> ExitCode {
         Cmd::Pub { topic, messages, stdin, file, timeout, r#type } => {
             publish::run(&topic, &opts, messages, stdin, file, timeout, r#type)
         }
-        Cmd::Create { topic, capacity, max_message, policy, max_subscribers, multi_producer, mode, timestamps } => {
+        Cmd::Create {
+            topic,
+            capacity,
+            max_message,
+            policy,
+            max_subscribers,
+            multi_producer,
+            mode,
+            timestamps,
+            close_on_exit,
+        } => {
             create::run(
                 &topic,
-                opts.timestamps(timestamps),
+                opts.timestamps(timestamps).close_on_exit(close_on_exit),
                 capacity,
                 max_message,
                 policy,
@@ -342,6 +364,7 @@ fn main() -> ExitCode {
         Cmd::Rm { topics, force } => rm::run(&dir, &opts, &topics, force),
         Cmd::Gc { dry_run } => gc::run(&dir, &opts, dry_run),
         Cmd::Repair { topic } => repair::run(&topic, &opts),
+        Cmd::Close { topic } => repair::close(&topic, &opts),
         Cmd::Watch { topics, interval, once, json } => watch::run(&dir, &opts, &topics, interval, once, json),
         Cmd::Bench { quick, json, cpus, c_pingpong, only, sizes, repeat, json_out } => {
             bench_plan(&dir, quick, &cpus, &only, &sizes, repeat, json_out)

@@ -1,5 +1,5 @@
 //! `shmq repair`: reclaim dead subscribers' slots and recover a dead
-//! producer's stuck frame.
+//! producer's stuck frame; `shmq close`: end the stream.
 
 use shmq::{Options, Topic};
 
@@ -19,5 +19,13 @@ pub fn run(topic: &str, opts: &Options) -> R {
         "{topic}: reclaimed {reaped} dead subscriber slot(s){}; repaired {repaired} stuck frame(s)",
         if dead.is_empty() { String::new() } else { format!(" (pids {dead:?})") }
     );
+    Ok(())
+}
+
+/// `shmq close`: marks the stream closed at its end and wakes subscribers.
+pub fn close(topic: &str, opts: &Options) -> R {
+    let t = Topic::open(topic, opts)?;
+    t.close().map_err(|e| crate::fail(e.to_string()))?;
+    println!("{topic}: closed after message {} (a producer that publishes again reopens it)", t.info().published_messages);
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! The file format is a contract. `tests/fixtures/` holds three topic files
-//! of layout version 1 (made by the last build of it: block with a
-//! detached durable subscriber, multi-producer, overwrite; 4 KiB rings,
-//! 4 slots). Version 2 judges liveness by kernel locks instead of pids, so
-//! a version-1 process and a version-2 process cannot share a topic: this
-//! build refuses version-1 files with a typed error that says what to do,
-//! and `shmq rm` removes them without `--force` (nothing of version 2 can
-//! be using them).
+//! of each earlier layout version, 1 and 2 (made by the last build of each:
+//! block with a detached durable subscriber, multi-producer, overwrite;
+//! 4 KiB rings, 4 slots). Version 2 judges liveness by kernel locks instead
+//! of pids; version 3 adds the end of stream (a closed mark, the producers
+//! lock): processes of different versions cannot share a topic, so this
+//! build refuses older files with a typed error that says what to do, and
+//! `shmq rm` removes them without `--force` (nothing of this version can be
+//! using them).
 
 mod common;
 
@@ -25,14 +26,15 @@ fn fixture(dir: &TestDir, name: &str) -> Options {
 }
 
 #[test]
-fn version_1_files_are_refused_with_what_to_do() {
+fn older_files_are_refused_with_what_to_do() {
     let dir = TestDir::new();
-    for name in ["v1-block", "v1-multi", "v1-overwrite"] {
+    for name in ["v1-block", "v1-multi", "v1-overwrite", "v2-block", "v2-multi", "v2-overwrite"] {
+        let old: u32 = name[1..2].parse().expect("version");
         let opts = fixture(&dir, name);
         for writable in [true, false] {
             let r = if writable { Topic::open(name, &opts) } else { Topic::open_read_only(name, &opts) };
             match r {
-                Err(e @ OpenError::VersionMismatch { found: 1, supported: 2 }) => {
+                Err(e @ OpenError::VersionMismatch { found, supported: layout::VERSION }) if found == old => {
                     let msg = e.to_string();
                     assert!(msg.contains("shmq rm") && msg.contains("create it again"), "{msg}");
                 }
@@ -45,27 +47,29 @@ fn version_1_files_are_refused_with_what_to_do() {
 }
 
 #[test]
-fn the_cli_reports_version_1_files_and_rm_removes_them() {
+fn the_cli_reports_older_files_and_rm_removes_them() {
     let dir = TestDir::new();
-    fixture(&dir, "v1-block");
-    let shmq = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_shmq")).arg("--dir").arg(dir.path()).args(args).output().expect("run shmq")
-    };
-    let o = shmq(&["info", "v1-block"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("layout version 1"), "{o:?}");
-    let o = shmq(&["rm", "v1-block"]);
-    assert!(o.status.success(), "{o:?}");
-    assert!(!dir.path().join("v1-block").exists());
+    for (name, version) in [("v1-block", 1), ("v2-block", 2)] {
+        fixture(&dir, name);
+        let shmq = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_shmq")).arg("--dir").arg(dir.path()).args(args).output().expect("run shmq")
+        };
+        let o = shmq(&["info", name]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("layout version {version}")), "{o:?}");
+        let o = shmq(&["rm", name]);
+        assert!(o.status.success(), "{o:?}");
+        assert!(!dir.path().join(name).exists());
+    }
 }
 
 #[test]
-fn a_new_topic_is_version_2_with_its_attachment_counter() {
+fn a_new_topic_is_of_this_version_with_its_attachment_counter() {
     let dir = TestDir::new();
     let t = Topic::create("fresh", &dir.opts().capacity(4096)).expect("create");
     let bytes = std::fs::read(dir.path().join("fresh")).expect("read");
     let word = |off: usize| u64::from_le_bytes(bytes[off..off + 8].try_into().expect("8 bytes"));
-    assert_eq!(word(layout::hdr::VERSION) as u32, 2);
+    assert_eq!(word(layout::hdr::VERSION) as u32, 3);
     let _sub = t.subscribe().expect("subscribe");
     let _p = t.producer().expect("producer");
     let bytes = std::fs::read(dir.path().join("fresh")).expect("read");

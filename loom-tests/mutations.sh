@@ -27,7 +27,7 @@ for entry in "${MUTATIONS[@]}"; do
   log="target/mutation-$name.log"
   mkdir -p target
   if SHMQ_MUTATION="$name" CARGO_TARGET_DIR=target/mutants \
-      timeout 900 cargo test -q -p shmq-loom-tests --release --test ring --test ownership -- --exact "$scenario" >"$log" 2>&1; then
+      timeout 900 cargo test -q -p shmq-loom-tests --release --test ring --test ownership --test closing -- --exact "$scenario" >"$log" 2>&1; then
     echo "SURVIVED  $name  ($scenario still passes)"
     survivors=$((survivors + 1))
   else

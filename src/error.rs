@@ -353,7 +353,9 @@ impl fmt::Display for RecvError {
             RecvError::Lagged(n) => write!(f, "subscriber lagged: {n} messages were overwritten before it read them"),
             RecvError::Corrupt(r) => write!(f, "corrupt ring: {r}"),
             RecvError::Evicted => write!(f, "subscriber slot was reclaimed; subscribe again"),
-            RecvError::Closed => write!(f, "the stream is closed: every message published before the close was received"),
+            RecvError::Closed => {
+                write!(f, "the stream is closed: every message published before the close was received")
+            }
         }
     }
 }

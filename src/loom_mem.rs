@@ -56,6 +56,9 @@ pub struct LoomMem {
     dead_peers: bool,
     /// Each clock read is a second later (every liveness timeout passes).
     fast_clock: bool,
+    /// Waiters sleep at once instead of yielding first (see
+    /// [`LoomMem::with_no_spin`]).
+    no_spin: bool,
     /// The kernel's lock table: word `id` is 1 while attachment `id`'s
     /// holder lives; word 0 is the names lock.
     locks: Vec<AtomicU32>,
@@ -77,6 +80,7 @@ impl LoomMem {
             cv: Condvar::new(),
             dead_peers: false,
             fast_clock: false,
+            no_spin: false,
             locks: (0..63).map(|_| AtomicU32::new(0)).collect(),
             producers: AtomicU64::new(0),
             clock: std::sync::atomic::AtomicU64::new(1),
@@ -94,6 +98,15 @@ impl LoomMem {
     /// until [`LoomMem::kill`]ed.
     pub fn with_fast_clock(len: usize, data_offset: usize) -> LoomMem {
         LoomMem { fast_clock: true, ..LoomMem::new(len, data_offset) }
+    }
+
+    /// As [`LoomMem::new`], but a waiter that finds nothing goes to sleep
+    /// without its spin step. That step is a loom yield, after which loom
+    /// runs every other runnable thread first; so without this a waiter
+    /// can never be asleep before a peer's next step, and a missing wake
+    /// (which only strands a sleeper) goes unnoticed.
+    pub fn with_no_spin(len: usize, data_offset: usize) -> LoomMem {
+        LoomMem { no_spin: true, ..LoomMem::new(len, data_offset) }
     }
 
     /// The process holding attachment `id` dies: the kernel drops its lock.
@@ -194,7 +207,11 @@ impl Memory for LoomMem {
         loom::thread::yield_now();
     }
     fn spin_steps(&self) -> u32 {
-        1
+        if self.no_spin {
+            0
+        } else {
+            1
+        }
     }
     fn now_ns(&self) -> u64 {
         if self.fast_clock {

@@ -280,3 +280,53 @@ fn reserve_async_lends_room_once_a_subscriber_releases() {
     assert_eq!(child.expect("DONE"), format!("DONE {}", k + 1));
     child.finish();
 }
+
+#[test]
+fn recv_async_and_the_stream_end_at_the_end_of_a_closed_stream() {
+    use futures_lite::StreamExt;
+    let d = TestDir::new();
+    // Room for all 200 messages: nobody reads until the producer is done.
+    let t = Topic::create("t0", &d.opts().capacity(64 << 10).max_message(256)).expect("create");
+    let mut s = t.subscribe().expect("subscribe");
+    let mut stream = t.subscribe().expect("subscribe").into_stream();
+    let mut child = Child::spawn("producer", &producer_env(&d, 1, 200, 500));
+    child.expect("READY");
+    child.expect("DONE");
+    t.close().expect("close");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        for k in 0..200 {
+            check(0, k, &s.recv_async().await.expect("message"));
+        }
+        assert_eq!(s.recv_async().await.unwrap_err(), RecvError::Closed);
+        let mut n = 0;
+        while let Some(m) = stream.next().await {
+            check(0, n, &m.expect("message"));
+            n += 1;
+        }
+        assert_eq!(n, 200, "the stream ends after every message");
+    });
+    child.finish();
+}
+
+#[test]
+fn a_parked_recv_async_is_woken_by_a_close() {
+    let d = TestDir::new();
+    let t = Topic::create("t0", &d.opts().capacity(4096).max_message(256)).expect("create");
+    let mut s = t.subscribe().expect("subscribe");
+    // The slice is long by default (50 ms) but the close's wake must end
+    // the wait at once: a whole second would be a missed wake.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let closer = {
+            let t = t.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                t.close().expect("close");
+            })
+        };
+        let r = tokio::time::timeout(Duration::from_secs(30), s.recv_async()).await.expect("never woken");
+        assert_eq!(r.unwrap_err(), RecvError::Closed);
+        closer.await.expect("closer");
+    });
+}

@@ -27,6 +27,18 @@ pub fn ring(subscribers: u32, policy: Policy, multi: bool) -> Arc<Ring<LoomMem>>
     make_ring(subscribers, policy, multi, LoomMem::new)
 }
 
+/// As [`ring`], over memory whose waiters sleep at once
+/// ([`LoomMem::with_no_spin`]): a missing wake strands them.
+pub fn ring_no_spin(subscribers: u32, policy: Policy, multi: bool) -> Arc<Ring<LoomMem>> {
+    make_ring(subscribers, policy, multi, LoomMem::with_no_spin)
+}
+
+/// As [`ring`], for a topic whose stream closes when its last producer is
+/// gone (`Options::close_on_exit`).
+pub fn ring_close_on_exit(subscribers: u32, policy: Policy) -> Arc<Ring<LoomMem>> {
+    build(subscribers, policy, false, LoomMem::new, true)
+}
+
 /// As [`ring`], over memory where every peer looks dead and every clock
 /// read is a second later ([`LoomMem::with_dead_peers`]).
 pub fn ring_dead_peers(subscribers: u32, policy: Policy, multi: bool) -> Arc<Ring<LoomMem>> {
@@ -40,7 +52,18 @@ pub fn ring_fast_clock(subscribers: u32, policy: Policy, multi: bool) -> Arc<Rin
 }
 
 fn make_ring(subscribers: u32, policy: Policy, multi: bool, mem: fn(usize, usize) -> LoomMem) -> Arc<Ring<LoomMem>> {
+    build(subscribers, policy, multi, mem, false)
+}
+
+fn build(
+    subscribers: u32,
+    policy: Policy,
+    multi: bool,
+    mem: fn(usize, usize) -> LoomMem,
+    close_on_exit: bool,
+) -> Arc<Ring<LoomMem>> {
     let mut layout = Layout::new(256, MAX, subscribers, policy, multi, KEY).expect("valid layout");
+    layout.close_on_exit = close_on_exit;
     layout.capacity = CAP;
     layout.data_offset = HEADER_LINES * LINE + subscribers as usize * SLOT_SIZE;
     let mem = mem(layout.data_offset + CAP as usize, layout.data_offset);

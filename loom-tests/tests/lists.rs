@@ -1,6 +1,6 @@
 //! The mutation list is written once (`loom-tests/mutations.txt`) and named
 //! in four other places: the code (`ord!`/`fence_sc!`/`cfg(shmq_mutation)`
-//! in `src/ring/`), the scenarios (`tests/ring.rs`, `tests/ownership.rs`), the table in
+//! in `src/ring/`), the scenarios (`tests/ring.rs`, `ownership.rs`, `closing.rs`), the table in
 //! `loom-tests/README.md` and the ordering table in `src/ring/mod.rs`.
 //! This test fails when any of them names a mutation the list lacks, or
 //! lacks one the list names, or when a listed scenario does not exist.
@@ -76,12 +76,12 @@ fn every_list_of_mutations_agrees_with_the_one_list() {
 
 #[test]
 fn every_listed_scenario_exists_and_the_readme_pairs_it_alike() {
-    let scenarios = read("loom-tests/tests/ring.rs") + &read("loom-tests/tests/ownership.rs");
+    let scenarios = ["ring", "ownership", "closing"].map(|f| read(&format!("loom-tests/tests/{f}.rs"))).concat();
     let readme = read("loom-tests/README.md");
     for (name, scenario) in list() {
         assert!(
             scenarios.contains(&format!("#[test]\nfn {scenario}()")),
-            "{name}: scenario {scenario} is not a test in tests/ring.rs or tests/ownership.rs"
+            "{name}: scenario {scenario} is not a test in tests/ring.rs, ownership.rs or closing.rs"
         );
         assert!(
             readme.contains(&format!("| `{name}` | `{scenario}` |")),

@@ -77,7 +77,8 @@ impl Drop for OwnedMessage {
 /// ([`Subscriber::into_stream`]). Yields `Err` for what `recv` reports as
 /// an error ([`RecvError::Lagged`] on `Overwrite` topics, then goes on;
 /// [`RecvError::Evicted`] and [`RecvError::Corrupt`], after which polling
-/// again reports them again). Never ends by itself.
+/// again reports them again). Ends (`None`) at the end of a closed stream
+/// ([`RecvError::Closed`]).
 ///
 /// # Examples
 /// ```
@@ -139,6 +140,7 @@ impl Stream for MessageStream {
                 (this.parked, this.polls) = fut.into_parked();
                 return Poll::Pending;
             }
+            Poll::Ready(Err(RecvError::Closed)) => return Poll::Ready(None),
             Poll::Ready(r) => r,
         };
         this.polls = 0;

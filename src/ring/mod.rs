@@ -21,6 +21,7 @@
 //! | [`named`] | durable subscribers and the names lock |
 //! | [`group`] | consumer groups |
 //! | [`recovery`] | recovery of a file-backed topic after a machine restart |
+//! | [`closing`] | end of stream: the closed mark, its wake, close-on-exit (the producers lock) |
 //!
 //! The encodings of the words these read and write (stamps, length/type
 //! words, owners, names) are in [`crate::layout`], one type per word.
@@ -172,6 +173,8 @@
 //! | the names lock (a kernel lock: taking and dropping it order like a mutex) | [`named`] | `names_unlocked` |
 //! | a durable take-over's owner CAS (`Release`, the new owner's lock taken before) -> a reaper's owner `Acquire`, then its lock test | [`named`]; [`repair`] (`reap_dead`) | `takeover_publish`, `reap_owner_acquire` |
 //! | a group adoption's owner CAS (`Release`) -> another member's owner `Acquire`, then its lock test | [`group`] (`adopt_dead`) | `adopt_publish`, `adopt_owner_acquire` |
+//! | end of stream: the close's mark, `SeqCst` fence, data-futex bump and wake <-> a sleeping subscriber's fence and re-look | [`closing`]; [`waiting`] | `close_fence`, `close_no_wake` |
+//! | the first producer's "had a producer" flag (`Release`, after the producers lock) -> a subscriber's `Acquire`, then its lock test | [`closing`] | `had_producer_relaxed` |
 //! | `Overwrite` intent: tail store, `Release` fence -> reader's `Acquire` fence, tail re-read | [`claim`] (`take_single`); [`overwrite`]; [`frames`] | `intent_fence`, `validate_fence`, `header_fence` |
 //! | data wake: post-commit fence <-> a subscriber's fence before it sleeps | [`commit`]; [`waiting`] | `data_fence` |
 //! | space wake: post-release fence <-> a producer's fence before it sleeps | [`waiting`] | `space_fence` |

@@ -239,4 +239,3 @@ impl Memory for Segment {
         std::process::id()
     }
 }
-

@@ -249,10 +249,54 @@ int main(void) {
     shmq_topic_close(gt);
     EXPECT(shmq_topic_unlink("g"), 0);
 
+    /* End of stream: messages before the close, then -EPIPE from every
+     * receive, blocking ones included; a new message reopens the stream;
+     * close-on-exit: -EPIPE once the last producer is gone. */
+    shmq_options eo;
+    shmq_options_init(&eo);
+    eo.capacity = 4096;
+    eo.max_message = 256;
+    shmq_topic *et;
+    EXPECT(shmq_topic_create("eos", &eo, &et), 0);
+    shmq_subscriber *es;
+    shmq_producer *ep;
+    EXPECT(shmq_subscribe(et, &es), 0);
+    EXPECT(shmq_producer_open(et, &ep), 0);
+    EXPECT(shmq_close_stream(NULL), -EINVAL);
+    EXPECT(shmq_publish(ep, "a", 1, 0), 0);
+    EXPECT(shmq_close_stream(ep), 0);
+    shmq_msg em;
+    EXPECT(shmq_recv(es, &em, -1), 0);
+    CHECK(em.len == 1 && ((const char *)em.data)[0] == 'a');
+    EXPECT(shmq_try_recv(es, &em), -EPIPE);
+    EXPECT(shmq_recv(es, &em, -1), -EPIPE);
+    EXPECT(shmq_recv(es, &em, 1000000), -EPIPE);
+    CHECK(strstr(shmq_strerror(-EPIPE), "end of stream") != NULL);
+    EXPECT(shmq_publish(ep, "b", 1, 0), 0);
+    EXPECT(shmq_recv(es, &em, -1), 0);
+    CHECK(em.len == 1 && ((const char *)em.data)[0] == 'b');
+    EXPECT(shmq_try_recv(es, &em), -EAGAIN);
+    shmq_producer_close(ep);
+    shmq_subscriber_close(es);
+    shmq_topic_close(et);
+    EXPECT(shmq_topic_unlink("eos"), 0);
+    eo.flags = SHMQ_FLAG_CLOSE_ON_EXIT;
+    EXPECT(shmq_topic_create("eox", &eo, &et), 0);
+    EXPECT(shmq_subscribe(et, &es), 0);
+    EXPECT(shmq_try_recv(es, &em), -EAGAIN); /* never had a producer: open */
+    EXPECT(shmq_producer_open(et, &ep), 0);
+    EXPECT(shmq_publish(ep, "c", 1, 0), 0);
+    shmq_producer_close(ep);
+    EXPECT(shmq_recv(es, &em, -1), 0);
+    EXPECT(shmq_recv(es, &em, -1), -EPIPE); /* its last producer is gone */
+    shmq_subscriber_close(es);
+    shmq_topic_close(et);
+    EXPECT(shmq_topic_unlink("eox"), 0);
+
     /* strerror never returns NULL. */
     int codes[] = {0, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOENT, -EEXIST, -EMSGSIZE, -ENOSPC, -EUSERS, -EBUSY,
                    -EBADMSG, -EPROTO, -EACCES, -EROFS, -ECONNRESET, -ECANCELED, -ESTALE, -EFAULT, -ENOLCK,
-                   -EMFILE, -12345, 12345};
+                   -EMFILE, -EPIPE, -12345, 12345};
     /* Each condition has its own code: a full slot table is not a full disk. */
     CHECK(strcmp(shmq_strerror(-EUSERS), shmq_strerror(-ENOSPC)) != 0);
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) CHECK(shmq_strerror(codes[i]) != NULL);

@@ -46,7 +46,11 @@ pub fn run(topic: &str, opts: &Options, json: bool) -> R {
     println!("published    {} messages, {}", i.published_messages, units::human(i.published_bytes));
     println!(
         "stream       {}{}",
-        if i.closed { "closed (subscribers that read everything are told so; a new message reopens it)" } else { "open" },
+        if i.closed {
+            "closed (subscribers that read everything are told so; a new message reopens it)"
+        } else {
+            "open"
+        },
         if i.close_on_exit { ", closes when its last producer is gone" } else { "" }
     );
     println!(

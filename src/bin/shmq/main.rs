@@ -212,12 +212,10 @@ enum Cmd {
         close_on_exit: bool,
     },
     /// End of stream: subscribers receive what was published, then end
-    #[command(
-        after_help = "Example:
+    #[command(after_help = "Example:
   shmq close md.quotes   # tail -f and every subscriber end after the last message
 
-A producer that publishes again reopens the stream."
-    )]
+A producer that publishes again reopens the stream.")]
     Close { topic: String },
     /// Remove topics (refuses topics that live processes use)
     #[command(after_help = "Example:\n  shmq rm old.topic other.topic")]
@@ -349,18 +347,16 @@ fn main() -> ExitCode {
             mode,
             timestamps,
             close_on_exit,
-        } => {
-            create::run(
-                &topic,
-                opts.timestamps(timestamps).close_on_exit(close_on_exit),
-                capacity,
-                max_message,
-                policy,
-                max_subscribers,
-                multi_producer,
-                &mode,
-            )
-        }
+        } => create::run(
+            &topic,
+            opts.timestamps(timestamps).close_on_exit(close_on_exit),
+            capacity,
+            max_message,
+            policy,
+            max_subscribers,
+            multi_producer,
+            &mode,
+        ),
         Cmd::Rm { topics, force } => rm::run(&dir, &opts, &topics, force),
         Cmd::Gc { dry_run } => gc::run(&dir, &opts, dry_run),
         Cmd::Repair { topic } => repair::run(&topic, &opts),

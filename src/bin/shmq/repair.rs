@@ -26,6 +26,9 @@ pub fn run(topic: &str, opts: &Options) -> R {
 pub fn close(topic: &str, opts: &Options) -> R {
     let t = Topic::open(topic, opts)?;
     t.close().map_err(|e| crate::fail(e.to_string()))?;
-    println!("{topic}: closed after message {} (a producer that publishes again reopens it)", t.info().published_messages);
+    println!(
+        "{topic}: closed after message {} (a producer that publishes again reopens it)",
+        t.info().published_messages
+    );
     Ok(())
 }

@@ -121,6 +121,8 @@ pub fn run(
                         break;
                     }
                 }
+                // End of stream: everything before the close was printed.
+                Err(RecvError::Closed) => break,
                 Err(e) => return Err(fail(e.to_string())),
             }
         }
@@ -141,7 +143,7 @@ pub fn run(
                     }
                 }
                 Ok(Some(TailEvent::Gap { .. })) => {}
-                Ok(None) => break,
+                Ok(None) | Err(RecvError::Closed) => break,
                 Err(e) => return Err(fail(e.to_string())),
             }
         }
@@ -172,6 +174,7 @@ pub fn run(
                 idle = (idle + 1).min(10);
                 std::thread::sleep(Duration::from_millis(idle as u64));
             }
+            Err(RecvError::Closed) => break,
             Err(e) => return Err(fail(e.to_string())),
         }
     }

@@ -216,6 +216,12 @@ pub enum PublishError {
     /// The message was published, but the automatic flush it triggered
     /// ([`crate::Producer::flush_every`]) failed.
     Flush(String),
+    /// [`crate::Producer::reserve_value`] of a type aligned to more than
+    /// [`crate::MAX_VALUE_ALIGN`] bytes (payloads are 32-byte aligned).
+    Unaligned {
+        /// The type's alignment.
+        align: usize,
+    },
 }
 
 impl fmt::Display for PublishError {
@@ -228,6 +234,11 @@ impl fmt::Display for PublishError {
                 write!(f, "ring full: the slowest subscriber has not released room")
             }
             PublishError::Flush(e) => write!(f, "published, but flushing the topic file failed: {e}"),
+            PublishError::Unaligned { align } => write!(
+                f,
+                "a value aligned to {align} bytes cannot be built in place (payloads are aligned to {} bytes)",
+                crate::MAX_VALUE_ALIGN
+            ),
             PublishError::Lost => {
                 write!(f, "claim lost: a subscriber skipped it after the liveness timeout; nothing was published")
             }
@@ -360,3 +371,39 @@ impl fmt::Display for RecvError {
     }
 }
 impl std::error::Error for RecvError {}
+
+/// Why a payload cannot be read as a typed value
+/// ([`crate::Message::value`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueError {
+    /// The payload's length is not the type's size.
+    Size {
+        /// The type's size.
+        expected: usize,
+        /// The payload's length.
+        found: usize,
+    },
+    /// The payload is not aligned for the type (read it with `read_value`,
+    /// which copies, or align the type to at most 32 bytes).
+    Misaligned {
+        /// The type's alignment.
+        align: usize,
+        /// The payload's address.
+        addr: usize,
+    },
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueError::Size { expected, found } => {
+                write!(f, "payload of {found} bytes is not a value of the requested type ({expected} bytes)")
+            }
+            ValueError::Misaligned { align, addr } => {
+                write!(f, "payload at {addr:#x} is not aligned to {align} bytes for the requested type")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ValueError {}

@@ -54,8 +54,11 @@ mod subscriber;
 mod sys;
 mod tail;
 mod topic;
+mod value;
 
-pub use error::{OpenError, ProducerError, PublishError, RecvError, SubscribeError};
+/// The crate typed payloads are proven with (`#[derive(Pod, Zeroable)]` needs it as a dependency of your own, with its `derive` feature).
+pub use bytemuck;
+pub use error::{OpenError, ProducerError, PublishError, RecvError, SubscribeError, ValueError};
 pub use info::{SlotKind, SubscriberInfo, TopicInfo};
 pub use layout::Policy;
 pub use name::{validate_name, MAX_NAME_LEN};
@@ -70,6 +73,7 @@ pub use start::Start;
 pub use subscriber::{Message, MessageRef, RawMessage, Subscriber};
 pub use tail::{Tail, TailEvent, TailMessage};
 pub use topic::Topic;
+pub use value::{ValueGrant, MAX_VALUE_ALIGN};
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of
 /// [`Message::timestamp_ns`] and [`Start::Time`].

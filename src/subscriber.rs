@@ -38,7 +38,7 @@ use crate::start::Start;
 pub struct Subscriber {
     ring: Arc<Ring<Segment>>,
     st: SubState,
-    buf: Box<[u8]>,
+    buf: crate::value::AlignedBuf,
     pending: Option<FrameView>,
     /// The frame lent through [`Subscriber::recv_raw`], not yet released.
     held: Option<FrameView>,
@@ -110,9 +110,10 @@ impl Subscriber {
     /// `Overwrite` topics) is the only allocation, made here.
     fn with_state(ring: Arc<Ring<Segment>>, st: SubState) -> Subscriber {
         let buf = match ring.layout.policy {
-            Policy::Block => Box::default(),
-            // Rounded up to whole words: the copy reads whole words.
-            Policy::Overwrite => vec![0u8; (ring.layout.max_message as usize + 7) & !7].into_boxed_slice(),
+            Policy::Block => crate::value::AlignedBuf::new(0),
+            // Rounded up to whole words: the copy reads whole words. 64-byte
+            // aligned, so typed values can be read in the copy.
+            Policy::Overwrite => crate::value::AlignedBuf::new((ring.layout.max_message as usize + 7) & !7),
         };
         Subscriber {
             ring,

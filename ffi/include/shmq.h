@@ -159,6 +159,26 @@ int shmq_unsubscribe_durable(shmq_topic *topic, const char *name);
  * recovered to its last flushed message. -EINVAL NULL, -EIO (or the msync
  * errno) on failure. */
 int shmq_flush(shmq_producer *producer);
+/* Typed payloads: a struct of plain data (no pointers; fixed-width fields;
+ * the same layout in every language that shares the topic) is published as
+ * its bytes and read in place. SHMQ_MSG_VALUE gives a pointer to the
+ * message as a T, or NULL when its length is not sizeof(T) or its data is
+ * not aligned for T (payloads are aligned to 32 bytes: Block in the ring,
+ * Overwrite in the subscriber's copy), so a short or foreign message is
+ * never read as a T:
+ *
+ *   struct tick { uint64_t seq; double price; uint32_t qty; uint32_t side; };
+ *   struct tick t = {1, 1.0842, 100, 0};
+ *   SHMQ_PUBLISH_VALUE(p, &t);
+ *   const struct tick *r = SHMQ_MSG_VALUE(&msg, struct tick);
+ *   if (r) use(r->price);
+ *
+ * Rust reads the same bytes with Message::value::<Tick>() on a #[repr(C)]
+ * struct deriving bytemuck's Pod. */
+#define SHMQ_PUBLISH_VALUE(producer, ptr) shmq_publish((producer), (ptr), sizeof *(ptr), -1)
+#define SHMQ_MSG_VALUE(msg, T)                                                                   \
+    (((msg)->len == sizeof(T) && ((uintptr_t)(msg)->data % __alignof__(T)) == 0) ? (const T *)(msg)->data \
+                                                                                 : (const T *)0)
 /* End of stream: closes the stream after the messages published so far.
  * Subscribers receive every one of them, then -EPIPE from every receive
  * (a sleeping one is woken), until any producer publishes again, which

@@ -66,6 +66,26 @@ fn compile(name: &str, sources: &[&str], cxx: bool, shared: bool) -> PathBuf {
     exe
 }
 
+/// The typed-payload program (`examples/ticks.c`).
+fn ticks() -> &'static PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| compile("ticks", &["examples/ticks.c"], false, false))
+}
+
+/// The tick of `examples/ticks.c`, as Rust sees it.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Tick {
+    seq: u64,
+    price: f64,
+    qty: u32,
+    side: u32,
+}
+
+fn tick(k: u64) -> Tick {
+    Tick { seq: k, price: k as f64 * 0.25, qty: (k % 1000) as u32, side: (k % 2) as u32 }
+}
+
 /// The event-loop subscriber (`examples/poll_subscriber.c`).
 fn poll_subscriber() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
@@ -169,6 +189,31 @@ fn rust_child() {
             }
             println!("DONE published={N}");
         }
+        "tick-pub" => {
+            let t = shmq_rs::Topic::open(&topic, &shmq_rs::Options::new()).unwrap();
+            let mut p = t.producer().unwrap();
+            for k in 0..N {
+                if k % 2 == 0 {
+                    p.publish_value(&tick(k)).unwrap();
+                } else {
+                    let mut g = p.reserve_value::<Tick>().unwrap();
+                    *g = tick(k);
+                    g.commit().unwrap();
+                }
+            }
+            println!("DONE published={N}");
+        }
+        "tick-sub" => {
+            let t = shmq_rs::Topic::open(&topic, &shmq_rs::Options::new()).unwrap();
+            let mut s = t.subscribe().unwrap();
+            println!("READY");
+            for k in 0..N {
+                let m = s.recv_timeout(Duration::from_secs(30)).unwrap();
+                assert_eq!(*m.value::<Tick>().unwrap(), tick(k), "tick {k}");
+                assert!(m.value::<[u64; 4]>().is_err(), "a tick is not a value of another size");
+            }
+            println!("DONE received={N}");
+        }
         "sub" => {
             let t = shmq_rs::Topic::open(&topic, &shmq_rs::Options::new()).unwrap();
             let mut s = t.subscribe().unwrap();
@@ -205,6 +250,17 @@ fn c_to_c() {
     let (publ, sub, _) = programs();
     let n = N.to_string();
     pair("cc", |t| cmd(sub, &[t, &n]), |t| cmd(publ, &[t, &n]));
+}
+
+/// A struct published from C with SHMQ_PUBLISH_VALUE is read in place in
+/// Rust with `Message::value`, and one published from Rust (copied in, or
+/// built in place with `reserve_value`) with SHMQ_MSG_VALUE in C.
+#[test]
+fn typed_structs_cross_between_c_and_rust() {
+    let t = ticks();
+    let n = N.to_string();
+    pair("tcr", |topic| rust("tick-sub", topic), |topic| cmd(t, &["pub", topic, &n]));
+    pair("trc", |topic| cmd(t, &["sub", topic, &n]), |topic| rust("tick-pub", topic));
 }
 
 /// A C event loop waits on the readiness descriptor with poll(2) while a

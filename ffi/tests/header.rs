@@ -51,13 +51,18 @@ fn param_type(p: &str) -> String {
 }
 
 fn parse(header: &str) -> Decls {
-    let src = strip_comments(header);
+    // Continued lines (a macro over several lines) joined into one.
+    let src = strip_comments(header).replace("\\\n", " ");
     let mut d = Decls::default();
     for line in src.lines() {
         let l = line.trim();
         if let Some(def) = l.strip_prefix("#define SHMQ_") {
             let mut it = def.splitn(2, char::is_whitespace);
-            let name = format!("SHMQ_{}", it.next().unwrap_or_default());
+            let head = it.next().unwrap_or_default();
+            if head.contains('(') {
+                continue; // a function-like macro (SHMQ_MSG_VALUE): header-only, nothing exported
+            }
+            let name = format!("SHMQ_{head}");
             let value: String = it.next().unwrap_or_default().chars().filter(|c| !"() ".contains(*c)).collect();
             let value = value.trim_end_matches(['u', 'U']).to_string();
             if name != "SHMQ_H" {

@@ -48,6 +48,11 @@ impl OwnedMessage {
     pub fn timestamp_ns(&self) -> u64 {
         self.timestamp_ns
     }
+    /// The payload as a `T`, copied (a pooled buffer is not aligned for
+    /// any type): [`crate::ValueError`] if its length is not `T`'s size.
+    pub fn read_value<T: bytemuck::Pod>(&self) -> Result<T, crate::ValueError> {
+        crate::value::read(&self.data)
+    }
     /// The payload as an owned vector (its buffer leaves the pool).
     pub fn into_vec(mut self) -> Vec<u8> {
         std::mem::take(&mut self.data)

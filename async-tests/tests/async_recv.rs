@@ -268,8 +268,11 @@ fn reserve_async_lends_room_once_a_subscriber_releases() {
     let want = payload(0, k);
     smol::block_on(async {
         let mut fut = std::pin::pin!(p.reserve_async(want.len()));
-        let early = futures_lite::future::poll_once(&mut fut).await;
-        assert!(early.is_none(), "lent room in a full ring");
+        // Poll it well past its spin phase (200 polls), so it parks on a
+        // full ring; it must not be ready before the subscriber releases.
+        for _ in 0..300 {
+            assert!(futures_lite::future::poll_once(&mut fut).await.is_none(), "lent room in a full ring");
+        }
         child.say("recv 2");
         let mut grant = fut.await.expect("reserve_async");
         grant.copy_from_slice(&want); // written in place, checked by the child

@@ -156,7 +156,7 @@ impl<M: Memory> Ring<M> {
         // Claims up to the producer's last fence are in t1; one more claim
         // may have been made before it sees the epoch. It overwrites only
         // positions below `safe`.
-        let safe = (t1 + self.max_claim()).saturating_sub(self.cap());
+        let safe = self.claim_end_bound(t1).saturating_sub(self.cap());
         let mut cursor = t1;
         if start != Start::Newest && first < t1 {
             if let Some(p) = self.walk_to(first, safe, t1) {

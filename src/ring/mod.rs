@@ -362,6 +362,20 @@ impl<M: Memory> Ring<M> {
         2 * frame_size(self.layout.max_message as u64)
     }
 
+    /// The furthest a single claim starting at `tail` can reach: the
+    /// largest frame, after padding to the ring's end if it does not fit
+    /// before it. Tighter than `tail + max_claim()`, which matters on
+    /// rings whose largest message is a large share of the capacity.
+    fn claim_end_bound(&self, tail: u64) -> u64 {
+        let frame = frame_size(self.layout.max_message as u64);
+        let off = tail % self.cap();
+        if off + frame <= self.cap() {
+            tail + frame
+        } else {
+            tail - off + self.cap() + frame
+        }
+    }
+
     /// How long a wait that ends at `deadline` (monotonic ns) may still
     /// sleep: `Err` once it has passed, [`Duration::MAX`] without one.
     #[inline]

@@ -296,6 +296,18 @@ pub enum SubscribeError {
     /// [`crate::Start::Time`] on a topic whose messages carry no publish
     /// time ([`crate::Options::timestamps`]).
     NoTimestamps,
+    /// The consumer group exists with another `max_deliveries`.
+    GroupSettings {
+        /// The group's name.
+        group: String,
+        /// The group's value (0: no limit).
+        max_deliveries: u32,
+    },
+    /// The dead-letter topic cannot take this group's poison messages (it
+    /// could not be opened or created, is not multi-producer, or its
+    /// messages are too small), or the group moves poison messages and no
+    /// dead-letter topic was given.
+    DeadLetter(String),
 }
 
 impl fmt::Display for SubscribeError {
@@ -325,6 +337,12 @@ impl fmt::Display for SubscribeError {
                  (create it with timestamps: Options::timestamps(true), shmq create --timestamps, \
                  SHMQ_FLAG_TIMESTAMPS)"
             ),
+            SubscribeError::GroupSettings { group, max_deliveries } => write!(
+                f,
+                "consumer group {group:?} moves a message to its dead-letter topic after {max_deliveries} deliveries \
+                 (0: never); join it with the same setting"
+            ),
+            SubscribeError::DeadLetter(why) => write!(f, "dead-letter topic: {why}"),
         }
     }
 }
@@ -407,3 +425,20 @@ impl fmt::Display for ValueError {
 }
 
 impl std::error::Error for ValueError {}
+
+/// Why [`crate::Message::reject`] could not send a message to a
+/// dead-letter topic (it was put back: the next receive returns it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectError {
+    /// The subscriber is not a consumer group member with a dead-letter
+    /// topic.
+    NoDeadLetterTopic,
+}
+
+impl fmt::Display for RejectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no dead-letter topic: subscribe to a consumer group with GroupOptions::dead_letter_topic to reject")
+    }
+}
+
+impl std::error::Error for RejectError {}

@@ -65,6 +65,12 @@ pub struct SubscriberInfo {
     pub received: u64,
     /// Messages it lost to overwriting.
     pub lost: u64,
+    /// A consumer group's record: messages moved to its dead-letter topic
+    /// (poison or rejected); 0 for other slots.
+    pub dead_lettered: u64,
+    /// A consumer group's record: deliveries after which a message is
+    /// dead-lettered (0: never); 0 for other slots.
+    pub max_deliveries: u32,
 }
 
 /// A snapshot of a topic.
@@ -88,6 +94,9 @@ pub struct TopicInfo {
     /// The stream counts as closed once its last producer is gone
     /// ([`crate::Options::close_on_exit`]).
     pub close_on_exit: bool,
+    /// A dead-letter topic: each message starts with a
+    /// [`crate::DeadLetter`] envelope.
+    pub dead_letters: bool,
     /// The stream is closed now (by a close at its end, or its last
     /// producer gone on a `close_on_exit` topic): subscribers that have read
     /// everything get [`crate::RecvError::Closed`].
@@ -143,6 +152,7 @@ impl TopicInfo {
             let cursor = m.load64(s + slot::CURSOR, Relaxed);
             let name = SlotName::from_words(std::array::from_fn(|k| m.load64(s + slot::NAME + 8 * k, Relaxed)));
             let next_seq = m.load64(s + slot::NEXT_SEQ, Relaxed);
+            let is_group = m.load32(s + slot::FLAGS, Relaxed) & slot::flags::GROUP != 0;
             subscribers.push(SubscriberInfo {
                 slot: i,
                 durable: m.load32(s + slot::FLAGS, Relaxed) & slot::flags::DURABLE != 0,
@@ -160,6 +170,8 @@ impl TopicInfo {
                 lag_messages: if tail > cursor { published_messages.saturating_sub(next_seq) } else { 0 },
                 received: m.load64(s + slot::RECEIVED, Relaxed),
                 lost: m.load64(s + slot::LOST, Relaxed),
+                dead_lettered: if is_group { m.load64(s + slot::DEAD_LETTERED, Relaxed) } else { 0 },
+                max_deliveries: if is_group { m.load32(s + slot::MAX_DELIVERIES, Relaxed) } else { 0 },
             });
         }
         TopicInfo {
@@ -171,6 +183,7 @@ impl TopicInfo {
             multi_producer: l.multi_producer,
             timestamps: l.timestamps,
             close_on_exit: l.close_on_exit,
+            dead_letters: l.dead_letters,
             closed: ring.is_closed(),
             created_unix_ns: m.load64(hdr::CREATED_UNIX_NS, Relaxed),
             creator_pid: m.load32(hdr::CREATOR_PID, Relaxed),

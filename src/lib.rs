@@ -37,6 +37,7 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 
 pub mod error;
+mod dead_letter;
 mod info;
 pub mod layout;
 #[cfg(feature = "loom")]
@@ -58,7 +59,8 @@ mod value;
 
 /// The crate typed payloads are proven with (`#[derive(Pod, Zeroable)]` needs it as a dependency of your own, with its `derive` feature).
 pub use bytemuck;
-pub use error::{OpenError, ProducerError, PublishError, RecvError, SubscribeError, ValueError};
+pub use dead_letter::{DeadLetter, GroupOptions, Reason as DeadLetterReason, ENVELOPE as DEAD_LETTER_ENVELOPE};
+pub use error::{OpenError, ProducerError, PublishError, RecvError, RejectError, SubscribeError, ValueError};
 pub use info::{SlotKind, SubscriberInfo, TopicInfo};
 pub use layout::Policy;
 pub use name::{validate_name, MAX_NAME_LEN};

@@ -51,6 +51,7 @@ pub struct Options {
     pub(crate) liveness: Option<Duration>,
     pub(crate) durable_expiry: Option<Duration>,
     pub(crate) close_on_exit: Option<bool>,
+    pub(crate) dead_letters: bool,
 }
 
 /// Default ring capacity (1 MiB).
@@ -211,6 +212,7 @@ impl Options {
         layout.asymmetric_fences = crate::sys::membarrier_ready();
         layout.timestamps = self.timestamps.unwrap_or(false);
         layout.close_on_exit = self.close_on_exit.unwrap_or(false);
+        layout.dead_letters = self.dead_letters;
         if let Some(t) = self.liveness {
             let ms = t.as_millis();
             if ms == 0 || ms > crate::layout::MAX_LIVENESS_MS as u128 {

@@ -177,6 +177,13 @@ impl Producer {
         self.send(data, msg_type, Wait::Forever)
     }
 
+    /// As [`Producer::publish_typed`], without waiting: [`PublishError::Full`]
+    /// if the slowest subscriber holds the ring.
+    pub fn try_publish_typed(&mut self, msg_type: u32, data: &[u8]) -> Result<(), PublishError> {
+        check_type(msg_type)?;
+        self.send(data, msg_type, Wait::Now)
+    }
+
     #[inline(always)]
     fn grant(&mut self, len: usize, wait: Wait) -> Result<Grant<'_>, PublishError> {
         let claim = match self.ring.claim_fast(&mut self.st, len) {

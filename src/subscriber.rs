@@ -89,6 +89,7 @@ fn join_err(ring: &Ring<Segment>, e: JoinError, name: &str) -> SubscribeError {
         JoinError::Taken(pid) => SubscribeError::NameTaken { name: name.into(), pid },
         JoinError::Expired => SubscribeError::Expired { name: name.into() },
         JoinError::Attach(why) => SubscribeError::Attach(why),
+        JoinError::GroupSettings { max_deliveries } => SubscribeError::GroupSettings { group: name.into(), max_deliveries },
     }
 }
 
@@ -135,6 +136,30 @@ impl Subscriber {
     pub(crate) fn attach_group(ring: Arc<Ring<Segment>>, group: &str) -> Result<Subscriber, SubscribeError> {
         let st = ring.join_group(group.as_bytes()).map_err(|e| join_err(&ring, e, group))?;
         Ok(Subscriber::with_state(ring, st))
+    }
+
+    /// A group member with a `max_deliveries` setting and a dead-letter
+    /// sink ([`crate::GroupOptions`]).
+    pub(crate) fn attach_group_with(
+        ring: Arc<Ring<Segment>>,
+        group: &str,
+        max_deliveries: Option<u32>,
+        sink: Option<crate::ring::Sink>,
+    ) -> Result<Subscriber, SubscribeError> {
+        let mut st = ring.join_group_with(group.as_bytes(), max_deliveries).map_err(|e| join_err(&ring, e, group))?;
+        st.set_dead_letters(sink);
+        Ok(Subscriber::with_state(ring, st))
+    }
+
+    /// The consumer group's `max_deliveries` (0: none, or not a member).
+    pub(crate) fn group_max_deliveries(&self) -> u32 {
+        self.ring.group_max_deliveries(&self.st)
+    }
+
+    /// Sends the message `view` (held by this group member) to the
+    /// dead-letter topic; see [`Message::reject`].
+    pub(crate) fn reject_view(&mut self, view: &FrameView) -> bool {
+        self.ring.reject(&mut self.st, view)
     }
 
     #[inline]
@@ -529,6 +554,28 @@ impl Message<'_> {
     #[inline]
     pub fn data(&self) -> &[u8] {
         self.sub.payload(&self.view)
+    }
+    /// How many times this message has been delivered: 1, or more when a
+    /// consumer group redelivered it after a member died holding it.
+    pub fn deliveries(&self) -> u32 {
+        self.view.deliveries
+    }
+    /// Consumer group member with a dead-letter topic
+    /// ([`crate::GroupOptions::dead_letter_topic`]): sends this message
+    /// there at once (marked rejected, with its delivery count), waiting
+    /// for room, then releases it. Without a dead-letter topic it is put
+    /// back, unreleased, and the next receive returns it again.
+    pub fn reject(self) -> Result<(), crate::error::RejectError> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let view = this.view;
+        if this.sub.reject_view(&view) {
+            let Subscriber { ring, st, .. } = &mut *this.sub;
+            ring.release(st, &view);
+            Ok(())
+        } else {
+            this.sub.pending = Some(view);
+            Err(crate::error::RejectError::NoDeadLetterTopic)
+        }
     }
     /// The user type given at publish (0 by default).
     pub fn msg_type(&self) -> u32 {

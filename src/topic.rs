@@ -254,14 +254,22 @@ impl Topic {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subscribe_group(&self, group: &str) -> Result<Subscriber, SubscribeError> {
+        self.subscribe_group_with(group, &crate::GroupOptions::new())
+    }
+
+    /// What joining consumer group `group` needs of this handle and topic.
+    pub(crate) fn check_group(&self, group: &str) -> Result<(), SubscribeError> {
         if !self.ring.mem.writable() {
             return Err(SubscribeError::ReadOnly);
         }
         if self.ring.layout.policy != Policy::Block {
             return Err(SubscribeError::GroupNeedsBlock);
         }
-        check_durable_name(group)?;
-        Subscriber::attach_group(self.ring.clone(), group)
+        check_durable_name(group)
+    }
+
+    pub(crate) fn ring_arc(&self) -> Arc<Ring<Segment>> {
+        self.ring.clone()
     }
 
     /// Removes consumer group `group` (its position stops holding the

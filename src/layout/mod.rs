@@ -114,9 +114,8 @@ pub mod hdr {
     /// subscriber takes the next number as its id ([`super::Owner`]) and
     /// holds the kernel lock at [`super::lock::attachment`] of it.
     pub const ATTACH_SEQ: usize = 104;
-    /// u32 1 if the stream counts as closed once no producer is attached
-    /// (and one ever was): `Options::close_on_exit`.
-    pub const CLOSE_ON_EXIT: usize = 112;
+    /// u32 topic flags, see [`super::topic_flags`].
+    pub const FLAGS: usize = 112;
     /// u32 1 once any producer has attached (for `CLOSE_ON_EXIT`: a topic
     /// that never had a producer is not closed).
     pub const HAD_PRODUCER: usize = 116;
@@ -140,7 +139,7 @@ pub mod lock {
     /// group) is found or created, and while one is removed.
     pub const NAMES: u64 = USERS + 1;
     /// A read (shared) lock held by every attached producer: a producer is
-    /// alive while anyone holds it (for `hdr::CLOSE_ON_EXIT`).
+    /// alive while anyone holds it (for `topic_flags::CLOSE_ON_EXIT`).
     pub const PRODUCERS: u64 = USERS + 2;
     /// The lock of attachment 1; attachment `id` holds `ATTACH_BASE + id`.
     pub const ATTACH_BASE: u64 = 1 << 49;
@@ -149,6 +148,18 @@ pub mod lock {
     pub const fn attachment(id: u64) -> u64 {
         ATTACH_BASE + (id & ((1 << 62) - 1))
     }
+}
+
+/// Bits of the topic's flags word (`hdr::FLAGS`).
+pub mod topic_flags {
+    /// The stream counts as closed once no producer is attached (and one
+    /// ever was): `Options::close_on_exit`.
+    pub const CLOSE_ON_EXIT: u32 = 1;
+    /// A dead-letter topic: each message is a dead-letter envelope
+    /// (`crate::DeadLetter`) followed by the original payload.
+    pub const DEAD_LETTERS: u32 = 2;
+    /// Every bit defined.
+    pub const ALL: u32 = CLOSE_ON_EXIT | DEAD_LETTERS;
 }
 
 /// Offsets inside the producer line.
@@ -245,6 +256,15 @@ pub mod slot {
     pub const NAME: usize = 168;
     /// u64 sequence number the subscriber expects next (for lag display).
     pub const NEXT_SEQ: usize = 200;
+    /// u32 group member: how many times the message it holds has been
+    /// delivered (1 when taken; a redelivery to an adopter adds one).
+    pub const DELIVERIES: usize = 208;
+    /// u32 group record: a message delivered this many times without being
+    /// released goes to the dead-letter topic (0: never). Set when the
+    /// group is created.
+    pub const MAX_DELIVERIES: usize = 212;
+    /// u64 group record: messages moved to the dead-letter topic.
+    pub const DEAD_LETTERED: usize = 216;
 
     /// Values of a slot's state word.
     pub mod state {
@@ -368,6 +388,8 @@ pub struct Layout {
     pub durable_expiry_ms: u32,
     /// The stream counts as closed once its last producer is gone.
     pub close_on_exit: bool,
+    /// A dead-letter topic (its messages carry an envelope).
+    pub dead_letters: bool,
 }
 
 /// Default [`Layout::liveness_ms`].
@@ -431,6 +453,7 @@ impl Layout {
             liveness_ms: DEFAULT_LIVENESS_MS,
             durable_expiry_ms: 0,
             close_on_exit: false,
+            dead_letters: false,
         })
     }
 
@@ -497,11 +520,12 @@ impl Layout {
             v => return Err(corrupt(format!("liveness timeout {v} ms outside 1..={MAX_LIVENESS_MS}"))),
         };
         layout.durable_expiry_ms = read_u32(hdr::DURABLE_EXPIRY_MS);
-        layout.close_on_exit = match read_u32(hdr::CLOSE_ON_EXIT) {
-            0 => false,
-            1 => true,
-            v => return Err(corrupt(format!("bad close-on-exit flag {v}"))),
-        };
+        let flags = read_u32(hdr::FLAGS);
+        if flags & !topic_flags::ALL != 0 {
+            return Err(corrupt(format!("unknown topic flags {flags:#x}")));
+        }
+        layout.close_on_exit = flags & topic_flags::CLOSE_ON_EXIT != 0;
+        layout.dead_letters = flags & topic_flags::DEAD_LETTERS != 0;
         let data_offset = read_u64(hdr::DATA_OFFSET);
         if data_offset != layout.data_offset as u64 {
             return Err(corrupt(format!(

@@ -33,6 +33,9 @@ pub struct FrameView {
     pub next: u64,
     /// `Overwrite`: messages lost just before this one.
     pub lost: u64,
+    /// Consumer group: how many times this message has been delivered
+    /// (1 unless redelivered after a member died holding it); else 1.
+    pub deliveries: u32,
 }
 
 /// A frame header read and validated by [`Ring::header_validated`].
@@ -89,6 +92,7 @@ impl<M: Memory> Ring<M> {
             seq: self.mem.load64(off + frame::SEQ, Relaxed),
             next: pos + size,
             lost: 0,
+            deliveries: 1,
         }
     }
 

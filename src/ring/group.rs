@@ -9,6 +9,18 @@
 //! members (`scan_min_cursor`), so it sees every announcement a taken
 //! frame needs. A member that dies holding a message has it redelivered
 //! to another member, which adopts the dead member's slot.
+//!
+//! Poison messages: each member slot counts the deliveries of the message
+//! it holds (`slot::DELIVERIES`: 1 when taken, +1 by each adopter). When
+//! an adopter finds a message already delivered the group's
+//! `MAX_DELIVERIES` times, it does not deliver it again: it hands it to its
+//! dead-letter [`Sink`] (the subscriber's producer on the dead-letter
+//! topic), then frees the slot and counts it (`slot::DEAD_LETTERED` on the
+//! group record). A sink without room (a full `Block` dead-letter topic)
+//! keeps the slot, which goes on gating the producer, and is retried at
+//! the adopter's next take: the group is held back, the message not lost.
+//! The counts need no ordering of their own: they are read by an adopter
+//! only after the holder died, which the kernel's lock orders.
 
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
@@ -17,6 +29,24 @@ use super::{sane_pos, FrameView, JoinError, ReadError, Ring, SubState, LIVENESS_
 use crate::layout::{ctr, frame, slot, LenType, Owner, SlotName, Stamp, StampState, FRAME_HEADER, MAX_POS};
 use crate::mem::Memory;
 use crate::start::Start;
+
+/// Where a group member sends messages it gives up on: a poison message
+/// (delivered the group's maximum number of times) or one it rejects.
+pub trait DeadLetters: Send {
+    /// Stores `payload` (the message `view` describes, delivered
+    /// `deliveries` times; `rejected` by a member rather than poison).
+    /// `wait`: wait for room; else `false` when there is none now.
+    fn bury(&mut self, view: &FrameView, payload: &[u8], deliveries: u32, rejected: bool, wait: bool) -> bool;
+}
+
+/// A member's [`DeadLetters`], boxed (and `Debug` for [`SubState`]).
+pub struct Sink(pub Box<dyn DeadLetters>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
 
 impl<M: Memory> Ring<M> {
     /// The record slot of consumer group `name`.
@@ -37,15 +67,33 @@ impl<M: Memory> Ring<M> {
     /// member slot. Each message goes to exactly one member (work sharing,
     /// as in the Disruptor's work pool).
     pub fn join_group(&self, name: &[u8]) -> Result<SubState, JoinError> {
+        self.join_group_with(name, None)
+    }
+
+    /// As [`Ring::join_group`]; `max_deliveries` (when given) is stored in
+    /// a group this creates, and must match one that exists
+    /// ([`JoinError::GroupSettings`] with the group's value otherwise).
+    pub fn join_group_with(&self, name: &[u8], max_deliveries: Option<u32>) -> Result<SubState, JoinError> {
         let key = SlotName::new(name);
         // Find-or-create under the names lock (see `join_durable`). The
         // record belongs to no process (owner none), so no reaper frees it.
         let g = self
             .with_names_lock(|| match self.find_group(&key) {
                 Some(g) => Some(g),
-                None => self.join_as(Start::Newest, key.as_bytes(), slot::flags::GROUP, Owner::NONE).map(|st| st.slot),
+                None => self.join_as(Start::Newest, key.as_bytes(), slot::flags::GROUP, Owner::NONE).map(|st| {
+                    let s = self.layout.slot(st.slot);
+                    // Relaxed: read by members of this group, which find it
+                    // under the names lock.
+                    self.mem.store32(s + slot::MAX_DELIVERIES, max_deliveries.unwrap_or(0), Relaxed);
+                    self.mem.store64(s + slot::DEAD_LETTERED, 0, Relaxed);
+                    st.slot
+                }),
             })
             .ok_or(JoinError::NoFreeSlot)?;
+        let stored = self.max_deliveries(g);
+        if max_deliveries.is_some_and(|m| m != stored) {
+            return Err(JoinError::GroupSettings { max_deliveries: stored });
+        }
         let me = Owner::from_raw(self.mem.attach().map_err(JoinError::Attach)?);
         let Some(m) = self.take_slot(slot::flags::MEMBER, &key, me) else {
             self.mem.detach(me.raw());
@@ -66,6 +114,9 @@ impl<M: Memory> Ring<M> {
     /// gets each), or redelivers a dead member's unreleased one.
     #[inline(never)]
     pub(super) fn group_take(&self, st: &mut SubState, g: usize) -> Result<Option<FrameView>, ReadError> {
+        if let Some(i) = st.bury_pending {
+            self.retry_bury(st, g, i)?;
+        }
         if let Some(v) = self.adopt_dead(st, g)? {
             return Ok(Some(v));
         }
@@ -119,6 +170,8 @@ impl<M: Memory> Ring<M> {
             };
             let skip = state == StampState::Aborted || LenType::from_raw(lt).is_padding();
             if !skip {
+                // A first delivery (read by an adopter after our death).
+                self.mem.store32(ms + slot::DELIVERIES, 1, Relaxed);
                 // Announce the frame before taking it (see `scan_min_cursor`).
                 self.mem.store64(ms + slot::CURSOR, next, Relaxed);
             }
@@ -214,11 +267,94 @@ impl<M: Memory> Ring<M> {
                 return Err(ReadError::Corrupt(format!("redelivered frame at position {p} is not intact")));
             };
             self.mem.add64(ctr::REAPED, 1, Relaxed);
+            let mut view = self.view_at(p, lt, size);
+            // Relaxed: written by the dead holders, ordered by their deaths.
+            let delivered = self.mem.load32(s + slot::DELIVERIES, Relaxed).max(1);
+            let max = self.max_deliveries(g);
+            if max > 0 && delivered >= max && st.dead_letters.is_some() {
+                // Poison: delivered `max` times, never released.
+                if !self.bury(st, g, i, &view, delivered) {
+                    st.bury_pending = Some(i); // no room: keep it, try again
+                }
+                continue;
+            }
+            view.deliveries = delivered.saturating_add(1);
+            self.mem.store32(s + slot::DELIVERIES, view.deliveries, Relaxed);
             st.adopted = Some(i);
             st.cursor = p;
-            return Ok(Some(self.view_at(p, lt, size)));
+            return Ok(Some(view));
         }
         Ok(None)
+    }
+
+    /// A member's group's `MAX_DELIVERIES` (0: no limit, or not a member).
+    pub fn group_max_deliveries(&self, st: &SubState) -> u32 {
+        st.group.map_or(0, |g| self.max_deliveries(g))
+    }
+
+    /// The group's `MAX_DELIVERIES` (0: no limit).
+    fn max_deliveries(&self, g: usize) -> u32 {
+        // Relaxed: written once when the group was created, before its
+        // record's Release store of ACTIVE, which every member has seen.
+        self.mem.load32(self.layout.slot(g) + slot::MAX_DELIVERIES, Relaxed)
+    }
+
+    /// Hands the poison message `view` held by dead member slot `i` (which
+    /// we own now) to the dead-letter sink, without waiting; on success
+    /// frees the slot and counts it. Returns whether it was stored.
+    fn bury(&self, st: &mut SubState, g: usize, i: usize, view: &FrameView, delivered: u32) -> bool {
+        let Some(sink) = st.dead_letters.as_mut() else {
+            return false;
+        };
+        let mut payload = vec![0u8; view.len as usize];
+        // SAFETY: `view` is a committed frame the slot's cursor gates, so
+        // its payload lies in the ring and no producer writes it.
+        unsafe { self.mem.read(view.payload_off, &mut payload) };
+        if !sink.0.bury(view, &payload, delivered, false, false) {
+            return false;
+        }
+        // Release: our read of the frame happens before a producer that sees
+        // the slot free overwrites it (as in `group_release`).
+        let _ = self.mem.cas32(self.layout.slot(i) + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
+        self.mem.add64(self.layout.slot(g) + slot::DEAD_LETTERED, 1, Relaxed);
+        st.bury_pending = None;
+        self.wake_space();
+        true
+    }
+
+    /// Tries again to bury the poison message of slot `i` (kept after the
+    /// dead-letter topic had no room).
+    fn retry_bury(&self, st: &mut SubState, g: usize, i: usize) -> Result<(), ReadError> {
+        let s = self.layout.slot(i);
+        let p = self.load_pos(s + slot::CURSOR, Relaxed);
+        let off = self.layout.frame_at(p);
+        let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
+        // Acquire: defensive, as in `adopt_dead`.
+        let ok = self.mem.load64(off + frame::STAMP, Acquire) == Stamp::committed(p, self.key()).raw();
+        let (Some(size), true, false) = (self.frame_len_of(p, lt), ok, LenType::from_raw(lt).is_padding()) else {
+            return Err(ReadError::Corrupt(format!("dead-letter frame at position {p} is not intact")));
+        };
+        let view = self.view_at(p, lt, size);
+        let delivered = self.mem.load32(s + slot::DELIVERIES, Relaxed);
+        self.bury(st, g, i, &view, delivered);
+        Ok(())
+    }
+
+    /// Group member: sends the message it holds (`view`) to the dead-letter
+    /// sink, waiting for room, and counts it; the caller then releases it.
+    /// `false` if this member has no sink.
+    pub fn reject(&self, st: &mut SubState, view: &FrameView) -> bool {
+        let (Some(g), Some(sink)) = (st.group, st.dead_letters.as_mut()) else {
+            return false;
+        };
+        let mut payload = vec![0u8; view.len as usize];
+        // SAFETY: the frame this member holds: committed, gated by its cursor.
+        unsafe { self.mem.read(view.payload_off, &mut payload) };
+        if !sink.0.bury(view, &payload, view.deliveries, true, true) {
+            return false;
+        }
+        self.mem.add64(self.layout.slot(g) + slot::DEAD_LETTERED, 1, Relaxed);
+        true
     }
 
     /// Group member: releases the message it holds (its own, or one it

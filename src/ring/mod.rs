@@ -269,6 +269,7 @@ pub mod waiting;
 
 pub use claim::{Claim, ClaimError, ProducerState};
 pub use frames::FrameView;
+pub use group::{DeadLetters, Sink};
 pub use overwrite::Passive;
 pub use owner::AttachError;
 pub use reading::{Fast, SubState};
@@ -293,6 +294,11 @@ pub enum JoinError {
     Expired,
     /// The kernel gave no lock to attach with (out of descriptors).
     Attach(String),
+    /// The consumer group exists with another `max_deliveries` (this one).
+    GroupSettings {
+        /// The group's value.
+        max_deliveries: u32,
+    },
 }
 
 /// Why a read failed.

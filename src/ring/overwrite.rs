@@ -138,6 +138,7 @@ impl<M: Memory> Ring<M> {
             seq,
             next: pos + size,
             lost: 0,
+            deliveries: 1,
         }))
     }
 

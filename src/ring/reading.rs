@@ -70,6 +70,11 @@ pub struct SubState {
     /// This subscriber's attachment: the id it holds a lock for, written
     /// as the owner of its slot (and of a dead member's it adopts).
     pub(super) attach: Owner,
+    /// Group member: where poison messages go (see [`super::group`]).
+    pub(super) dead_letters: Option<super::group::Sink>,
+    /// Group member: a dead member's slot holding a poison message the
+    /// dead-letter topic had no room for yet (retried at each take).
+    pub(super) bury_pending: Option<usize>,
 }
 
 impl SubState {
@@ -87,7 +92,13 @@ impl SubState {
             adopted: None,
             last_check: 0,
             attach,
+            dead_letters: None,
+            bury_pending: None,
         }
+    }
+    /// Sets where this group member sends poison and rejected messages.
+    pub fn set_dead_letters(&mut self, sink: Option<super::group::Sink>) {
+        self.dead_letters = sink;
     }
     /// This subscriber's attachment id.
     pub fn attachment(&self) -> u64 {

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::OpenError;
-use crate::layout::{hdr, lock, prod, state, Layout, LINE, MAGIC, VERSION};
+use crate::layout::{hdr, lock, prod, state, topic_flags, Layout, LINE, MAGIC, VERSION};
 use crate::mem::Memory;
 use crate::sys;
 
@@ -251,7 +251,9 @@ impl Segment {
         m.store32(hdr::FENCES, layout.asymmetric_fences as u32, Ordering::Relaxed);
         m.store32(hdr::TIMESTAMPS, layout.timestamps as u32, Ordering::Relaxed);
         m.store32(hdr::DURABLE_EXPIRY_MS, layout.durable_expiry_ms, Ordering::Relaxed);
-        m.store32(hdr::CLOSE_ON_EXIT, layout.close_on_exit as u32, Ordering::Relaxed);
+        let flags = if layout.close_on_exit { topic_flags::CLOSE_ON_EXIT } else { 0 }
+            | if layout.dead_letters { topic_flags::DEAD_LETTERS } else { 0 };
+        m.store32(hdr::FLAGS, flags, Ordering::Relaxed);
         m.store64(hdr::BOOT_ID, sys::boot_id(), Ordering::Relaxed);
         m.store64(prod::TAIL, 0, Ordering::Relaxed);
         // Release: publishes the header to openers' Acquire load of STATE.

@@ -79,6 +79,11 @@ pub fn run(topic: &str, opts: &Options, json: bool) -> R {
                 if s.name.is_empty() { "-".into() } else { s.name.clone() },
                 s.pid.to_string(),
                 match (s.kind, s.alive) {
+                    (shmq::SlotKind::Group, _) if s.max_deliveries > 0 || s.dead_lettered > 0 => format!(
+                        "group, {} dead-lettered (after {} deliveries)",
+                        s.dead_lettered,
+                        if s.max_deliveries > 0 { s.max_deliveries.to_string() } else { "-".into() }
+                    ),
                     (shmq::SlotKind::Group, _) => "group".into(),
                     (shmq::SlotKind::Member, true) => "alive, member".into(),
                     (shmq::SlotKind::Member, false) => "DEAD member".into(),

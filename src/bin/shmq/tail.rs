@@ -11,6 +11,8 @@ use crate::{fail, sub_fail, Fail, Format, FromArg, EXIT_USAGE, R};
 struct Printer {
     format: Format,
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    /// A dead-letter topic: decode and show each message's envelope.
+    dead_letters: bool,
 }
 
 fn hex(data: &[u8]) -> String {
@@ -19,6 +21,14 @@ fn hex(data: &[u8]) -> String {
 
 impl Printer {
     fn message(&mut self, data: &[u8], seq: u64, pos: u64, ts: u64, ty: u32) -> std::io::Result<()> {
+        let letter = if self.dead_letters { shmq::DeadLetter::decode(data) } else { None };
+        let data = match &letter {
+            Some((d, payload)) => {
+                self.dead_letter(d)?;
+                *payload
+            }
+            None => data,
+        };
         let o = &mut self.out;
         match self.format {
             Format::Text => {
@@ -62,6 +72,29 @@ impl Printer {
         Ok(())
     }
 
+    /// The envelope of a dead letter, before its payload is printed.
+    fn dead_letter(&mut self, d: &shmq::DeadLetter) -> std::io::Result<()> {
+        let reason = match d.reason {
+            shmq::DeadLetterReason::MaxDeliveries => "max-deliveries",
+            shmq::DeadLetterReason::Rejected => "rejected",
+        };
+        match self.format {
+            Format::Json => writeln!(
+                self.out,
+                "{}",
+                serde_json::json!({ "dead_letter": { "group": d.group, "reason": reason, "seq": d.seq,
+                    "position": d.position, "timestamp_ns": d.timestamp_ns, "type": d.msg_type,
+                    "deliveries": d.deliveries } })
+            ),
+            Format::Raw => Ok(()),
+            _ => writeln!(
+                self.out,
+                "-- dead letter from group {:?}: {reason} after {} deliveries; original #{} @{} type {} t={} --",
+                d.group, d.deliveries, d.seq, d.position, d.msg_type, d.timestamp_ns
+            ),
+        }
+    }
+
     fn gap(&mut self, messages: Option<u64>, bytes: u64) -> std::io::Result<()> {
         let what = messages.map_or_else(|| format!("{bytes} bytes"), |m| format!("{m} messages ({bytes} bytes)"));
         match self.format {
@@ -90,12 +123,13 @@ pub fn run(
     durable: Option<String>,
     group: Option<String>,
 ) -> R {
-    let mut p = Printer { format, out: std::io::BufWriter::new(std::io::stdout().lock()) };
+    let mut p = Printer { format, out: std::io::BufWriter::new(std::io::stdout().lock()), dead_letters: false };
     let io = |e: std::io::Error| fail(format!("writing output: {e}"));
     let limit = count.unwrap_or(u64::MAX);
     let mut printed = 0u64;
     if subscribe || durable.is_some() || group.is_some() {
         let t = Topic::open(topic, opts)?;
+        p.dead_letters = t.info().dead_letters;
         if (durable.is_some() || group.is_some()) && from.is_some() {
             return Err(Fail(
                 EXIT_USAGE,
@@ -130,6 +164,7 @@ pub fn run(
         return Ok(());
     }
     let t = Topic::open_read_only(topic, opts)?;
+    p.dead_letters = t.info().dead_letters;
     let mut tail = t.tail(from.map_or(Start::Oldest, FromArg::start)).map_err(sub_fail)?;
     if from.is_none() {
         // The last `lines` messages the ring holds.

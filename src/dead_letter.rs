@@ -13,8 +13,14 @@ use crate::error::SubscribeError;
 use crate::options::Options;
 use crate::producer::Producer;
 use crate::ring::{DeadLetters, FrameView, Sink};
+use crate::start::Start;
 use crate::subscriber::Subscriber;
 use crate::topic::Topic;
+
+/// The durable subscriber a created dead-letter topic gets, so that its
+/// messages wait until someone reads them: `shmq tail --durable
+/// dead-letters TOPIC`, or [`Topic::subscribe_durable`] with this name.
+pub const KEEPER: &str = "dead-letters";
 
 /// Bytes of the envelope before the original payload.
 pub const ENVELOPE: usize = 72;
@@ -198,9 +204,23 @@ impl Topic {
         let t = match Topic::open(name, &opts) {
             Ok(t) => t,
             Err(crate::OpenError::NotFound { .. }) if create => {
-                let mut o = opts.multi_producer(true).max_message(need as u32).capacity((need as u64 * 4).max(1 << 20));
+                let mut o =
+                    opts.clone().multi_producer(true).max_message(need as u32).capacity((need as u64 * 4).max(1 << 20));
                 o.dead_letters = true;
-                Topic::open_or_create(name, &o).map_err(|e| err(e.to_string()))?
+                match Topic::create(name, &o) {
+                    Ok(t) => {
+                        // The creator keeps every dead letter until it is
+                        // read: a durable subscriber from the first one.
+                        let keeper = Subscriber::attach_durable_from(t.ring_arc(), KEEPER, Start::Oldest)?;
+                        drop(keeper);
+                        t
+                    }
+                    // Another member made it first (and its keeper).
+                    Err(crate::OpenError::AlreadyExists { .. }) => {
+                        Topic::open(name, &opts).map_err(|e| err(e.to_string()))?
+                    }
+                    Err(e) => return Err(err(e.to_string())),
+                }
             }
             Err(e) => return Err(err(e.to_string())),
         };
@@ -208,7 +228,10 @@ impl Topic {
             return Err(err("it must be multi-producer (every member publishes to it)".into()));
         }
         if t.max_message() < need {
-            return Err(err(format!("its max message {} is below the {need} bytes a dead letter may take", t.max_message())));
+            return Err(err(format!(
+                "its max message {} is below the {need} bytes a dead letter may take",
+                t.max_message()
+            )));
         }
         let producer = t.producer().map_err(|e| err(e.to_string()))?;
         Ok(Sink(Box::new(ProducerSink { producer, group: group.to_string() })))

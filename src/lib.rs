@@ -36,8 +36,8 @@
 //! loom crate keeps loom and its `--cfg` out of every normal build.
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 
-pub mod error;
 mod dead_letter;
+pub mod error;
 mod info;
 pub mod layout;
 #[cfg(feature = "loom")]

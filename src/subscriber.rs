@@ -89,7 +89,9 @@ fn join_err(ring: &Ring<Segment>, e: JoinError, name: &str) -> SubscribeError {
         JoinError::Taken(pid) => SubscribeError::NameTaken { name: name.into(), pid },
         JoinError::Expired => SubscribeError::Expired { name: name.into() },
         JoinError::Attach(why) => SubscribeError::Attach(why),
-        JoinError::GroupSettings { max_deliveries } => SubscribeError::GroupSettings { group: name.into(), max_deliveries },
+        JoinError::GroupSettings { max_deliveries } => {
+            SubscribeError::GroupSettings { group: name.into(), max_deliveries }
+        }
     }
 }
 
@@ -129,12 +131,16 @@ impl Subscriber {
     }
 
     pub(crate) fn attach_durable(ring: Arc<Ring<Segment>>, name: &str) -> Result<Subscriber, SubscribeError> {
-        let st = ring.join_durable(name.as_bytes()).map_err(|e| join_err(&ring, e, name))?;
-        Ok(Subscriber::with_state(ring, st))
+        Subscriber::attach_durable_from(ring, name, Start::Newest)
     }
 
-    pub(crate) fn attach_group(ring: Arc<Ring<Segment>>, group: &str) -> Result<Subscriber, SubscribeError> {
-        let st = ring.join_group(group.as_bytes()).map_err(|e| join_err(&ring, e, group))?;
+    /// A durable subscriber that starts at `start` if it is new.
+    pub(crate) fn attach_durable_from(
+        ring: Arc<Ring<Segment>>,
+        name: &str,
+        start: Start,
+    ) -> Result<Subscriber, SubscribeError> {
+        let st = ring.join_durable_from(name.as_bytes(), start).map_err(|e| join_err(&ring, e, name))?;
         Ok(Subscriber::with_state(ring, st))
     }
 

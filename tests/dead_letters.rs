@@ -70,7 +70,8 @@ fn worker(d: &TestDir, max: u32, tx: mpsc::Sender<Option<String>>) -> std::proce
     c
 }
 
-/// The dead letters in `jobs.dead` so far, read passively.
+/// The dead letters in `jobs.dead` so far, read passively (the topic's
+/// keeper holds them).
 fn dead_letters(d: &TestDir) -> Vec<(DeadLetter, Vec<u8>)> {
     let Ok(t) = Topic::open_read_only("jobs.dead", &Options::new().dir(d.path())) else {
         return Vec::new();
@@ -78,8 +79,10 @@ fn dead_letters(d: &TestDir) -> Vec<(DeadLetter, Vec<u8>)> {
     let mut tail = t.tail(Start::Oldest).expect("tail");
     let mut out = Vec::new();
     while let Ok(Some(TailEvent::Message(m))) = tail.next_event() {
-        let (env, payload) = DeadLetter::decode(m.data).expect("an envelope");
-        out.push((env, payload.to_vec()));
+        // The filler of the full-topic test has no envelope.
+        if let Some((env, payload)) = DeadLetter::decode(m.data) {
+            out.push((env, payload.to_vec()));
+        }
     }
     out
 }
@@ -87,7 +90,13 @@ fn dead_letters(d: &TestDir) -> Vec<(DeadLetter, Vec<u8>)> {
 /// Runs three workers (restarting each that dies) over `n` jobs, one of
 /// them poison, until `finished(jobs processed so far)` says so. Returns
 /// (jobs processed, poison deliveries seen).
-fn run_group(d: &TestDir, n: u64, poison: u64, max: u32, mut finished: impl FnMut(usize) -> bool) -> (Vec<u64>, Vec<u32>) {
+fn run_group(
+    d: &TestDir,
+    n: u64,
+    poison: u64,
+    max: u32,
+    mut finished: impl FnMut(usize) -> bool,
+) -> (Vec<u64>, Vec<u32>) {
     let t = Topic::create("jobs", &d.opts().capacity(64 << 10).max_message(64)).expect("create");
     let (tx, rx) = mpsc::channel();
     let mut workers: Vec<_> = (0..3).map(|_| worker(d, max, tx.clone())).collect();
@@ -125,7 +134,8 @@ fn run_group(d: &TestDir, n: u64, poison: u64, max: u32, mut finished: impl FnMu
 fn a_poison_message_is_dead_lettered_after_exactly_max_deliveries() {
     let d = TestDir::new();
     let (n, poison, max) = (300, 150, 3);
-    let (done, deliveries) = run_group(&d, n, poison, max, |done| done == n as usize - 1 && !dead_letters(&d).is_empty());
+    let (done, deliveries) =
+        run_group(&d, n, poison, max, |done| done == n as usize - 1 && !dead_letters(&d).is_empty());
     let others: Vec<u64> = (0..n).filter(|&k| k != poison).collect();
     assert_eq!(done, others, "every other message exactly once");
     assert_eq!(deliveries, [1, 2, 3], "delivered exactly max times, counted");
@@ -143,7 +153,10 @@ fn a_poison_message_is_dead_lettered_after_exactly_max_deliveries() {
     let info = String::from_utf8_lossy(&shmq(&["info", "jobs"]).expect("info").stdout).to_string();
     assert!(info.contains("1 dead-lettered (after 3 deliveries)"), "{info}");
     let tail = String::from_utf8_lossy(&shmq(&["tail", "jobs.dead"]).expect("tail").stdout).to_string();
-    assert!(tail.contains("dead letter from group \"workers\": max-deliveries after 3 deliveries; original #150"), "{tail}");
+    assert!(
+        tail.contains("dead letter from group \"workers\": max-deliveries after 3 deliveries; original #150"),
+        "{tail}"
+    );
 }
 
 #[test]
@@ -188,9 +201,8 @@ fn a_full_dead_letter_topic_holds_the_poison_message_rather_than_lose_it() {
 fn reject_sends_a_message_to_the_dead_letter_topic_at_once() {
     let d = TestDir::new();
     let t = Topic::create("jobs", &d.opts().capacity(64 << 10).max_message(64)).expect("create");
-    let mut w = t
-        .subscribe_group_with("workers", &GroupOptions::new().dead_letter_topic("jobs.dead", true))
-        .expect("join");
+    let mut w =
+        t.subscribe_group_with("workers", &GroupOptions::new().dead_letter_topic("jobs.dead", true)).expect("join");
     let mut plain = t.subscribe_group("others").expect("another group");
     let mut p = t.producer().expect("producer");
     for k in 0..3 {
@@ -208,14 +220,13 @@ fn reject_sends_a_message_to_the_dead_letter_topic_at_once() {
     assert_eq!(dead.len(), 1);
     assert_eq!((dead[0].0.reason, dead[0].0.seq, dead[0].0.deliveries), (DeadLetterReason::Rejected, 0, 1));
     // A group that moves poison needs a dead-letter topic from each member.
-    let _g = t.subscribe_group_with("strict", &GroupOptions::new().max_deliveries(2).dead_letter_topic("jobs.dead", false)).expect("join");
+    let _g = t
+        .subscribe_group_with("strict", &GroupOptions::new().max_deliveries(2).dead_letter_topic("jobs.dead", false))
+        .expect("join");
     assert!(matches!(t.subscribe_group("strict"), Err(shmq::SubscribeError::DeadLetter(_))), "it could not bury");
     assert!(matches!(
         t.subscribe_group_with("strict", &GroupOptions::new().max_deliveries(5).dead_letter_topic("jobs.dead", false)),
         Err(shmq::SubscribeError::GroupSettings { max_deliveries: 2, .. })
     ));
-    assert!(matches!(
-        t.subscribe_group_with("strict", &GroupOptions::new()),
-        Err(shmq::SubscribeError::DeadLetter(_))
-    ));
+    assert!(matches!(t.subscribe_group_with("strict", &GroupOptions::new()), Err(shmq::SubscribeError::DeadLetter(_))));
 }

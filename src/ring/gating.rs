@@ -175,11 +175,14 @@ impl<M: Memory> Ring<M> {
         if self.layout.multi_producer {
             // No producer tracks frame starts; the slowest active cursor is
             // a frame start whose frames are all intact.
+            // Before the first lap, position 0 is the oldest frame.
             let m = self.scan_min_cursor(tail);
-            if m == NO_SUBSCRIBER {
-                tail
-            } else {
+            if m != NO_SUBSCRIBER {
                 m
+            } else if tail <= self.cap() {
+                0
+            } else {
+                tail
             }
         } else {
             self.load_pos(prod::OLDEST, Relaxed).min(tail)

@@ -314,8 +314,16 @@ impl<M: Memory> Ring<M> {
             return false;
         }
         // Release: our read of the frame happens before a producer that sees
-        // the slot free overwrites it (as in `group_release`).
-        let _ = self.mem.cas32(self.layout.slot(i) + slot::STATE, slot::state::ACTIVE, slot::state::FREE, Release, Relaxed);
+        // the slot free overwrites it. The same free as after a redelivery:
+        // mutation `adopt_free_relaxed` weakens both, and its scenario
+        // exercises the redelivery one (none models a burial yet).
+        let _ = self.mem.cas32(
+            self.layout.slot(i) + slot::STATE,
+            slot::state::ACTIVE,
+            slot::state::FREE,
+            ord!(Release, "adopt_free_relaxed", Relaxed),
+            Relaxed,
+        );
         self.mem.add64(self.layout.slot(g) + slot::DEAD_LETTERED, 1, Relaxed);
         st.bury_pending = None;
         self.wake_space();

@@ -39,8 +39,14 @@ impl<M: Memory> Ring<M> {
     /// first message it had not released); else joins a new slot from the
     /// newest message.
     pub fn join_durable(&self, name: &[u8]) -> Result<SubState, JoinError> {
+        self.join_durable_from(name, Start::Newest)
+    }
+
+    /// [`Ring::join_durable`], starting at `start` if the durable
+    /// subscriber is new (an existing one resumes where it stopped).
+    pub fn join_durable_from(&self, name: &[u8], start: Start) -> Result<SubState, JoinError> {
         let me = Owner::from_raw(self.mem.attach().map_err(JoinError::Attach)?);
-        let r = self.join_durable_as(&SlotName::new(name), me);
+        let r = self.join_durable_as(&SlotName::new(name), me, start);
         if r.is_err() {
             self.mem.detach(me.raw());
         }
@@ -54,11 +60,11 @@ impl<M: Memory> Ring<M> {
     /// `removal_never_frees_a_live_durable_subscriber`). The owner word's
     /// other writers do not take the lock: the owner leaving and a reaper
     /// detaching a dead owner, both only ever to [`Owner::NONE`].
-    fn join_durable_as(&self, key: &SlotName, me: Owner) -> Result<SubState, JoinError> {
+    fn join_durable_as(&self, key: &SlotName, me: Owner, start: Start) -> Result<SubState, JoinError> {
         let (i, owner) = match self.with_names_lock(|| {
             let Some((i, state)) = self.find_durable(key) else {
                 return self
-                    .join_as(Start::Newest, key.as_bytes(), slot::flags::DURABLE, me)
+                    .join_as(start, key.as_bytes(), slot::flags::DURABLE, me)
                     .map(Ok)
                     .ok_or(JoinError::NoFreeSlot);
             };

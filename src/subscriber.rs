@@ -450,6 +450,25 @@ impl Subscriber {
         }
     }
 
+    /// For language bindings: how many times the message held by
+    /// [`Subscriber::recv_raw`] was delivered ([`Message::deliveries`]).
+    pub fn held_deliveries(&self) -> Option<u32> {
+        self.held.map(|v| v.deliveries)
+    }
+
+    /// For language bindings: [`Message::reject`] on the message held by
+    /// [`Subscriber::recv_raw`]. `None` if none is held.
+    pub fn reject_raw(&mut self) -> Option<Result<(), crate::error::RejectError>> {
+        let view = self.held.take()?;
+        if self.reject_view(&view) {
+            self.ring.release(&mut self.st, &view);
+            Some(Ok(()))
+        } else {
+            self.pending = Some(view);
+            Some(Err(crate::error::RejectError::NoDeadLetterTopic))
+        }
+    }
+
     /// For language bindings: puts the message held by
     /// [`Subscriber::recv_raw`] back, unreleased, so the next receive
     /// returns it again (used when a caller's buffer was too small).

@@ -150,6 +150,17 @@ int shmq_subscribe_durable(shmq_topic *topic, const char *name, shmq_subscriber 
  * until shmq_remove_group. Block topics only (-EINVAL otherwise, and for a
  * bad name), -EUSERS no free slot. */
 int shmq_subscribe_group(shmq_topic *topic, const char *group, shmq_subscriber **out);
+/* Consumer group with dead letters: a message delivered max_deliveries
+ * times (0: no limit) without being released moves to topic dead_letter
+ * (NULL: none; created, multi-producer with a durable "dead-letters"
+ * keeper, if create is non-zero), and the group goes on without it. Each
+ * dead letter is a 72-byte envelope ("SHDL", reason 1 max deliveries / 2
+ * rejected, seq, position, timestamp, type, deliveries, group name) and the
+ * original payload. -EEXIST the group exists with another max_deliveries,
+ * -ENOENT the dead-letter topic is missing, unusable, or needed but not
+ * given; otherwise as shmq_subscribe_group. */
+int shmq_subscribe_group_dlq(shmq_topic *topic, const char *group, uint32_t max_deliveries,
+                             const char *dead_letter, int create, shmq_subscriber **out);
 /* Removes a consumer group. -ENOENT none, -EBUSY live members remain. */
 int shmq_remove_group(shmq_topic *topic, const char *group);
 /* Removes a durable subscriber. -ENOENT none, -EBUSY a live process holds it. */
@@ -221,6 +232,15 @@ int shmq_subscriber_fd(shmq_subscriber *subscriber);
 int shmq_subscriber_arm(shmq_subscriber *subscriber);
 /* Releases the last received message. -EINVAL none held. */
 int shmq_release(shmq_subscriber *subscriber);
+/* How many times the message from the last receive was delivered: 1, or
+ * more for a consumer group message redelivered after its members died.
+ * -EINVAL no message held. */
+int64_t shmq_msg_deliveries(shmq_subscriber *subscriber);
+/* Moves the message from the last receive to the group's dead-letter topic
+ * at once (waiting for room) and releases it: 0. -EINVAL no message held,
+ * -EOPNOTSUPP no dead-letter topic (the message is put back; the next
+ * receive returns it again). */
+int shmq_reject(shmq_subscriber *subscriber);
 /* Copies the next message into buf and releases it; *len gets its length.
  * -EMSGSIZE if it does not fit (*len tells the size needed; the message
  * stays for the next receive), else as shmq_recv. */

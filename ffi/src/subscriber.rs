@@ -51,6 +51,8 @@ fn sub_err(e: &SubscribeError) -> c_int {
         SubscribeError::GroupNeedsBlock => libc::EINVAL,
         SubscribeError::GroupInUse { .. } => libc::EBUSY,
         SubscribeError::NoTimestamps => libc::EOPNOTSUPP,
+        SubscribeError::GroupSettings { .. } => libc::EEXIST,
+        SubscribeError::DeadLetter(_) => libc::ENOENT,
         _ => libc::EIO,
     }
 }
@@ -131,6 +133,78 @@ pub unsafe extern "C" fn shmq_subscribe_group(
         // SAFETY: live topic handle.
         let topic = unsafe { &(*t).0 };
         new_subscriber(topic.subscribe_group(group), out)
+    })
+}
+
+/// Joins consumer group `group` with poison-message handling (see
+/// `GroupOptions`): a message delivered `max_deliveries` times (0: no
+/// limit) without being released moves to topic `dead_letter` (NULL: none),
+/// created if `create` is non-zero.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_subscribe_group_dlq(
+    t: *mut shmq_topic,
+    group: *const c_char,
+    max_deliveries: u32,
+    dead_letter: *const c_char,
+    create: c_int,
+    out: *mut *mut shmq_subscriber,
+) -> c_int {
+    guard(|| {
+        if t.is_null() || out.is_null() || group.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: a non-null `group` is a NUL-terminated string by contract.
+        let Some(group) = (unsafe { str_arg(group) }) else {
+            return -libc::EINVAL;
+        };
+        let mut opts = shmq_rs::GroupOptions::new();
+        if max_deliveries > 0 {
+            opts = opts.max_deliveries(max_deliveries);
+        }
+        if !dead_letter.is_null() {
+            // SAFETY: a non-null `dead_letter` is a NUL-terminated string by contract.
+            let Some(name) = (unsafe { str_arg(dead_letter) }) else {
+                return -libc::EINVAL;
+            };
+            opts = opts.dead_letter_topic(name, create != 0);
+        }
+        // SAFETY: live topic handle.
+        let topic = unsafe { &(*t).0 };
+        new_subscriber(topic.subscribe_group_with(group, &opts), out)
+    })
+}
+
+/// How many times the message from the last receive was delivered (a
+/// consumer group's redeliveries count; 1 otherwise). -EINVAL none held.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_msg_deliveries(s: *mut shmq_subscriber) -> i64 {
+    if s.is_null() {
+        return -(libc::EINVAL as i64);
+    }
+    // SAFETY: live subscriber handle, one thread at a time. Reads one
+    // field of the handle: nothing here can panic.
+    match unsafe { &(*s).0 }.held_deliveries() {
+        Some(n) => n as i64,
+        None => -(libc::EINVAL as i64),
+    }
+}
+
+/// Moves the message from the last receive to the group's dead-letter
+/// topic at once, waiting for room, and releases it. -EINVAL none held,
+/// -EOPNOTSUPP no dead-letter topic (the message is put back: the next
+/// receive returns it again).
+#[no_mangle]
+pub unsafe extern "C" fn shmq_reject(s: *mut shmq_subscriber) -> c_int {
+    guard(|| {
+        if s.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live subscriber handle, one thread at a time.
+        match unsafe { &mut (*s).0 }.reject_raw() {
+            Some(Ok(())) => 0,
+            Some(Err(_)) => -libc::EOPNOTSUPP,
+            None => -libc::EINVAL,
+        }
     })
 }
 

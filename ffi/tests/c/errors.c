@@ -293,6 +293,52 @@ int main(void) {
     shmq_topic_close(et);
     EXPECT(shmq_topic_unlink("eox"), 0);
 
+    /* Dead letters: delivery counts, reject, group settings. */
+    shmq_options jo;
+    shmq_options_init(&jo);
+    jo.capacity = 65536;
+    jo.max_message = 256;
+    shmq_topic *jt = NULL;
+    shmq_subscriber *jw = NULL, *jplain = NULL, *jx = NULL;
+    shmq_producer *jp = NULL;
+    shmq_msg jm;
+    EXPECT(shmq_topic_create("jobs", &jo, &jt), 0);
+    EXPECT(shmq_subscribe_group_dlq(jt, "w", 2, "jobs.dead", 1, &jw), 0);
+    EXPECT(shmq_subscribe_group_dlq(jt, "w", 5, "jobs.dead", 0, &jx), -EEXIST); /* another max */
+    EXPECT(shmq_subscribe_group_dlq(jt, "w", 2, "nowhere", 0, &jx), -ENOENT);   /* no such topic */
+    EXPECT(shmq_subscribe_group_dlq(NULL, "w", 2, NULL, 0, &jx), -EINVAL);
+    EXPECT(shmq_subscribe_group(jt, "plain", &jplain), 0);
+    EXPECT(shmq_msg_deliveries(jw), -EINVAL); /* nothing held */
+    EXPECT(shmq_reject(jw), -EINVAL);
+    EXPECT(shmq_reject(NULL), -EINVAL);
+    EXPECT(shmq_producer_open(jt, &jp), 0);
+    EXPECT(shmq_publish(jp, "p", 1, 0), 0);
+    EXPECT(shmq_publish(jp, "q", 1, 0), 0);
+    EXPECT(shmq_recv(jw, &jm, -1), 0);
+    CHECK(shmq_msg_deliveries(jw) == 1);
+    EXPECT(shmq_reject(jw), 0); /* to jobs.dead; the group goes on */
+    EXPECT(shmq_recv(jw, &jm, -1), 0);
+    CHECK(jm.len == 1 && ((const char *)jm.data)[0] == 'q');
+    EXPECT(shmq_recv(jplain, &jm, -1), 0);
+    EXPECT(shmq_reject(jplain), -EOPNOTSUPP); /* no dead-letter topic: put back */
+    EXPECT(shmq_recv(jplain, &jm, -1), 0);
+    CHECK(jm.len == 1 && ((const char *)jm.data)[0] == 'p');
+    /* The dead letter waits for its keeper, envelope first. */
+    shmq_topic *dt = NULL;
+    shmq_subscriber *dk = NULL;
+    EXPECT(shmq_topic_open("jobs.dead", NULL, &dt), 0);
+    EXPECT(shmq_subscribe_durable(dt, "dead-letters", &dk), 0);
+    EXPECT(shmq_recv(dk, &jm, 0), 0);
+    CHECK(jm.len == 73 && memcmp(jm.data, "SHDL", 4) == 0 && ((const char *)jm.data)[72] == 'p');
+    shmq_subscriber_close(dk);
+    shmq_topic_close(dt);
+    shmq_producer_close(jp);
+    shmq_subscriber_close(jw);
+    shmq_subscriber_close(jplain);
+    shmq_topic_close(jt);
+    EXPECT(shmq_topic_unlink("jobs"), 0);
+    EXPECT(shmq_topic_unlink("jobs.dead"), 0);
+
     /* strerror never returns NULL. */
     int codes[] = {0, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOENT, -EEXIST, -EMSGSIZE, -ENOSPC, -EUSERS, -EBUSY,
                    -EBADMSG, -EPROTO, -EACCES, -EROFS, -ECONNRESET, -ECANCELED, -ESTALE, -EFAULT, -ENOLCK,

@@ -9,7 +9,7 @@
 
 use loom::thread;
 use shmq::__private::mem::Memory;
-use shmq::__private::ring::{JoinError, Wait};
+use shmq::__private::ring::{DeadLetters, FrameView, JoinError, Sink, Wait};
 use std::sync::atomic::Ordering::Relaxed;
 
 use shmq::__private::loom_mem::{set_pid, LoomMem};
@@ -277,6 +277,65 @@ fn group_redelivers_a_dead_members_message_before_reusing_it() {
         }
         got.sort();
         assert_eq!(got, [1, 2, 3], "each message once, message 1 redelivered");
+        p.join().unwrap();
+    });
+}
+
+/// A dead-letter sink that keeps what it was given (checked intact).
+struct Keep(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl DeadLetters for Keep {
+    fn bury(&mut self, _: &FrameView, payload: &[u8], deliveries: u32, rejected: bool, _: bool) -> bool {
+        assert_eq!((deliveries, rejected), (1, false));
+        self.0.lock().expect("not poisoned").push(intact(payload));
+        true
+    }
+}
+
+/// Poison burial: a member of a group with `max_deliveries` 1 dies
+/// holding message 1; the other member, instead of redelivering it, copies
+/// it to its dead-letter sink and frees the dead slot, while the producer
+/// publishes messages 2 and 3 (3 reuses message 1's bytes). The sink gets
+/// message 1 intact, the member gets 2 and 3 (mutation `bury_free_relaxed`:
+/// the free no longer orders the copy before the producer's overwrite).
+#[test]
+fn group_buries_a_poison_message_before_reusing_it() {
+    model(|| {
+        let r = ring_fast_clock(3, Policy::Block, false);
+        set_pid(7);
+        let mut dying = r.join_group_with(b"g", Some(1)).expect("slot");
+        set_pid(1);
+        let mut other = r.join_group_with(b"g", Some(1)).expect("slot");
+        let buried = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        other.set_dead_letters(Some(Sink(Box::new(Keep(buried.clone())))));
+        let mut st = r.producer_state();
+        publish(&r, &mut st, &payload(1, 8));
+        set_pid(7);
+        let held = r.peek(&mut dying).expect("read").expect("message 1");
+        assert_eq!(held.seq, 0);
+        r.mem.kill(dying.attachment()); // dies holding message 1
+        set_pid(1);
+        let rp = r.clone();
+        let p = thread::spawn(move || {
+            publish(&rp, &mut st, &payload(2, 8));
+            publish(&rp, &mut st, &payload(3, 8)); // reuses message 1's bytes
+        });
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            match r.peek(&mut other).expect("read") {
+                Some(v) => {
+                    let mut out = vec![0; v.len as usize];
+                    // SAFETY: a frame this member holds; loom checks the read.
+                    unsafe { r.mem.read(v.payload_off, &mut out) };
+                    got.push(intact(&out));
+                    r.release(&mut other, &v);
+                }
+                None => thread::yield_now(),
+            }
+        }
+        got.sort();
+        assert_eq!(got, [2, 3], "message 1 buried, not redelivered");
+        assert_eq!(*buried.lock().expect("not poisoned"), [1]);
         p.join().unwrap();
     });
 }

@@ -314,14 +314,12 @@ impl<M: Memory> Ring<M> {
             return false;
         }
         // Release: our read of the frame happens before a producer that sees
-        // the slot free overwrites it. The same free as after a redelivery:
-        // mutation `adopt_free_relaxed` weakens both, and its scenario
-        // exercises the redelivery one (none models a burial yet).
+        // the slot free overwrites it (mutation `bury_free_relaxed`).
         let _ = self.mem.cas32(
             self.layout.slot(i) + slot::STATE,
             slot::state::ACTIVE,
             slot::state::FREE,
-            ord!(Release, "adopt_free_relaxed", Relaxed),
+            ord!(Release, "bury_free_relaxed", Relaxed),
             Relaxed,
         );
         self.mem.add64(self.layout.slot(g) + slot::DEAD_LETTERED, 1, Relaxed);

@@ -165,7 +165,7 @@
 //! | a subscriber's cursor release -> the producer's cursor `Acquire` in its scan | [`reading`], [`group`]; [`gating`] | `cursor_relaxed` |
 //! | the join epoch increment -> the producer's epoch `Acquire` | [`gating`] | `epoch_relaxed` |
 //! | a group member's CAS of the group cursor (publishes its announcement) -> the producer's scan | [`group`] | `group_cursor_relaxed` |
-//! | freeing a dead member's slot after redelivering (or burying) its message -> the producer's slot-state `Acquire` | [`group`] (`group_release`); [`gating`] (`scan_pass`) | `adopt_free_relaxed`, `scan_state_acquire` |
+//! | freeing a dead member's slot after redelivering (or burying) its message -> the producer's slot-state `Acquire` | [`group`] (`group_release`, `bury`); [`gating`] (`scan_pass`) | `adopt_free_relaxed`, `bury_free_relaxed`, `scan_state_acquire` |
 //! | a joiner's `ACTIVE` -> a reaper's slot-state `Acquire` (owner words) | [`gating`], [`group`]; [`repair`] (`reap_dead`) | `reap_acquire` |
 //! | a single producer's detach -> the next attach's CAS `Acquire` | [`owner`] | `owner_acquire` |
 //! | an attach CAS publishing the attachment id (its lock taken before) -> another attacher's `Acquire` read of it, then its lock test | [`owner`] | `owner_publish` |

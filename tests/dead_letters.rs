@@ -5,7 +5,7 @@
 //! dead-letter topic holds the poison message rather than losing it.
 
 mod common;
-use common::TestDir;
+use common::{child_env as env, TestDir};
 use shmq::{DeadLetter, DeadLetterReason, GroupOptions, Options, RecvError, Start, TailEvent, Topic};
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -18,10 +18,6 @@ fn job(k: u64, poison: bool) -> [u8; 16] {
     m[..8].copy_from_slice(&k.to_le_bytes());
     m[8] = poison as u8;
     m
-}
-
-fn env(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("child needs {k}"))
 }
 
 #[test]

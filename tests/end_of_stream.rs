@@ -5,13 +5,9 @@
 //! binary in a child role, and the `shmq` CLI.
 
 mod common;
-use common::{Child, TestDir};
+use common::{child_env as env, Child, TestDir};
 use shmq::{Options, Policy, RecvError, Topic};
 use std::time::Duration;
-
-fn env(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("child needs {k}"))
-}
 
 #[test]
 #[ignore = "run by the tests in this file as a child process"]

@@ -4,6 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// A child process's setting `k`, given by the test that spawned it.
+pub fn child_env(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| panic!("child needs {k}"))
+}
+
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TestDir(PathBuf);
 

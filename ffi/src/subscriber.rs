@@ -122,18 +122,8 @@ pub unsafe extern "C" fn shmq_subscribe_group(
     group: *const c_char,
     out: *mut *mut shmq_subscriber,
 ) -> c_int {
-    guard(|| {
-        if t.is_null() || out.is_null() || group.is_null() {
-            return -libc::EINVAL;
-        }
-        // SAFETY: a non-null `group` is a NUL-terminated string by contract.
-        let Some(group) = (unsafe { str_arg(group) }) else {
-            return -libc::EINVAL;
-        };
-        // SAFETY: live topic handle.
-        let topic = unsafe { &(*t).0 };
-        new_subscriber(topic.subscribe_group(group), out)
-    })
+    // SAFETY: forwarded contract; no limit and no dead-letter topic.
+    unsafe { shmq_subscribe_group_dlq(t, group, 0, std::ptr::null(), 0, out) }
 }
 
 /// Joins consumer group `group` with poison-message handling (see

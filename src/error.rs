@@ -372,6 +372,11 @@ pub enum RecvError {
     /// Every receive says so until a producer publishes again (which
     /// reopens the stream: receives then go on with its messages).
     Closed,
+    /// [`crate::Subscriber::recv_ahead_raw`] on a subscriber that cannot
+    /// read ahead: a consumer-group member (it holds one message at a
+    /// time) or a subscriber of an `Overwrite` topic (it receives copies
+    /// into one buffer).
+    NoReadAhead,
 }
 
 impl fmt::Display for RecvError {
@@ -385,6 +390,11 @@ impl fmt::Display for RecvError {
             RecvError::Closed => {
                 write!(f, "the stream is closed: every message published before the close was received")
             }
+            RecvError::NoReadAhead => write!(
+                f,
+                "reading ahead needs a plain or durable subscriber of a Block topic \
+                 (a group member holds one message at a time; Overwrite receives copies)"
+            ),
         }
     }
 }

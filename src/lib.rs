@@ -72,7 +72,7 @@ pub use park::{MessageStream, OwnedMessage};
 pub use producer::{Grant, Producer};
 pub use ring::Wait;
 pub use start::Start;
-pub use subscriber::{Message, MessageRef, RawMessage, Subscriber};
+pub use subscriber::{Ack, Message, MessageRef, RawMessage, Subscriber};
 pub use tail::{Tail, TailEvent, TailMessage};
 pub use topic::Topic;
 pub use value::{ValueGrant, MAX_VALUE_ALIGN};

@@ -17,6 +17,9 @@ use crate::ring::{Fast, FrameView, JoinError, ReadError, Ring, SubState, Wait};
 use crate::segment::Segment;
 use crate::start::Start;
 
+mod ahead;
+pub use ahead::Ack;
+
 /// Receives messages from a topic. Made by [`crate::Topic::subscribe`].
 ///
 /// `Send`, not `Sync`. Dropping it frees its slot.

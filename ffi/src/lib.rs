@@ -166,6 +166,7 @@ fn recv_err(e: &RecvError) -> c_int {
         RecvError::Corrupt(_) => libc::EBADMSG,
         RecvError::Evicted => libc::ECONNRESET,
         RecvError::Closed => libc::EPIPE,
+        RecvError::NoReadAhead => libc::EOPNOTSUPP,
         _ => libc::EIO,
     }
 }

@@ -75,6 +75,9 @@ pub struct SubState {
     /// Group member: a dead member's slot holding a poison message the
     /// dead-letter topic had no room for yet (retried at each take).
     pub(super) bury_pending: Option<usize>,
+    /// Reading ahead ([`Ring::consume_ahead`]): the position the slot's
+    /// shared cursor was last published at; `None` when it is `cursor`.
+    pub(super) ahead: Option<u64>,
 }
 
 impl SubState {
@@ -94,6 +97,7 @@ impl SubState {
             attach,
             dead_letters: None,
             bury_pending: None,
+            ahead: None,
         }
     }
     /// Sets where this group member sends poison and rejected messages.
@@ -123,6 +127,11 @@ impl SubState {
     /// Messages lost (`Overwrite`).
     pub fn lost(&self) -> u64 {
         self.lost
+    }
+    /// Position published to the slot: the cursor, or the older one
+    /// while frames read ahead are held.
+    pub fn released_position(&self) -> u64 {
+        self.ahead.unwrap_or(self.cursor)
     }
     /// Whether this is a consumer group member.
     pub fn is_group_member(&self) -> bool {
@@ -252,14 +261,54 @@ impl<M: Memory> Ring<M> {
         st.expected_seq = view.seq.wrapping_add(1);
     }
 
-    /// Publishes the cursor and wakes a producer waiting for space.
+    /// Moves the subscriber's cursor past `view` and holds it, reading
+    /// ahead: unlike [`Ring::consume_unpublished`] the frame stays held
+    /// across receives, until [`Ring::release_through`] publishes a
+    /// position at or past its end. Not for group members.
+    pub fn consume_ahead(&self, st: &mut SubState, view: &FrameView) {
+        debug_assert!(st.group.is_none());
+        if st.ahead.is_none() {
+            st.ahead = Some(st.cursor);
+        }
+        self.consume_unpublished(st, view);
+    }
+
+    /// Publishes the position `next` (sequence number `next_seq` expected
+    /// there) of a subscriber reading ahead: the frames before it are
+    /// released, the ones from it on stay held. `false`, and nothing done,
+    /// unless `next` lies past the published cursor and at or before the
+    /// subscriber's own. The store is the one [`Ring::release_to`] makes;
+    /// no ordering is added.
+    pub fn release_through(&self, st: &mut SubState, next: u64, next_seq: u64) -> bool {
+        let Some(published) = st.ahead else {
+            return false;
+        };
+        if next <= published || next > st.cursor {
+            return false;
+        }
+        st.ahead = if next == st.cursor { None } else { Some(next) };
+        self.publish_cursor(st, next, next_seq);
+        true
+    }
+
+    /// Publishes the cursor and wakes a producer waiting for space. While
+    /// frames read ahead are held it only moves the private cursor (past
+    /// padding, say): [`Ring::release_through`] publishes.
     #[inline(always)]
     pub fn release_to(&self, st: &mut SubState, next: u64) {
         st.cursor = next;
+        if st.ahead.is_some() {
+            return;
+        }
+        self.publish_cursor(st, next, st.expected_seq);
+    }
+
+    #[inline(always)]
+    fn publish_cursor(&self, st: &SubState, next: u64, next_seq: u64) {
         let s = self.layout.slot(st.slot);
         // Relaxed: statistics for inspectors.
         self.mem.store64(s + slot::RECEIVED, st.received, Relaxed);
-        self.mem.store64(s + slot::NEXT_SEQ, st.expected_seq, Relaxed);
+        self.mem.store64(s + slot::NEXT_SEQ, next_seq, Relaxed);
         // Release: our reads of the frame happen before the producer's
         // overwrite (pairs with its Acquire cursor load).
         self.mem.store64(s + slot::CURSOR, next, ord!(Release, "cursor_relaxed", Relaxed));

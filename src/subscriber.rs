@@ -502,6 +502,12 @@ impl Subscriber {
         self.st.cursor()
     }
 
+    /// The topic's policy: `Block` subscribers read in place, `Overwrite`
+    /// ones receive copies.
+    pub fn policy(&self) -> Policy {
+        self.ring.layout.policy
+    }
+
     /// Index of this subscriber's slot in the topic's table.
     pub fn slot(&self) -> usize {
         self.st.slot()

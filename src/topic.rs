@@ -213,6 +213,18 @@ impl Topic {
         Subscriber::attach_durable(self.ring.clone(), name)
     }
 
+    /// [`Topic::subscribe_durable`], whose first subscription starts at
+    /// `start` instead of the newest message (a durable subscriber that
+    /// exists resumes where it stopped, whatever `start` says).
+    pub fn subscribe_durable_from(&self, name: &str, start: Start) -> Result<Subscriber, SubscribeError> {
+        if !self.ring.mem.writable() {
+            return Err(SubscribeError::ReadOnly);
+        }
+        check_durable_name(name)?;
+        self.check_start(start)?;
+        Subscriber::attach_durable_from(self.ring.clone(), name, start)
+    }
+
     /// Removes the durable subscriber `name`: its cursor stops holding the
     /// producer. `Ok(false)` if there is none. Fails with
     /// [`SubscribeError::NameTaken`] while a live process holds it.

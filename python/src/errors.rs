@@ -30,12 +30,7 @@ create_exception!(shmq, Evicted, Error, "This subscriber's slot was reclaimed; s
 create_exception!(shmq, TooLarge, Error, "The message is larger than the topic's max_message.");
 create_exception!(shmq, NotFound, Error, "No such topic.");
 create_exception!(shmq, AlreadyExists, Error, "The topic already exists.");
-create_exception!(
-    shmq,
-    Incompatible,
-    Error,
-    "The topic exists with other settings, or another layout version."
-);
+create_exception!(shmq, Incompatible, Error, "The topic exists with other settings, or another layout version.");
 create_exception!(
     shmq,
     Busy,

@@ -90,7 +90,7 @@ class Zmq:
             def finish(self):
                 # The process ends with os._exit: flush what is queued
                 # (closing every socket of the process; term waits for them).
-                zmq.Context.instance().destroy(linger=5000)
+                zmq.Context.instance().destroy(linger=-1)
 
             return type("S", (), {"send": lambda self, a: s.send(a, copy=True), "finish": finish})()
 

@@ -21,6 +21,7 @@
 //! next, or the receive at its slice's end, publishes it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -48,6 +49,9 @@ pub struct Shared {
     pub sub: Mutex<Subscriber>,
     pub ledger: Mutex<Ledger>,
     pub mode: Mode,
+    /// Whether `ledger.deferred` holds a release: read without the
+    /// ledger's lock on every receive (the common answer is no).
+    pending: AtomicBool,
 }
 
 /// The messages a subscriber has lent, in order.
@@ -66,18 +70,46 @@ pub struct Ledger {
 impl Shared {
     /// Publishes a deferred release, with the subscriber locked.
     fn apply_deferred(&self, sub: &mut Subscriber) {
-        if let Some(ack) = lock(&self.ledger).deferred.take() {
+        // Relaxed: a hint; the value is read under the ledger's lock. A
+        // release missed here is applied at the holder's `settle`, or at
+        // the next slice of a blocking receive (each slice comes here).
+        if !self.pending.load(Relaxed) {
+            return;
+        }
+        let ack = {
+            let mut l = lock(&self.ledger);
+            self.pending.store(false, Relaxed);
+            l.deferred.take()
+        };
+        if let Some(ack) = ack {
             sub.release_through(ack);
         }
     }
 
-    /// After a lock holder let go: publishes a release that was deferred
-    /// meanwhile (see the module docs).
+    /// After a lock holder let go of the subscriber: publishes a release
+    /// deferred meanwhile. Dekker's pattern with [`Shared::defer`]: each
+    /// side writes (the unlock; `pending`), fences, then reads the other's
+    /// (`pending`; the lock), so one of them sees the release.
     fn settle(&self) {
-        if lock(&self.ledger).deferred.is_some() {
+        fence(SeqCst);
+        if self.pending.load(Relaxed) {
             if let Ok(mut sub) = self.sub.try_lock() {
                 self.apply_deferred(&mut sub);
             }
+        }
+    }
+
+    /// Leaves a release through `ack` for the subscriber's holder, then
+    /// publishes it itself if the holder let go meanwhile.
+    fn defer(&self, ack: Ack) {
+        {
+            let mut l = lock(&self.ledger);
+            l.deferred = Some(l.deferred.map_or(ack, |d| d.max(ack)));
+            self.pending.store(true, Relaxed);
+        }
+        fence(SeqCst);
+        if let Ok(mut sub) = self.sub.try_lock() {
+            self.apply_deferred(&mut sub);
         }
     }
 
@@ -94,16 +126,16 @@ impl Shared {
                 through = Some(a);
                 l.held.pop_front();
             }
-            if let Some(a) = through {
-                l.deferred = Some(l.deferred.map_or(a, |d| d.max(a)));
-            }
             through
         };
-        if through.is_some() {
-            // Published now if the subscriber is free; else by its holder.
-            if let Ok(mut sub) = self.sub.try_lock() {
+        let Some(a) = through else { return };
+        // Published now if the subscriber is free; else by its holder.
+        match self.sub.try_lock() {
+            Ok(mut sub) => {
+                sub.release_through(a);
                 self.apply_deferred(&mut sub);
             }
+            Err(_) => self.defer(a),
         }
     }
 }
@@ -144,7 +176,12 @@ impl PySubscriber {
             Mode::Group
         };
         Ok(PySubscriber {
-            shared: Arc::new(Shared { sub: Mutex::new(sub), ledger: Mutex::new(Ledger::default()), mode }),
+            shared: Arc::new(Shared {
+                sub: Mutex::new(sub),
+                ledger: Mutex::new(Ledger::default()),
+                mode,
+                pending: AtomicBool::new(false),
+            }),
             stash: Mutex::new(None),
         })
     }
@@ -166,8 +203,10 @@ impl PySubscriber {
     /// report a loss as shmq.Lagged (recv) or only on the message
     /// (iteration).
     fn receive(&self, py: Python<'_>, timeout: Option<f64>, lagged: bool) -> PyResult<PyMessage> {
-        if let Some(m) = lock(&self.stash).take() {
-            return Ok(m);
+        if self.shared.mode == Mode::Copy {
+            if let Some(m) = lock(&self.stash).take() {
+                return Ok(m);
+            }
         }
         let deadline = deadline(timeout)?;
         if self.shared.mode == Mode::Group {
@@ -229,6 +268,15 @@ impl PySubscriber {
         }
     }
 
+    /// Reads the subscriber (waiting for a receive's slice to end, GIL
+    /// released), then publishes a release deferred meanwhile.
+    fn read<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&Subscriber) -> T + Send) -> T {
+        let shared = &*self.shared;
+        let v = py.allow_threads(|| f(&lock(&shared.sub)));
+        shared.settle();
+        v
+    }
+
     /// Group member: the message it holds ends before the next receive,
     /// which the library makes release it. Refused while a view of it is
     /// alive.
@@ -277,29 +325,25 @@ impl PySubscriber {
     /// Messages received so far.
     #[getter]
     fn received(&self, py: Python<'_>) -> u64 {
-        let shared = &*self.shared;
-        py.allow_threads(|| lock(&shared.sub).received())
+        self.read(py, |s| s.received())
     }
 
     /// Messages lost to overwriting so far (Overwrite topics).
     #[getter]
     fn lost(&self, py: Python<'_>) -> u64 {
-        let shared = &*self.shared;
-        py.allow_threads(|| lock(&shared.sub).lost())
+        self.read(py, |s| s.lost())
     }
 
     /// Position of the next message this subscriber reads.
     #[getter]
     fn position(&self, py: Python<'_>) -> u64 {
-        let shared = &*self.shared;
-        py.allow_threads(|| lock(&shared.sub).position())
+        self.read(py, |s| s.position())
     }
 
     /// Position the producer sees: the first message not yet released.
     #[getter]
     fn released_position(&self, py: Python<'_>) -> u64 {
-        let shared = &*self.shared;
-        py.allow_threads(|| lock(&shared.sub).released_position())
+        self.read(py, |s| s.released_position())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

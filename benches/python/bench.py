@@ -240,6 +240,10 @@ def main():
     ratios = [f / r for f, r in zip(full, rust)]
     report(med, stalls, median(rust), median(full), median(ratios), a.repeat)
     if a.json_out:
+        nan_to_null = lambda v: None if isinstance(v, float) and math.isnan(v) else v  # noqa: E731
+        res = {t: {s: {m: [nan_to_null(x) for x in v] for m, v in r.items()} for s, r in by.items()}
+               for t, by in res.items()}
+        med = {t: {s: {m: nan_to_null(v) for m, v in r.items()} for s, r in by.items()} for t, by in med.items()}
         Path(a.json_out).write_text(json.dumps({"median": med, "rounds": res, "stalls": stalls,
                                                 "rust_64k_every_word": rust, "python_64k_every_word": full,
                                                 "repeat": a.repeat}, indent=1))

@@ -241,6 +241,25 @@ int64_t shmq_msg_deliveries(shmq_subscriber *subscriber);
  * -EOPNOTSUPP no dead-letter topic (the message is put back; the next
  * receive returns it again). */
 int shmq_reject(shmq_subscriber *subscriber);
+/* Reading ahead (pipelined acknowledgement), for acking after slow work
+ * elsewhere (a network send, a database write): where a message read ahead
+ * ends. Pass it back unchanged. */
+typedef struct shmq_ack {
+    uint64_t position; /* just past the message */
+    uint64_t next_seq; /* sequence number expected there */
+} shmq_ack;
+/* Receives like shmq_recv, but the next receive does not release the
+ * message: its data stays valid, and in the ring, until
+ * shmq_release_through with *ack or a later ack. Unreleased messages hold a
+ * Block producer back once they fill the ring; a durable subscriber that
+ * dies resumes at its first unreleased one. Plain and durable subscribers
+ * of Block topics; -EOPNOTSUPP for group members and Overwrite
+ * subscribers. Other errors as shmq_recv. */
+int shmq_recv_ahead(shmq_subscriber *subscriber, shmq_msg *out, shmq_ack *ack, int64_t timeout_ns);
+/* Releases every message read ahead up to and including the one ack came
+ * with (one cursor publish). -EINVAL NULL, already released, or not an ack
+ * this subscriber returned. */
+int shmq_release_through(shmq_subscriber *subscriber, const shmq_ack *ack);
 /* Copies the next message into buf and releases it; *len gets its length.
  * -EMSGSIZE if it does not fit (*len tells the size needed; the message
  * stays for the next receive), else as shmq_recv. */

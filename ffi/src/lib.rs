@@ -105,6 +105,18 @@ pub struct shmq_msg {
     pub msg_type: u32,
 }
 
+/// Where a message read ahead ends (`shmq_recv_ahead`), to release it and
+/// every one before it (`shmq_release_through`). Mirrors `shmq_ack` in
+/// `shmq.h`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct shmq_ack {
+    /// Position just past the message.
+    pub position: u64,
+    /// Sequence number expected there.
+    pub next_seq: u64,
+}
+
 /// Sizes the header's tests compare against (C `sizeof`/`offsetof`).
 #[no_mangle]
 pub unsafe extern "C" fn shmq_abi_layout(out: *mut u64, n: usize) -> c_int {

@@ -287,6 +287,68 @@ pub unsafe extern "C" fn shmq_recv(s: *mut shmq_subscriber, out: *mut shmq_msg, 
     unsafe { recv_with(s, out, timeout(timeout_ns)) }
 }
 
+/// Reading ahead: receives the next message like `shmq_recv`, but the
+/// next receive does not release it: its data stays valid (and in the
+/// ring) until `shmq_release_through` with `*ack` or a later ack. Plain and
+/// durable subscribers of Block topics; -EOPNOTSUPP for group members and
+/// Overwrite subscribers. Other errors as `shmq_recv`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_recv_ahead(
+    s: *mut shmq_subscriber,
+    out: *mut shmq_msg,
+    ack: *mut crate::shmq_ack,
+    timeout_ns: i64,
+) -> c_int {
+    guard(|| {
+        if s.is_null() || out.is_null() || ack.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: live subscriber handle, one thread at a time.
+        let sub = unsafe { &mut (*s).0 };
+        match sub.recv_ahead_raw(timeout(timeout_ns)) {
+            Ok((m, a)) => {
+                let msg = shmq_msg {
+                    data: m.data.cast(),
+                    len: m.len,
+                    timestamp_ns: m.timestamp_ns,
+                    seq: m.seq,
+                    position: m.position,
+                    lost: m.lost,
+                    msg_type: m.msg_type,
+                };
+                // SAFETY: `out` and `ack` are non-null and writable.
+                unsafe {
+                    out.write(msg);
+                    ack.write(crate::shmq_ack { position: a.position(), next_seq: a.next_seq() });
+                }
+                0
+            }
+            Err(e) => recv_err(&e),
+        }
+    })
+}
+
+/// Releases every message read ahead up to and including the one `ack`
+/// came with, publishing the cursor once. -EINVAL for NULL, or if that
+/// message is already released or `ack` is not one this subscriber read.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_release_through(s: *mut shmq_subscriber, ack: *const crate::shmq_ack) -> c_int {
+    guard(|| {
+        if s.is_null() || ack.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: non-null, readable (caller's contract).
+        let a = unsafe { ack.read() };
+        // SAFETY: live subscriber handle, one thread at a time.
+        let sub = unsafe { &mut (*s).0 };
+        if sub.release_through(shmq_rs::Ack::from_parts(a.position, a.next_seq)) {
+            0
+        } else {
+            -libc::EINVAL
+        }
+    })
+}
+
 /// Receives without waiting: -EAGAIN if nothing is new.
 #[no_mangle]
 pub unsafe extern "C" fn shmq_try_recv(s: *mut shmq_subscriber, out: *mut shmq_msg) -> c_int {

@@ -315,6 +315,12 @@ fn cpp_to_c_and_c_to_cpp() {
 }
 
 fn run_errors(exe: &Path, valgrind: bool) {
+    run_checks(exe, valgrind, "DONE all error paths behave");
+}
+
+/// Runs a C program of checks (under valgrind if asked) in its own topic
+/// directory; it must succeed and print `done`.
+fn run_checks(exe: &Path, valgrind: bool, done: &str) {
     let dir = Dir::new(if valgrind { "errv" } else { "err" });
     let mut c = if valgrind {
         let mut c = Command::new("valgrind");
@@ -326,7 +332,15 @@ fn run_errors(exe: &Path, valgrind: bool) {
     let out = c.env("SHMQ_DIR", &dir.0).output().expect("run errors");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{}", text, String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("DONE all error paths behave"), "{text}");
+    assert!(text.contains(done), "{text}");
+}
+
+#[test]
+fn read_ahead_and_release_through_from_c() {
+    run_checks(&compile("read_ahead", &["tests/c/read_ahead.c"], false, false), false, "DONE read-ahead behaves");
+    if Command::new("valgrind").arg("--version").output().is_ok() {
+        run_checks(&compile("read_ahead-v", &["tests/c/read_ahead.c"], false, false), true, "DONE read-ahead behaves");
+    }
 }
 
 #[test]

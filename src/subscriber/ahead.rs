@@ -39,6 +39,17 @@ impl Ack {
     pub fn position(&self) -> u64 {
         self.next
     }
+    /// The sequence number expected at [`Ack::position`].
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+    /// For language bindings: an ack from its two parts, as
+    /// [`Ack::position`] and [`Ack::next_seq`] gave them. Pass only parts
+    /// of an ack this subscriber returned: `release_through` refuses a
+    /// position it has not read up to, but cannot tell a frame boundary.
+    pub fn from_parts(position: u64, next_seq: u64) -> Ack {
+        Ack { next: position, next_seq }
+    }
 }
 
 impl Subscriber {

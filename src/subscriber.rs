@@ -416,27 +416,37 @@ impl Subscriber {
     /// the previous message first. A lapped `Overwrite` subscriber gets the
     /// next message with `lost` set instead of `Lagged`.
     pub fn recv_raw(&mut self, wait: Wait) -> Result<RawMessage, RecvError> {
+        let view = self.take_raw_view(wait)?;
+        self.held = Some(view);
+        Ok(self.raw(&view))
+    }
+
+    /// For the raw receives: releases the message `recv_raw` held, then
+    /// takes the next frame (a pending one first), waiting as `wait` says.
+    fn take_raw_view(&mut self, wait: Wait) -> Result<FrameView, RecvError> {
         self.release_raw();
         let r = match self.pending.take() {
             Some(v) => Some(v),
             None => self.ring.wait_frame(&mut self.st, &mut self.buf, wait).map_err(read_err)?,
         };
-        let view = match r {
-            Some(v) => v,
-            None if wait == Wait::Now => return Err(RecvError::Empty),
-            None => return Err(RecvError::Timeout),
-        };
-        let data = self.payload(&view).as_ptr();
-        self.held = Some(view);
-        Ok(RawMessage {
-            data,
+        match r {
+            Some(v) => Ok(v),
+            None if wait == Wait::Now => Err(RecvError::Empty),
+            None => Err(RecvError::Timeout),
+        }
+    }
+
+    /// The message `view` as lent to a binding.
+    fn raw(&self, view: &FrameView) -> RawMessage {
+        RawMessage {
+            data: self.payload(view).as_ptr(),
             len: view.len as usize,
             timestamp_ns: view.timestamp_ns,
             seq: view.seq,
             position: view.pos,
             msg_type: view.msg_type,
             lost: view.lost,
-        })
+        }
     }
 
     /// Releases the message held by [`Subscriber::recv_raw`]. Returns

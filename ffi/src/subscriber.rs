@@ -249,6 +249,19 @@ pub unsafe extern "C" fn shmq_subscriber_close(s: *mut shmq_subscriber) {
     }
 }
 
+/// A message lent by the library, as C sees it.
+fn c_msg(m: &shmq_rs::RawMessage) -> shmq_msg {
+    shmq_msg {
+        data: m.data.cast(),
+        len: m.len,
+        timestamp_ns: m.timestamp_ns,
+        seq: m.seq,
+        position: m.position,
+        lost: m.lost,
+        msg_type: m.msg_type,
+    }
+}
+
 unsafe fn recv_with(s: *mut shmq_subscriber, out: *mut shmq_msg, wait: Wait) -> c_int {
     guard(|| {
         if s.is_null() || out.is_null() {
@@ -258,15 +271,7 @@ unsafe fn recv_with(s: *mut shmq_subscriber, out: *mut shmq_msg, wait: Wait) -> 
         let sub = unsafe { &mut (*s).0 };
         match sub.recv_raw(wait) {
             Ok(m) => {
-                let msg = shmq_msg {
-                    data: m.data.cast(),
-                    len: m.len,
-                    timestamp_ns: m.timestamp_ns,
-                    seq: m.seq,
-                    position: m.position,
-                    lost: m.lost,
-                    msg_type: m.msg_type,
-                };
+                let msg = c_msg(&m);
                 // SAFETY: `out` is non-null and writable.
                 unsafe { out.write(msg) };
                 0
@@ -307,15 +312,7 @@ pub unsafe extern "C" fn shmq_recv_ahead(
         let sub = unsafe { &mut (*s).0 };
         match sub.recv_ahead_raw(timeout(timeout_ns)) {
             Ok((m, a)) => {
-                let msg = shmq_msg {
-                    data: m.data.cast(),
-                    len: m.len,
-                    timestamp_ns: m.timestamp_ns,
-                    seq: m.seq,
-                    position: m.position,
-                    lost: m.lost,
-                    msg_type: m.msg_type,
-                };
+                let msg = c_msg(&m);
                 // SAFETY: `out` and `ack` are non-null and writable.
                 unsafe {
                     out.write(msg);

@@ -2,9 +2,9 @@
 
 import os
 from types import TracebackType
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, TypedDict
 
-from typing_extensions import Buffer
+from typing_extensions import Buffer, Unpack
 
 __version__: str
 
@@ -30,48 +30,28 @@ class Busy(Error): ...
 class PermissionDenied(Error): ...
 class InvalidArgument(Error): ...
 
+class TopicOptions(TypedDict, total=False):
+    """The keyword options of Topic.create, open and open_or_create: unset
+    ones take the library's defaults on create and are not checked on open."""
+
+    capacity: int | None
+    max_message: int | None
+    policy: Literal["block", "overwrite"] | None
+    multi_producer: bool | None
+    timestamps: bool | None
+    dir: str | os.PathLike[str] | None
+    max_subscribers: int | None
+    close_on_exit: bool | None
+
 class Topic:
     """A named ring buffer in a file, mapped by every process that uses it."""
 
     @staticmethod
-    def create(
-        name: str,
-        *,
-        capacity: int | None = ...,
-        max_message: int | None = ...,
-        policy: Literal["block", "overwrite"] | None = ...,
-        multi_producer: bool | None = ...,
-        timestamps: bool | None = ...,
-        dir: str | os.PathLike[str] | None = ...,
-        max_subscribers: int | None = ...,
-        close_on_exit: bool | None = ...,
-    ) -> Topic: ...
+    def create(name: str, **options: Unpack[TopicOptions]) -> Topic: ...
     @staticmethod
-    def open(
-        name: str,
-        *,
-        capacity: int | None = ...,
-        max_message: int | None = ...,
-        policy: Literal["block", "overwrite"] | None = ...,
-        multi_producer: bool | None = ...,
-        timestamps: bool | None = ...,
-        dir: str | os.PathLike[str] | None = ...,
-        max_subscribers: int | None = ...,
-        close_on_exit: bool | None = ...,
-    ) -> Topic: ...
+    def open(name: str, **options: Unpack[TopicOptions]) -> Topic: ...
     @staticmethod
-    def open_or_create(
-        name: str,
-        *,
-        capacity: int | None = ...,
-        max_message: int | None = ...,
-        policy: Literal["block", "overwrite"] | None = ...,
-        multi_producer: bool | None = ...,
-        timestamps: bool | None = ...,
-        dir: str | os.PathLike[str] | None = ...,
-        max_subscribers: int | None = ...,
-        close_on_exit: bool | None = ...,
-    ) -> Topic: ...
+    def open_or_create(name: str, **options: Unpack[TopicOptions]) -> Topic: ...
     @staticmethod
     def unlink(name: str, *, dir: str | os.PathLike[str] | None = ...) -> None: ...
     def producer(self) -> Producer: ...

@@ -19,7 +19,7 @@
 //! every release makes (loom: `cursor_relaxed`), and the frames read ahead
 //! are read exactly as `drain` reads a batch before its one publish.
 
-use super::{read_err, Subscriber};
+use super::Subscriber;
 use crate::error::RecvError;
 use crate::layout::Policy;
 use crate::ring::Wait;
@@ -92,10 +92,10 @@ impl Subscriber {
     /// ```
     pub fn recv_ahead<R>(&mut self, wait: Wait, f: impl FnOnce(&[u8]) -> R) -> Result<(R, Ack), RecvError> {
         let (m, ack) = self.recv_ahead_raw(wait)?;
-        // SAFETY: `recv_ahead_raw` returned a committed payload of `m.len`
-        // bytes inside the mapping, which no producer writes until it is
-        // released through `ack`; that takes `&mut self`, which the
-        // borrow of `self` by this call excludes until `f` returns.
+        // `recv_ahead_raw` returned a committed payload of `m.len` bytes
+        // inside the mapping, which no producer writes until it is released
+        // through `ack`; that takes `&mut self`, excluded until `f` returns.
+        // SAFETY: in bounds, committed, and not written while `f` reads it.
         let data = unsafe { std::slice::from_raw_parts(m.data, m.len) };
         Ok((f(data), ack))
     }
@@ -107,26 +107,9 @@ impl Subscriber {
         if !self.can_read_ahead() {
             return Err(RecvError::NoReadAhead);
         }
-        self.release_raw();
-        let view = match self.pending.take() {
-            Some(v) => Some(v),
-            None => self.ring.wait_frame(&mut self.st, &mut self.buf, wait).map_err(read_err)?,
-        };
-        let view = match view {
-            Some(v) => v,
-            None if wait == Wait::Now => return Err(RecvError::Empty),
-            None => return Err(RecvError::Timeout),
-        };
+        let view = self.take_raw_view(wait)?;
         self.ring.consume_ahead(&mut self.st, &view);
-        let raw = RawMessage {
-            data: self.payload(&view).as_ptr(),
-            len: view.len as usize,
-            timestamp_ns: view.timestamp_ns,
-            seq: view.seq,
-            position: view.pos,
-            msg_type: view.msg_type,
-            lost: 0,
-        };
+        let raw = self.raw(&view);
         Ok((raw, Ack { next: view.next, next_seq: view.seq.wrapping_add(1) }))
     }
 

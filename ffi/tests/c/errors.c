@@ -7,22 +7,7 @@
 #include <string.h>
 #include "shmq.h"
 
-static int failures = 0;
-#define EXPECT(call, want)                                                                      \
-    do {                                                                                        \
-        int rc_ = (call);                                                                       \
-        if (rc_ != (want)) {                                                                    \
-            printf("FAIL line %d: %s = %d (%s), want %d\n", __LINE__, #call, rc_, shmq_strerror(rc_), (want)); \
-            failures++;                                                                         \
-        }                                                                                       \
-    } while (0)
-#define CHECK(cond)                                                      \
-    do {                                                                 \
-        if (!(cond)) {                                                   \
-            printf("FAIL line %d: %s\n", __LINE__, #cond);               \
-            failures++;                                                  \
-        }                                                                \
-    } while (0)
+#include "check.h"
 
 int main(void) {
     /* ABI: the header's structs match the library's. */

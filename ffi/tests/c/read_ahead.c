@@ -7,23 +7,7 @@
 
 #include "shmq.h"
 
-static int failures = 0;
-#define EXPECT(call, want)                                                                      \
-    do {                                                                                        \
-        int got_ = (call);                                                                      \
-        if (got_ != (want)) {                                                                   \
-            printf("line %d: %s = %d (%s), want %d\n", __LINE__, #call, got_, shmq_strerror(got_), \
-                   (want));                                                                     \
-            failures++;                                                                         \
-        }                                                                                       \
-    } while (0)
-#define CHECK(cond)                                                      \
-    do {                                                                 \
-        if (!(cond)) {                                                   \
-            printf("line %d: check failed: %s\n", __LINE__, #cond);      \
-            failures++;                                                  \
-        }                                                                \
-    } while (0)
+#include "check.h"
 
 enum { LEN = 200, MAX = 64 };
 

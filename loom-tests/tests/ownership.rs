@@ -242,42 +242,53 @@ fn producer_handover_keeps_the_stream() {
 /// needs that space for message 3, may overwrite message 1 only after the
 /// adopter has read it (mutation `scan_state_acquire`: the producer's scan
 /// sees the slot free without the adopter's reads ordered before it).
+/// The scenario both tests below share: a member of group "g" (with
+/// `max_deliveries`) dies holding message 1; the other member, with `sink`
+/// as its dead-letter sink, takes `want` messages while the producer
+/// publishes messages 2 and 3 (3 reuses message 1's bytes), releasing each.
+/// Returns what it got, sorted.
+fn dead_member_then_take(max_deliveries: Option<u32>, sink: Option<Sink>, want: usize) -> Vec<u8> {
+    let r = ring_fast_clock(3, Policy::Block, false);
+    set_pid(7);
+    let mut dying = r.join_group_with(b"g", max_deliveries).expect("slot");
+    set_pid(1);
+    let mut other = r.join_group_with(b"g", max_deliveries).expect("slot");
+    other.set_dead_letters(sink);
+    let mut st = r.producer_state();
+    publish(&r, &mut st, &payload(1, 8));
+    set_pid(7);
+    let held = r.peek(&mut dying).expect("read").expect("message 1");
+    assert_eq!(held.seq, 0);
+    r.mem.kill(dying.attachment()); // dies holding message 1
+    set_pid(1);
+    let rp = r.clone();
+    let p = thread::spawn(move || {
+        publish(&rp, &mut st, &payload(2, 8));
+        publish(&rp, &mut st, &payload(3, 8)); // reuses message 1's bytes
+    });
+    let mut got = Vec::new();
+    while got.len() < want {
+        match r.peek(&mut other).expect("read") {
+            Some(v) => {
+                let mut out = vec![0; v.len as usize];
+                // SAFETY: a frame this member holds; loom checks the read.
+                unsafe { r.mem.read(v.payload_off, &mut out) };
+                got.push(intact(&out));
+                r.release(&mut other, &v);
+            }
+            None => thread::yield_now(),
+        }
+    }
+    p.join().unwrap();
+    got.sort();
+    got
+}
+
 #[test]
 fn group_redelivers_a_dead_members_message_before_reusing_it() {
     model(|| {
-        let r = ring_fast_clock(3, Policy::Block, false);
-        set_pid(7);
-        let mut dying = r.join_group(b"g").expect("slot");
-        set_pid(1);
-        let mut other = r.join_group(b"g").expect("slot");
-        let mut st = r.producer_state();
-        publish(&r, &mut st, &payload(1, 8));
-        set_pid(7);
-        let held = r.peek(&mut dying).expect("read").expect("message 1");
-        assert_eq!(held.seq, 0);
-        r.mem.kill(dying.attachment()); // dies holding message 1
-        set_pid(1);
-        let rp = r.clone();
-        let p = thread::spawn(move || {
-            publish(&rp, &mut st, &payload(2, 8));
-            publish(&rp, &mut st, &payload(3, 8)); // reuses message 1's bytes
-        });
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            match r.peek(&mut other).expect("read") {
-                Some(v) => {
-                    let mut out = vec![0; v.len as usize];
-                    // SAFETY: a frame this member holds; loom checks the read.
-                    unsafe { r.mem.read(v.payload_off, &mut out) };
-                    got.push(intact(&out));
-                    r.release(&mut other, &v);
-                }
-                None => thread::yield_now(),
-            }
-        }
-        got.sort();
+        let got = dead_member_then_take(None, None, 3);
         assert_eq!(got, [1, 2, 3], "each message once, message 1 redelivered");
-        p.join().unwrap();
     });
 }
 
@@ -301,41 +312,9 @@ impl DeadLetters for Keep {
 #[test]
 fn group_buries_a_poison_message_before_reusing_it() {
     model(|| {
-        let r = ring_fast_clock(3, Policy::Block, false);
-        set_pid(7);
-        let mut dying = r.join_group_with(b"g", Some(1)).expect("slot");
-        set_pid(1);
-        let mut other = r.join_group_with(b"g", Some(1)).expect("slot");
         let buried = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        other.set_dead_letters(Some(Sink(Box::new(Keep(buried.clone())))));
-        let mut st = r.producer_state();
-        publish(&r, &mut st, &payload(1, 8));
-        set_pid(7);
-        let held = r.peek(&mut dying).expect("read").expect("message 1");
-        assert_eq!(held.seq, 0);
-        r.mem.kill(dying.attachment()); // dies holding message 1
-        set_pid(1);
-        let rp = r.clone();
-        let p = thread::spawn(move || {
-            publish(&rp, &mut st, &payload(2, 8));
-            publish(&rp, &mut st, &payload(3, 8)); // reuses message 1's bytes
-        });
-        let mut got = Vec::new();
-        while got.len() < 2 {
-            match r.peek(&mut other).expect("read") {
-                Some(v) => {
-                    let mut out = vec![0; v.len as usize];
-                    // SAFETY: a frame this member holds; loom checks the read.
-                    unsafe { r.mem.read(v.payload_off, &mut out) };
-                    got.push(intact(&out));
-                    r.release(&mut other, &v);
-                }
-                None => thread::yield_now(),
-            }
-        }
-        got.sort();
+        let got = dead_member_then_take(Some(1), Some(Sink(Box::new(Keep(buried.clone())))), 2);
         assert_eq!(got, [2, 3], "message 1 buried, not redelivered");
         assert_eq!(*buried.lock().expect("not poisoned"), [1]);
-        p.join().unwrap();
     });
 }

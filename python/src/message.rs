@@ -71,8 +71,8 @@ pub struct PyMessage {
     body: Body,
     ptr: usize,
     len: usize,
-    /// `Copy`: the payload, owned.
-    owned: Option<Box<[u8]>>,
+    /// `Copy`: the payload `ptr` points into; only kept, never read.
+    _owned: Option<Box<[u8]>>,
     seq: u64,
     position: u64,
     timestamp_ns: u64,
@@ -101,7 +101,7 @@ impl PyMessage {
             body,
             ptr,
             len: raw.len,
-            owned,
+            _owned: owned,
             seq: raw.seq,
             position: raw.position,
             timestamp_ns: raw.timestamp_ns,
@@ -144,7 +144,7 @@ impl PyMessage {
             return &[];
         }
         // SAFETY: see `new`: `len` bytes at `ptr`, valid while not
-        // released (callers check) or owned by `owned`.
+        // released (callers check) or owned by `_owned`.
         unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
     }
 
@@ -287,6 +287,5 @@ impl Drop for PyMessage {
     fn drop(&mut self) {
         // No view can be alive: each holds a reference to the message.
         self.give_back();
-        let _ = &self.owned;
     }
 }

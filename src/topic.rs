@@ -323,6 +323,20 @@ impl Topic {
     pub fn multi_producer(&self) -> bool {
         self.ring.layout.multi_producer
     }
+    /// A number that names this creation of the topic: a topic removed and
+    /// created again under the same name gets another (it mixes the
+    /// random key the creator drew with the creation time). For anything
+    /// that labels messages beyond the host, such as the NATS bridge's
+    /// message ids, so two lives of one name never collide.
+    pub fn instance_id(&self) -> u64 {
+        let key = self.ring.layout.stamp_key;
+        let created = self.ring.mem.load64(hdr::CREATED_UNIX_NS, std::sync::atomic::Ordering::Relaxed);
+        // splitmix64's finaliser: every input bit reaches every output bit.
+        let mut z = key ^ created.rotate_left(32);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
     /// Pid of the creating process.
     pub fn creator_pid(&self) -> u32 {
         self.ring.mem.load32(hdr::CREATOR_PID, std::sync::atomic::Ordering::Relaxed)

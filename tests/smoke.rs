@@ -181,3 +181,16 @@ fn grant_commit_and_drop() {
     assert_eq!(&*sub.try_recv().unwrap(), b"after");
     assert_eq!(sub.try_recv().unwrap_err(), RecvError::Empty);
 }
+
+#[test]
+fn instance_id_is_stable_per_creation_and_new_after_recreate() {
+    let d = TestDir::new();
+    let a = Topic::create("t", &d.opts().capacity(4096)).unwrap();
+    let again = Topic::open("t", &d.opts()).unwrap();
+    assert_eq!(a.instance_id(), again.instance_id(), "every handle of one file sees one id");
+    let first = a.instance_id();
+    drop((a, again));
+    Topic::unlink_in(d.path(), "t").unwrap();
+    let b = Topic::create("t", &d.opts().capacity(4096)).unwrap();
+    assert_ne!(b.instance_id(), first, "a topic created again under the same name is another instance");
+}

@@ -236,6 +236,16 @@ A producer that publishes again reopens the stream.")]
     /// Reclaim dead subscribers' slots and recover a dead producer's stuck frame
     #[command(after_help = "Example:\n  shmq repair md.quotes")]
     Repair { topic: String },
+    /// Carry topics across hosts over NATS JetStream (runs `shmq-bridge`)
+    #[command(
+        disable_help_flag = true,
+        after_help = "Runs the shmq-bridge binary (beside this one, else on PATH) with these arguments;\n`shmq bridge --help` shows its help. See docs/BRIDGE.md."
+    )]
+    Bridge {
+        /// out | in | status, and their options
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Live view of rates, subscribers and lag (q or Ctrl-C quits)
     #[command(
         after_help = "Examples:\n  shmq watch\n  shmq watch md.quotes --interval 500ms\n  shmq watch --once --json"
@@ -324,6 +334,24 @@ fn sub_fail(e: shmq::SubscribeError) -> Fail {
 
 type R = Result<(), Fail>;
 
+/// `shmq bridge ...`: replaces this process with `shmq-bridge` (so tokio
+/// and async-nats stay out of this binary), found beside this executable,
+/// else on PATH. Returns only if the exec failed.
+fn bridge(dir: Option<&Path>, args: &[std::ffi::OsString]) -> Result<(), Fail> {
+    use std::os::unix::process::CommandExt;
+    let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("shmq-bridge")));
+    let exe = beside.filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from("shmq-bridge"));
+    let mut cmd = std::process::Command::new(&exe);
+    if let Some(d) = dir {
+        cmd.arg("--dir").arg(d);
+    }
+    let e = cmd.args(args).exec();
+    Err(Fail(
+        EXIT_RUNTIME,
+        format!("cannot run {} ({e}); build it with `cargo build --release -p shmq-bridge`", exe.display()),
+    ))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let dir = cli.dir.clone().unwrap_or_else(shmq::default_dir);
@@ -362,6 +390,7 @@ fn main() -> ExitCode {
         Cmd::Repair { topic } => repair::run(&topic, &opts),
         Cmd::Close { topic } => repair::close(&topic, &opts),
         Cmd::Watch { topics, interval, once, json } => watch::run(&dir, &opts, &topics, interval, once, json),
+        Cmd::Bridge { args } => bridge(cli.dir.as_deref(), &args),
         Cmd::Bench { quick, json, cpus, c_pingpong, only, sizes, repeat, json_out } => {
             bench_plan(&dir, quick, &cpus, &only, &sizes, repeat, json_out)
                 .and_then(|plan| bench::run(plan, json, c_pingpong).map_err(fail))

@@ -1,0 +1,249 @@
+//! Inbound: a JetStream stream into a local topic.
+//!
+//! A durable pull consumer with explicit acknowledgement delivers the
+//! stream's messages on `--subject` in stream order. Each is published into
+//! the topic (waiting for room as any producer does), recorded as applied
+//! ([`crate::record`]), and only then acknowledged.
+//!
+//! **No duplicates after a crash.** A message published into the topic
+//! but not acknowledged is delivered again. The record says which stream
+//! sequence was applied last, so a redelivery at or before it is
+//! acknowledged without a publish. A bridge killed between its publish and
+//! the record's store leaves the record one message behind; the topic's
+//! published count, one more than the record says, shows it, and the next
+//! delivery is that message, so it is skipped too. This needs the bridge to
+//! be the topic's only producer (on a single-producer topic the library
+//! enforces it while the bridge runs).
+//!
+//! **In order after a crash.** A new consumer delivers from its start in
+//! order, but the messages an old one delivered and never saw acknowledged
+//! come back only after their ack wait, behind newer ones. So at every
+//! start (and after the consumer is lost) the bridge deletes the durable
+//! consumer and makes it again at the record's next sequence: the record,
+//! not the server's ack floor, is the truth; the ack floor is used only
+//! when there is no record (and `--start` only when there is neither).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{self, stream::Stream};
+use futures_util::StreamExt;
+use shmq::{OpenError, Options, Producer, Topic};
+
+use crate::cli::{InArgs, StartAt};
+use crate::conn;
+use crate::record::{Applied, Record};
+use crate::status::{state_dir, Stats, StatusFile};
+use crate::wire::Meta;
+use crate::{Fail, Stop};
+
+pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf: Arc<StatusFile>) -> Result<(), Fail> {
+    let topic = open_topic(&a, &dir)?;
+    let mut producer =
+        topic.producer().map_err(|e| Fail::runtime(format!("topic {:?}: cannot publish: {e}", a.topic)))?;
+    let instance = topic.instance_id();
+    let record_path = state_dir(&dir).join(format!("in-{}-{}.applied", a.topic, a.nats.durable));
+    let record = Record::open(&record_path).map_err(Fail::runtime)?;
+    let mut published = topic.info().published_messages;
+    let (mut applied, mut skip) = match record.load() {
+        Some(r) if r.instance == instance => {
+            let unrecorded = published.saturating_sub(r.published);
+            if unrecorded > 1 {
+                eprintln!(
+                    "shmq-bridge: warning: {unrecorded} messages reached topic {:?} from other producers since the last record; \
+                     assuming none was this bridge's (at most one duplicate)",
+                    a.topic
+                );
+            }
+            (Some(r.seq), u64::from(unrecorded == 1))
+        }
+        Some(r) => {
+            eprintln!(
+                "shmq-bridge: topic {:?} was created again since the last record; going on after stream sequence {}",
+                a.topic, r.seq
+            );
+            (Some(r.seq), 0)
+        }
+        None => (None, 0),
+    };
+
+    let client =
+        conn::connect(&a.from, a.nats.connect_timeout, &format!("shmq-bridge in {}", a.topic), stats.clone()).await?;
+    let js = jetstream::new(client);
+    let stream_name = a.nats.stream.clone().unwrap_or_else(|| conn::default_stream(&a.nats.subject));
+    let stream = conn::stream(&js, &stream_name, &a.nats.subject, None, Duration::from_secs(30)).await?;
+    let mut attempt = 0usize;
+    'consumer: loop {
+        let consumer = match make_consumer(&stream, &a, applied).await {
+            Ok(c) => c,
+            Err(e) => {
+                stats.error(&e);
+                stats.retries.fetch_add(1, Relaxed);
+                attempt += 1;
+                if attempt == 1 && applied.is_none() && e.contains("start") {
+                    return Err(Fail::runtime(e));
+                }
+                if wait_or_stop(conn::reconnect_delay(attempt), &mut stop).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let mut messages = match consumer.stream().max_messages_per_batch(a.nats.window as usize).messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                stats.error(format!("pull: {e}"));
+                attempt += 1;
+                if wait_or_stop(conn::reconnect_delay(attempt), &mut stop).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let mut errors = 0;
+        loop {
+            let next = tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                m = messages.next() => m,
+            };
+            let m = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    // Transient (a missed heartbeat while the server
+                    // restarts) unless it repeats: then make the consumer again.
+                    stats.error(format!("pull: {e}"));
+                    stats.retries.fetch_add(1, Relaxed);
+                    errors += 1;
+                    if errors >= 3 || e.kind() == pull::MessagesErrorKind::ConsumerDeleted {
+                        attempt += 1;
+                        if wait_or_stop(conn::reconnect_delay(attempt), &mut stop).await {
+                            return Ok(());
+                        }
+                        continue 'consumer;
+                    }
+                    continue;
+                }
+                None => continue 'consumer,
+            };
+            errors = 0;
+            attempt = 0;
+            let seq = match m.info() {
+                Ok(i) => i.stream_sequence,
+                Err(e) => return Err(Fail::runtime(format!("a delivered message has no stream sequence: {e}"))),
+            };
+            stats.read.fetch_add(1, Relaxed);
+            if applied.is_some_and(|a| seq <= a) || skip > 0 {
+                // Applied already (a redelivery, or the publish the record missed).
+                if applied.is_none_or(|a| seq > a) {
+                    skip -= 1;
+                    applied = Some(seq);
+                    record.store(Applied { seq, published, instance });
+                }
+                stats.duplicates.fetch_add(1, Relaxed);
+                ack(&m, &stats).await;
+                continue;
+            }
+            let meta = Meta::parse(m.headers.as_ref()).unwrap_or_else(|e| {
+                stats.error(format!("stream sequence {seq}: {e}; published with type 0"));
+                Meta::default()
+            });
+            stats.lost.fetch_add(meta.lagged + meta.dropped, Relaxed);
+            stats.in_flight.store(1, Relaxed);
+            let r = tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                r = publish(&mut producer, &m.payload, meta.msg_type) => r,
+            };
+            r.map_err(|e| {
+                Fail::runtime(format!(
+                    "stream sequence {seq} ({} bytes) cannot be published into topic {:?}: {e}; it stays unacknowledged in the stream",
+                    m.payload.len(),
+                    a.topic
+                ))
+            })?;
+            published += 1;
+            applied = Some(seq);
+            record.store(Applied { seq, published, instance });
+            stats.in_flight.store(0, Relaxed);
+            ack(&m, &stats).await;
+        }
+    }
+}
+
+fn open_topic(a: &InArgs, dir: &std::path::Path) -> Result<Topic, Fail> {
+    let opts = Options::new().dir(dir);
+    if !a.create {
+        return Topic::open(&a.topic, &opts).map_err(|e| Fail::open(&a.topic, e));
+    }
+    let max_message = u32::try_from(a.max_message).map_err(|_| Fail::usage("--max-message is too large"))?;
+    let opts = opts.capacity(a.capacity).max_message(max_message);
+    Topic::open_or_create(&a.topic, &opts).map_err(|e| match e {
+        OpenError::NotFound { .. } => Fail::open(&a.topic, e),
+        e => Fail::runtime(format!("topic {:?}: {e}", a.topic)),
+    })
+}
+
+/// Publishes into the topic, waiting for room without blocking the runtime.
+async fn publish(p: &mut Producer, data: &[u8], msg_type: u32) -> Result<(), shmq::PublishError> {
+    let mut g = p.reserve_async(data.len()).await?;
+    g[..data.len()].copy_from_slice(data);
+    g.set_type(msg_type);
+    g.commit(data.len())
+}
+
+async fn ack(m: &jetstream::Message, stats: &Stats) {
+    // A lost ack only means a redelivery, which the record recognises.
+    match m.ack().await {
+        Ok(()) => {
+            stats.acknowledged.fetch_add(1, Relaxed);
+        }
+        Err(e) => stats.error(format!("ack: {e}")),
+    }
+}
+
+/// Deletes the durable consumer and makes it again where the bridge goes on.
+async fn make_consumer(
+    stream: &Stream,
+    a: &InArgs,
+    applied: Option<u64>,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+    let name = &a.nats.durable;
+    let existing = stream.consumer_info(name).await.ok();
+    let deliver_policy = match (applied, &existing) {
+        (Some(seq), _) => DeliverPolicy::ByStartSequence { start_sequence: seq + 1 },
+        (None, Some(info)) => DeliverPolicy::ByStartSequence { start_sequence: info.ack_floor.stream_sequence + 1 },
+        (None, None) => match a.start {
+            StartAt::New => DeliverPolicy::New,
+            StartAt::All => DeliverPolicy::All,
+            StartAt::Seq(s) => DeliverPolicy::ByStartSequence { start_sequence: s },
+            StartAt::Ago(d) => DeliverPolicy::ByStartTime { start_time: time::OffsetDateTime::now_utc() - d },
+        },
+    };
+    if existing.is_some() {
+        stream.delete_consumer(name).await.map_err(|e| format!("deleting consumer {name:?}: {e}"))?;
+    }
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: a.nats.subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy,
+            max_ack_pending: i64::from(a.nats.window),
+            ack_wait: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("creating consumer {name:?} (start {:?}): {e}", a.start))
+}
+
+async fn wait_or_stop(d: Duration, stop: &mut Stop) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = stop.changed() => true,
+    }
+}

@@ -1,0 +1,510 @@
+//! Outbound: a local topic into a JetStream stream.
+//!
+//! Two halves joined by channels:
+//!
+//! - **The reader** (a thread: the topic's receives block) owns a durable
+//!   subscriber. On a `Block` topic it reads *ahead*
+//!   ([`shmq::Subscriber::recv_ahead_raw`]): each message is copied out and
+//!   sent up, but stays in the ring; it is released
+//!   ([`shmq::Subscriber::release_through`]) only when the publisher sends
+//!   its [`Ack`] back. It stops reading once `--window` messages are
+//!   unconfirmed, so a stalled server holds a `Block` producer back as any
+//!   slow subscriber does (`--on-down drop` instead releases and counts).
+//! - **The publisher** (async) publishes each message with its
+//!   `Nats-Msg-Id` ([`wire`]) and keeps up to a window in flight, awaiting
+//!   acknowledgements in order; an acknowledged message is confirmed to the
+//!   reader only after every message before it was.
+//!
+//! **Nothing stored twice, nothing out of order.** Each publish also says
+//! which message must be the stream's last (`Nats-Expected-Last-Msg-Id`:
+//! the one before it). A message the server lost (a leader killed with it
+//! in flight) therefore makes every later one fail instead of being stored
+//! past the gap. On any error the publisher waits (back-off), then
+//! *resyncs*: it reads the stream's last message, drops from its window
+//! everything at or before that message's position (stored already:
+//! confirmed), and publishes the rest again in order. The same resync at
+//! start skips what an earlier run stored but did not get to release, so a
+//! retry long after JetStream's de-duplication window still stores nothing
+//! twice. This needs the stream to have one writer: this bridge.
+
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::{self, stream::Stream};
+use bytes::Bytes;
+use shmq::{Ack, Policy, RecvError, Start, Subscriber, Topic, Wait};
+use tokio::sync::mpsc;
+
+use crate::cli::{OnDown, OutArgs};
+use crate::conn::{self, NewStream};
+use crate::status::{Stats, StatusFile};
+use crate::wire::{self, Meta};
+use crate::{Fail, Stop};
+
+/// A message copied out of the topic, on its way to the stream.
+#[derive(Debug)]
+struct Item {
+    data: Bytes,
+    meta: Meta,
+    /// Releases it in the topic (None on `Overwrite`: released already).
+    ack: Option<Ack>,
+}
+
+#[derive(Debug)]
+enum Up {
+    Msg(Item),
+    Fatal(String),
+}
+
+type AckFut = Pin<Box<dyn Future<Output = Result<PublishAck, jetstream::context::PublishError>> + Send>>;
+
+pub async fn run(
+    a: OutArgs,
+    dir: PathBuf,
+    stats: Arc<Stats>,
+    mut stop: Stop,
+    _sf: Arc<StatusFile>,
+) -> Result<(), Fail> {
+    let opts = shmq::Options::new().dir(&dir);
+    let topic = Topic::open(&a.topic, &opts).map_err(|e| Fail::open(&a.topic, e))?;
+    let instance = topic.instance_id();
+    let name = format!("shmq-bridge out {}", a.topic);
+    let client = conn::connect(&a.to, a.nats.connect_timeout, &name, stats.clone()).await?;
+    let window = a.nats.window as usize;
+    let js = jetstream::context::ContextBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .max_ack_inflight(window + 16)
+        .backpressure_on_inflight(true)
+        .build(client.clone());
+    let stream_name = a.nats.stream.clone().unwrap_or_else(|| conn::default_stream(&a.nats.subject));
+    let create = a.create_stream.then(|| NewStream {
+        replicas: a.replicas as usize,
+        max_age: a.max_age,
+        max_bytes: a.max_bytes,
+        duplicate_window: a.duplicate_window,
+        memory: a.storage == crate::cli::StorageArg::Memory,
+    });
+    let mut stream = conn::stream(&js, &stream_name, &a.nats.subject, create.as_ref(), Duration::from_secs(30)).await?;
+    let max_payload = client.server_info().max_payload;
+    if topic.max_message() + 512 > max_payload {
+        eprintln!(
+            "shmq-bridge: warning: the topic takes messages up to {} bytes but the server's max_payload is {max_payload}: a larger message stops the bridge",
+            topic.max_message()
+        );
+    }
+
+    // Where the stream's copy of this topic ends.
+    let sync = match resync_patiently(&mut stream, instance, &stats, &mut stop).await {
+        Some(s) => s,
+        None => return Ok(()), // stopped while the server was away
+    };
+    let sub = subscribe(&topic, &a.nats.durable, sync.seq)?;
+
+    let (up_tx, mut up_rx) = mpsc::channel::<Up>(window.max(16));
+    let (ack_tx, ack_rx) = std_mpsc::channel::<Ack>();
+    let reader_stop = Arc::new(AtomicBool::new(false));
+    let reader = Reader {
+        sub,
+        tx: up_tx,
+        acks: ack_rx,
+        window: window as u64,
+        on_down: a.on_down,
+        drop_after: a.drop_after,
+        stop: reader_stop.clone(),
+        stats: stats.clone(),
+        instance,
+    };
+    let handle = std::thread::Builder::new()
+        .name("topic-reader".into())
+        .spawn(move || reader.run())
+        .map_err(|e| Fail::runtime(format!("cannot start the reader thread: {e}")))?;
+
+    let mut p = Publisher {
+        js,
+        stream,
+        subject: a.nats.subject.clone(),
+        instance,
+        chain: sync.last_id,
+        skip_through: sync.position,
+        unchained: false,
+        last_wrong_front: None,
+        q: VecDeque::new(),
+        acks: ack_tx,
+        stats: stats.clone(),
+    };
+    let r = p.pump(&mut up_rx, window, &mut stop).await;
+    // Stop the reader: it applies the confirmations sent so far, then exits.
+    drop(up_rx);
+    reader_stop.store(true, Relaxed);
+    drop(p);
+    let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    r
+}
+
+/// The durable subscriber. On `Overwrite` it starts after the last message
+/// the stream holds (released messages are gone from its cursor, so the
+/// stream, not the cursor, says where to go on).
+fn subscribe(topic: &Topic, durable: &str, stored_seq: Option<u64>) -> Result<Subscriber, Fail> {
+    let fail = |e: shmq::SubscribeError| {
+        Fail::runtime(format!("topic {:?}: durable subscriber {durable:?}: {e}", topic.name()))
+    };
+    if topic.policy() == Policy::Overwrite {
+        if let Some(seq) = stored_seq {
+            topic.unsubscribe_durable(durable).map_err(fail)?;
+            return topic.subscribe_durable_from(durable, Start::Seq(seq + 1)).map_err(fail);
+        }
+    }
+    topic.subscribe_durable_from(durable, Start::Oldest).map_err(fail)
+}
+
+/// Where the stream's copy of this topic ends, as its last message says.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Sync {
+    /// `Nats-Msg-Id` of the stream's last message (what the next publish expects).
+    last_id: Option<String>,
+    /// Position and sequence of that message, when it came from this topic instance.
+    position: Option<u64>,
+    seq: Option<u64>,
+}
+
+async fn resync(stream: &mut Stream, instance: u64) -> Result<Sync, String> {
+    let info = stream.info().await.map_err(|e| format!("stream info: {e}"))?;
+    let last = info.state.last_sequence;
+    if last == 0 {
+        return Ok(Sync::default());
+    }
+    let m = match stream.get_raw_message(last).await {
+        Ok(m) => m,
+        // The last message was deleted (or aged out) meanwhile: nothing to chain to.
+        Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => return Ok(Sync::default()),
+        Err(e) => return Err(format!("reading the stream's last message: {e}")),
+    };
+    let h = Some(&m.headers);
+    let last_id = m.headers.get(wire::MSG_ID).map(|v| v.as_str().to_string());
+    if !Meta::is_from(h, instance) {
+        return Ok(Sync { last_id, position: None, seq: None });
+    }
+    let meta = Meta::parse(h).map_err(|e| format!("the stream's last message: {e}"))?;
+    Ok(Sync { last_id, position: Some(meta.position), seq: Some(meta.seq) })
+}
+
+/// [`resync`], retried with back-off until it answers; `None` if stopped first.
+async fn resync_patiently(stream: &mut Stream, instance: u64, stats: &Stats, stop: &mut Stop) -> Option<Sync> {
+    let mut attempt = 0;
+    loop {
+        match resync(stream, instance).await {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                stats.error(&e);
+                stats.retries.fetch_add(1, Relaxed);
+                attempt += 1;
+                if wait_or_stop(conn::reconnect_delay(attempt), stop).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps `d`; true if a stop came first.
+async fn wait_or_stop(d: Duration, stop: &mut Stop) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = stop.changed() => true,
+    }
+}
+
+/// The async half: publishes, keeps the window, confirms in order.
+struct Publisher {
+    js: jetstream::Context,
+    stream: Stream,
+    subject: String,
+    instance: u64,
+    /// The id the next publish expects to be the stream's last.
+    chain: Option<String>,
+    /// Messages at or before this position are in the stream already.
+    skip_through: Option<u64>,
+    /// Publish the next message without the expectation (see `recover`).
+    unchained: bool,
+    last_wrong_front: Option<u64>,
+    /// Published, awaiting acknowledgement, oldest first; each has its
+    /// ack future until it is taken to be awaited.
+    q: VecDeque<(Item, Option<AckFut>)>,
+    acks: std_mpsc::Sender<Ack>,
+    stats: Arc<Stats>,
+}
+
+impl Publisher {
+    /// The loop: take messages while the window has room, await the oldest
+    /// acknowledgement, recover from errors; on a stop, wait up to 5 s for
+    /// what is in flight, confirm what was acknowledged, and return.
+    async fn pump(&mut self, rx: &mut mpsc::Receiver<Up>, window: usize, stop: &mut Stop) -> Result<(), Fail> {
+        let mut cur: Option<AckFut> = None;
+        let mut backoff = 0usize;
+        let mut draining: Option<tokio::time::Instant> = None;
+        let mut reader_gone = false;
+        loop {
+            if cur.is_none() {
+                cur = self.q.front_mut().and_then(|f| f.1.take());
+            }
+            if (draining.is_some() || reader_gone) && self.q.is_empty() {
+                return Ok(());
+            }
+            let room = draining.is_none() && !reader_gone && self.q.len() < window;
+            let deadline = draining.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = stop.changed(), if draining.is_none() => {
+                    draining = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                }
+                _ = tokio::time::sleep_until(deadline), if draining.is_some() => return Ok(()),
+                r = async { cur.as_mut().expect("guarded by is_some").await }, if cur.is_some() => {
+                    cur = None;
+                    match r {
+                        Ok(ack) => {
+                            self.confirm_front(ack.duplicate, false);
+                            backoff = 0;
+                        }
+                        Err(_) if draining.is_some() => return Ok(()),
+                        Err(e) => {
+                            backoff += 1;
+                            if !self.recover(e, backoff, stop).await? {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                m = rx.recv(), if room => match m {
+                    Some(Up::Msg(item)) => self.push(item).await?,
+                    Some(Up::Fatal(e)) => return Err(Fail::runtime(e)),
+                    None => reader_gone = true,
+                },
+            }
+            self.stats.in_flight.store(self.q.len() as u64, Relaxed);
+        }
+    }
+
+    /// Publishes `item` (or confirms it at once if the stream holds it).
+    async fn push(&mut self, item: Item) -> Result<(), Fail> {
+        if self.q.is_empty() && self.skip_through.is_some_and(|p| item.meta.position <= p) {
+            self.q.push_back((item, None));
+            self.confirm_front(false, true);
+            return Ok(());
+        }
+        self.skip_through = None;
+        let fut = self.publish(&item).await?;
+        self.q.push_back((item, Some(fut)));
+        Ok(())
+    }
+
+    async fn publish(&mut self, item: &Item) -> Result<AckFut, Fail> {
+        let id = wire::msg_id(self.instance, item.meta.position);
+        let mut b = PublishMessage::build().payload(item.data.clone()).headers(item.meta.headers()).message_id(&id);
+        if let (Some(prev), false) = (&self.chain, self.unchained) {
+            b = b.expected_last_message_id(prev);
+        }
+        self.unchained = false;
+        self.chain = Some(id);
+        match self.js.send_publish(self.subject.clone(), b).await {
+            Ok(f) => Ok(Box::pin(f.into_future())),
+            Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => Err(Fail::runtime(format!(
+                "the message at position {} is {} bytes, more than the server takes ({e}): raise the server's max_payload or lower the topic's max message; it stays in the topic, unreleased",
+                item.meta.position,
+                item.data.len()
+            ))),
+            Err(e) => Ok(Box::pin(async move { Err(e) })),
+        }
+    }
+
+    /// The oldest message is in the stream: count it, release it in the topic.
+    fn confirm_front(&mut self, duplicate: bool, resynced: bool) {
+        let Some((item, _)) = self.q.pop_front() else { return };
+        if duplicate {
+            self.stats.duplicates.fetch_add(1, Relaxed);
+        }
+        if resynced {
+            self.stats.resynced.fetch_add(1, Relaxed);
+        }
+        self.stats.acknowledged.fetch_add(1, Relaxed);
+        if let Some(a) = item.ack {
+            let _ = self.acks.send(a);
+        }
+    }
+
+    /// After a failed acknowledgement: back off, resync with the stream,
+    /// confirm what it holds, publish the rest again in order. `false` if
+    /// stopped meanwhile.
+    async fn recover(
+        &mut self,
+        e: jetstream::context::PublishError,
+        backoff: usize,
+        stop: &mut Stop,
+    ) -> Result<bool, Fail> {
+        self.stats.error(format!("publish: {e}"));
+        self.stats.retries.fetch_add(1, Relaxed);
+        let wrong_last = e.kind() == PublishErrorKind::WrongLastMessageId;
+        let front = self.q.front().map(|f| f.0.meta.position);
+        for f in self.q.iter_mut() {
+            f.1 = None;
+        }
+        if wait_or_stop(conn::reconnect_delay(backoff), stop).await {
+            return Ok(false);
+        }
+        let Some(sync) = resync_patiently(&mut self.stream, self.instance, &self.stats, stop).await else {
+            return Ok(false);
+        };
+        if let Some(through) = sync.position {
+            while self.q.front().is_some_and(|f| f.0.meta.position <= through) {
+                self.confirm_front(false, true);
+            }
+        }
+        self.chain = sync.last_id;
+        // A server restarted from its store may have forgotten the last id
+        // it holds (it then refuses every expectation): when the same
+        // message is refused twice in a row, publish it alone, unchained.
+        // The resync just showed the stream ends before it.
+        let front_now = self.q.front().map(|f| f.0.meta.position);
+        self.unchained = wrong_last && front.is_some() && self.last_wrong_front == front && front_now == front;
+        self.last_wrong_front = if wrong_last { front } else { None };
+        for i in 0..self.q.len() {
+            let fut = self.publish(&self.q[i].0.clone_item()).await?;
+            self.q[i].1 = Some(fut);
+        }
+        Ok(true)
+    }
+}
+
+impl Item {
+    fn clone_item(&self) -> Item {
+        Item { data: self.data.clone(), meta: self.meta, ack: None }
+    }
+}
+
+/// The topic half, on its own thread.
+struct Reader {
+    sub: Subscriber,
+    tx: mpsc::Sender<Up>,
+    acks: std_mpsc::Receiver<Ack>,
+    window: u64,
+    on_down: OnDown,
+    drop_after: Duration,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    instance: u64,
+}
+
+impl Reader {
+    fn run(mut self) {
+        let ahead = self.sub.can_read_ahead();
+        let mut outstanding = 0u64; // sent up, not yet confirmed
+        let mut full_since: Option<Instant> = None;
+        let (mut dropped, mut lagged) = (0u64, 0u64);
+        loop {
+            self.apply_acks(&mut outstanding, None);
+            if self.stop.load(Relaxed) {
+                break;
+            }
+            if ahead && outstanding >= self.window {
+                let since = *full_since.get_or_insert_with(Instant::now);
+                if self.on_down == OnDown::Block || since.elapsed() < self.drop_after {
+                    self.apply_acks(&mut outstanding, Some(Duration::from_millis(100)));
+                    continue;
+                }
+                // --on-down drop, the window full for drop_after: release
+                // the next message unsent and count it.
+                match self.sub.recv_ahead_raw(Wait::For(Duration::from_millis(10))) {
+                    Ok((_, ack)) => {
+                        self.sub.release_through(ack);
+                        dropped += 1;
+                        self.stats.dropped.fetch_add(1, Relaxed);
+                    }
+                    Err(RecvError::Timeout | RecvError::Empty | RecvError::Closed) => {}
+                    Err(e) => return self.fatal(e),
+                }
+                continue;
+            }
+            full_since = None;
+            // Short waits while confirmations are due, so a release is never late.
+            let wait = Wait::For(Duration::from_millis(if outstanding > 0 { 1 } else { 100 }));
+            let r = if ahead {
+                self.sub.recv_ahead_raw(wait).map(|(m, a)| (m, Some(a)))
+            } else {
+                self.sub.recv_raw(wait).map(|m| (m, None))
+            };
+            match r {
+                Ok((m, ack)) => {
+                    // SAFETY: `m.data` points at `m.len` payload bytes the
+                    // subscriber keeps (in the ring, unreleased; or in its
+                    // buffer on Overwrite) until its next receive or
+                    // release; they are copied before either.
+                    let data = Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(m.data, m.len) });
+                    if !ahead {
+                        self.sub.release_raw();
+                    }
+                    self.stats.lost.fetch_add(m.lost, Relaxed);
+                    self.stats.read.fetch_add(1, Relaxed);
+                    let meta = Meta {
+                        instance: self.instance,
+                        position: m.position,
+                        seq: m.seq,
+                        msg_type: m.msg_type,
+                        timestamp_ns: m.timestamp_ns,
+                        lagged: m.lost + std::mem::take(&mut lagged),
+                        dropped: std::mem::take(&mut dropped),
+                    };
+                    if ahead {
+                        outstanding += 1;
+                    }
+                    if self.tx.blocking_send(Up::Msg(Item { data, meta, ack })).is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Timeout | RecvError::Empty) => {}
+                // End of stream: nothing comes until a producer reopens it; look again at leisure.
+                Err(RecvError::Closed) => self.apply_acks(&mut outstanding, Some(Duration::from_millis(100))),
+                Err(RecvError::Lagged(n)) => {
+                    lagged += n;
+                    self.stats.lost.fetch_add(n, Relaxed);
+                }
+                Err(e) => return self.fatal(e),
+            }
+        }
+        self.apply_acks(&mut outstanding, None);
+    }
+
+    /// Releases through the newest confirmation received (waiting up to
+    /// `wait` for one if given).
+    fn apply_acks(&mut self, outstanding: &mut u64, wait: Option<Duration>) {
+        let mut last = None;
+        if let Some(w) = wait {
+            if let Ok(a) = self.acks.recv_timeout(w) {
+                *outstanding = outstanding.saturating_sub(1);
+                last = Some(a);
+            }
+        }
+        while let Ok(a) = self.acks.try_recv() {
+            *outstanding = outstanding.saturating_sub(1);
+            last = Some(a);
+        }
+        if let Some(a) = last {
+            // false: released already (by a drop past it); nothing to do.
+            self.sub.release_through(a);
+        }
+    }
+
+    fn fatal(mut self, e: RecvError) {
+        self.apply_acks(&mut 0, None);
+        let _ = self.tx.blocking_send(Up::Fatal(format!("reading topic {:?}: {e}", self.sub.slot())));
+    }
+}

@@ -1,0 +1,122 @@
+//! What a message carries across: its JetStream headers.
+//!
+//! | header | value |
+//! |---|---|
+//! | `Nats-Msg-Id` | `<instance>:<position>`: the topic instance ([`shmq::Topic::instance_id`], 16 hex digits) and the message's byte position in the topic. Unique for the life of a topic and never reused by a topic deleted and created again, so JetStream's de-duplication can only merge a message with itself. |
+//! | `Shmq-Instance`, `Shmq-Position` | the two parts, for the resync at start (the stream's last message tells where the topic's copy ends) |
+//! | `Shmq-Seq` | the message's sequence number in its topic |
+//! | `Shmq-Type` | the user type (`publish_typed`), when not 0 |
+//! | `Shmq-Timestamp` | publish time on the origin host (`CLOCK_MONOTONIC` ns), when the topic keeps timestamps |
+//! | `Shmq-Lagged` | messages the outbound bridge's subscriber lost just before this one (an `Overwrite` topic lapped it) |
+//! | `Shmq-Dropped` | messages `--on-down drop` released unsent just before this one |
+//!
+//! The inbound bridge counts `Shmq-Lagged` and `Shmq-Dropped` as lost, so
+//! a gap is reported at the far end exactly, and publishes the payload
+//! with its type.
+
+use async_nats::HeaderMap;
+
+pub const INSTANCE: &str = "Shmq-Instance";
+pub const POSITION: &str = "Shmq-Position";
+pub const SEQ: &str = "Shmq-Seq";
+pub const TYPE: &str = "Shmq-Type";
+pub const TIMESTAMP: &str = "Shmq-Timestamp";
+pub const LAGGED: &str = "Shmq-Lagged";
+pub const DROPPED: &str = "Shmq-Dropped";
+pub const MSG_ID: &str = "Nats-Msg-Id";
+
+/// The `Nats-Msg-Id` of the message at `position` of topic `instance`.
+pub fn msg_id(instance: u64, position: u64) -> String {
+    format!("{instance:016x}:{position}")
+}
+
+/// One message's headers, as the outbound bridge sends them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub instance: u64,
+    pub position: u64,
+    pub seq: u64,
+    pub msg_type: u32,
+    pub timestamp_ns: u64,
+    pub lagged: u64,
+    pub dropped: u64,
+}
+
+impl Meta {
+    pub fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(INSTANCE, format!("{:016x}", self.instance).as_str());
+        h.insert(POSITION, self.position.to_string().as_str());
+        h.insert(SEQ, self.seq.to_string().as_str());
+        if self.msg_type != 0 {
+            h.insert(TYPE, self.msg_type.to_string().as_str());
+        }
+        if self.timestamp_ns != 0 {
+            h.insert(TIMESTAMP, self.timestamp_ns.to_string().as_str());
+        }
+        if self.lagged != 0 {
+            h.insert(LAGGED, self.lagged.to_string().as_str());
+        }
+        if self.dropped != 0 {
+            h.insert(DROPPED, self.dropped.to_string().as_str());
+        }
+        h
+    }
+
+    /// Reads what a message carries. A header that is missing reads as 0;
+    /// one that does not parse is an error (a stream written by something
+    /// else than a bridge, or tampered with), never a guess.
+    pub fn parse(h: Option<&HeaderMap>) -> Result<Meta, String> {
+        let Some(h) = h else { return Ok(Meta::default()) };
+        fn num(h: &HeaderMap, name: &str, radix: u32) -> Result<u64, String> {
+            match h.get(name) {
+                None => Ok(0),
+                Some(v) => u64::from_str_radix(v.as_str(), radix)
+                    .map_err(|_| format!("header {name}: {:?} is not a number", v.as_str())),
+            }
+        }
+        let msg_type = num(h, TYPE, 10)?;
+        Ok(Meta {
+            instance: num(h, INSTANCE, 16)?,
+            position: num(h, POSITION, 10)?,
+            seq: num(h, SEQ, 10)?,
+            msg_type: u32::try_from(msg_type).map_err(|_| format!("header {TYPE}: {msg_type} is out of range"))?,
+            timestamp_ns: num(h, TIMESTAMP, 10)?,
+            lagged: num(h, LAGGED, 10)?,
+            dropped: num(h, DROPPED, 10)?,
+        })
+    }
+
+    /// Whether the message came from topic `instance` (it has the header).
+    pub fn is_from(h: Option<&HeaderMap>, instance: u64) -> bool {
+        h.and_then(|h| h.get(INSTANCE)).is_some_and(|v| u64::from_str_radix(v.as_str(), 16) == Ok(instance))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_bad_ones_are_errors() {
+        let m = Meta {
+            instance: 0xdead_beef,
+            position: 4096,
+            seq: 7,
+            msg_type: 3,
+            timestamp_ns: 99,
+            lagged: 2,
+            dropped: 1,
+        };
+        assert_eq!(Meta::parse(Some(&m.headers())).unwrap(), m);
+        assert!(Meta::is_from(Some(&m.headers()), 0xdead_beef));
+        assert!(!Meta::is_from(Some(&m.headers()), 1));
+        let mut h = HeaderMap::new();
+        h.insert(TYPE, "4294967296");
+        assert!(Meta::parse(Some(&h)).is_err());
+        let mut h = HeaderMap::new();
+        h.insert(POSITION, "x");
+        assert!(Meta::parse(Some(&h)).is_err());
+        assert_eq!(msg_id(1, 2), "0000000000000001:2");
+    }
+}

@@ -42,7 +42,15 @@ pub fn parse_urls(urls: &str) -> Result<Vec<ServerAddr>, Fail> {
 }
 
 /// Connects, counting reconnects and keeping the last error in `stats`.
-pub async fn connect(urls: &str, timeout: Duration, name: &str, stats: Arc<Stats>) -> Result<async_nats::Client, Fail> {
+/// `reconnected` is notified each time the connection comes back, so the
+/// caller can resync at once instead of waiting for its requests to time out.
+pub async fn connect(
+    urls: &str,
+    timeout: Duration,
+    name: &str,
+    stats: Arc<Stats>,
+    reconnected: Arc<tokio::sync::Notify>,
+) -> Result<async_nats::Client, Fail> {
     let addrs = parse_urls(urls)?;
     let ev_stats = stats.clone();
     let seen_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -55,11 +63,13 @@ pub async fn connect(urls: &str, timeout: Duration, name: &str, stats: Arc<Stats
         .event_callback(move |ev| {
             let stats = ev_stats.clone();
             let seen_first = seen_first.clone();
+            let reconnected = reconnected.clone();
             async move {
                 match ev {
                     Event::Connected => {
                         if seen_first.swap(true, Relaxed) {
                             stats.reconnects.fetch_add(1, Relaxed);
+                            reconnected.notify_one();
                         }
                     }
                     Event::Disconnected => stats.error("disconnected from the server"),

@@ -15,6 +15,18 @@
 //! be the topic's only producer (on a single-producer topic the library
 //! enforces it while the bridge runs).
 //!
+//! **In order, always.** A message the server delivered but the bridge
+//! never got (in the socket when the server died, or at a stream leader
+//! that was killed) is redelivered only after its ack wait, behind newer
+//! ones. The bridge applies nothing past such a hole: each message carries
+//! its origin's sequence (`Shmq-Seq`), which must follow the last applied
+//! one (counting the `Shmq-Lagged` and `Shmq-Dropped` it reports). A
+//! message that does not follow makes the bridge delete its consumer and
+//! make it again at the record's next sequence, which delivers in order.
+//! If the first message of the new consumer still does not follow, the
+//! stream itself lacks those messages (deleted, aged out): they are
+//! counted as lost and the bridge goes on.
+//!
 //! **In order after a crash.** A new consumer delivers from its start in
 //! order, but the messages an old one delivered and never saw acknowledged
 //! come back only after their ack wait, behind newer ones. So at every
@@ -44,12 +56,12 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
     let topic = open_topic(&a, &dir)?;
     let mut producer =
         topic.producer().map_err(|e| Fail::runtime(format!("topic {:?}: cannot publish: {e}", a.topic)))?;
-    let instance = topic.instance_id();
+    let topic_instance = topic.instance_id();
     let record_path = state_dir(&dir).join(format!("in-{}-{}.applied", a.topic, a.nats.durable));
     let record = Record::open(&record_path).map_err(Fail::runtime)?;
     let mut published = topic.info().published_messages;
     let (mut applied, mut skip) = match record.load() {
-        Some(r) if r.instance == instance => {
+        Some(r) if r.instance == topic_instance => {
             let unrecorded = published.saturating_sub(r.published);
             if unrecorded > 1 {
                 eprintln!(
@@ -70,12 +82,15 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
         None => (None, 0),
     };
 
-    let client =
-        conn::connect(&a.from, a.nats.connect_timeout, &format!("shmq-bridge in {}", a.topic), stats.clone()).await?;
+    let reconnected = Arc::new(tokio::sync::Notify::new());
+    let name = format!("shmq-bridge in {}", a.topic);
+    let client = conn::connect(&a.from, a.nats.connect_timeout, &name, stats.clone(), reconnected.clone()).await?;
     let js = jetstream::new(client);
     let stream_name = a.nats.stream.clone().unwrap_or_else(|| conn::default_stream(&a.nats.subject));
     let stream = conn::stream(&js, &stream_name, &a.nats.subject, None, Duration::from_secs(30)).await?;
     let mut attempt = 0usize;
+    // Origin instance and sequence of the last message applied in this run.
+    let mut last_origin: Option<(u64, u64)> = None;
     'consumer: loop {
         let consumer = match make_consumer(&stream, &a, applied).await {
             Ok(c) => c,
@@ -92,7 +107,10 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
                 continue;
             }
         };
-        let mut messages = match consumer.stream().max_messages_per_batch(a.nats.window as usize).messages().await {
+        // A heartbeat every second: a pull lost with a stream leader is
+        // noticed in two, not thirty.
+        let pull = consumer.stream().max_messages_per_batch(a.nats.window as usize).heartbeat(Duration::from_secs(1));
+        let mut messages = match pull.expires(Duration::from_secs(5)).messages().await {
             Ok(m) => m,
             Err(e) => {
                 stats.error(format!("pull: {e}"));
@@ -103,32 +121,30 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
                 continue;
             }
         };
-        let mut errors = 0;
+        // The first message of a new consumer: a hole before it is in the stream itself.
+        let mut fresh = true;
         loop {
             let next = tokio::select! {
                 _ = stop.changed() => return Ok(()),
+                // Deliveries in the old connection are lost: start again in order.
+                _ = reconnected.notified() => continue 'consumer,
                 m = messages.next() => m,
             };
             let m = match next {
                 Some(Ok(m)) => m,
                 Some(Err(e)) => {
-                    // Transient (a missed heartbeat while the server
-                    // restarts) unless it repeats: then make the consumer again.
+                    // A missed heartbeat, a server gone: deliveries may have
+                    // been lost on the way, so start again in order.
                     stats.error(format!("pull: {e}"));
                     stats.retries.fetch_add(1, Relaxed);
-                    errors += 1;
-                    if errors >= 3 || e.kind() == pull::MessagesErrorKind::ConsumerDeleted {
-                        attempt += 1;
-                        if wait_or_stop(conn::reconnect_delay(attempt), &mut stop).await {
-                            return Ok(());
-                        }
-                        continue 'consumer;
+                    attempt += 1;
+                    if wait_or_stop(conn::reconnect_delay(attempt), &mut stop).await {
+                        return Ok(());
                     }
-                    continue;
+                    continue 'consumer;
                 }
                 None => continue 'consumer,
             };
-            errors = 0;
             attempt = 0;
             let seq = match m.info() {
                 Ok(i) => i.stream_sequence,
@@ -140,7 +156,7 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
                 if applied.is_none_or(|a| seq > a) {
                     skip -= 1;
                     applied = Some(seq);
-                    record.store(Applied { seq, published, instance });
+                    record.store(Applied { seq, published, instance: topic_instance });
                 }
                 stats.duplicates.fetch_add(1, Relaxed);
                 ack(&m, &stats).await;
@@ -150,6 +166,31 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
                 stats.error(format!("stream sequence {seq}: {e}; published with type 0"));
                 Meta::default()
             });
+            if let Some((instance, last)) = last_origin.filter(|(i, _)| *i == meta.instance && *i != 0) {
+                let expect = last + 1 + meta.lagged + meta.dropped;
+                if meta.seq < expect {
+                    // Stored twice upstream (never by a bridge): apply once.
+                    stats.duplicates.fetch_add(1, Relaxed);
+                    applied = Some(seq);
+                    record.store(Applied { seq, published, instance: topic_instance });
+                    ack(&m, &stats).await;
+                    continue;
+                }
+                if meta.seq > expect {
+                    if !fresh {
+                        stats.error(format!(
+                            "origin {instance:016x}: sequence {} arrived where {expect} was due; consuming again from stream sequence {}",
+                            meta.seq,
+                            applied.map_or(1, |a| a + 1)
+                        ));
+                        stats.retries.fetch_add(1, Relaxed);
+                        continue 'consumer;
+                    }
+                    stats.lost.fetch_add(meta.seq - expect, Relaxed);
+                    stats.error(format!("the stream lacks origin sequences {expect}..{}: counted as lost", meta.seq));
+                }
+            }
+            fresh = false;
             stats.lost.fetch_add(meta.lagged + meta.dropped, Relaxed);
             stats.in_flight.store(1, Relaxed);
             let r = tokio::select! {
@@ -165,7 +206,8 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
             })?;
             published += 1;
             applied = Some(seq);
-            record.store(Applied { seq, published, instance });
+            last_origin = Some((meta.instance, meta.seq));
+            record.store(Applied { seq, published, instance: topic_instance });
             stats.in_flight.store(0, Relaxed);
             ack(&m, &stats).await;
         }

@@ -77,11 +77,16 @@ pub async fn run(
     let topic = Topic::open(&a.topic, &opts).map_err(|e| Fail::open(&a.topic, e))?;
     let instance = topic.instance_id();
     let name = format!("shmq-bridge out {}", a.topic);
-    let client = conn::connect(&a.to, a.nats.connect_timeout, &name, stats.clone()).await?;
+    let reconnected = Arc::new(tokio::sync::Notify::new());
+    let client = conn::connect(&a.to, a.nats.connect_timeout, &name, stats.clone(), reconnected.clone()).await?;
     let window = a.nats.window as usize;
     let js = jetstream::context::ContextBuilder::new()
         .timeout(Duration::from_secs(5))
-        .max_ack_inflight(window + 16)
+        // Acks of futures dropped by a recovery hold their permits until
+        // `ack_timeout`; room for several windows keeps the republish from
+        // waiting on them.
+        .ack_timeout(Duration::from_secs(5))
+        .max_ack_inflight(window * 8 + 64)
         .backpressure_on_inflight(true)
         .build(client.clone());
     let stream_name = a.nats.stream.clone().unwrap_or_else(|| conn::default_stream(&a.nats.subject));
@@ -135,12 +140,13 @@ pub async fn run(
         chain: sync.last_id,
         skip_through: sync.position,
         unchained: false,
+        last_wrong: false,
         last_wrong_front: None,
         q: VecDeque::new(),
         acks: ack_tx,
         stats: stats.clone(),
     };
-    let r = p.pump(&mut up_rx, window, &mut stop).await;
+    let r = p.pump(&mut up_rx, window, &mut stop, &reconnected).await;
     // Stop the reader: it applies the confirmations sent so far, then exits.
     drop(up_rx);
     reader_stop.store(true, Relaxed);
@@ -237,6 +243,8 @@ struct Publisher {
     skip_through: Option<u64>,
     /// Publish the next message without the expectation (see `recover`).
     unchained: bool,
+    /// The failure being recovered from was a refused expectation.
+    last_wrong: bool,
     last_wrong_front: Option<u64>,
     /// Published, awaiting acknowledgement, oldest first; each has its
     /// ack future until it is taken to be awaited.
@@ -249,17 +257,26 @@ impl Publisher {
     /// The loop: take messages while the window has room, await the oldest
     /// acknowledgement, recover from errors; on a stop, wait up to 5 s for
     /// what is in flight, confirm what was acknowledged, and return.
-    async fn pump(&mut self, rx: &mut mpsc::Receiver<Up>, window: usize, stop: &mut Stop) -> Result<(), Fail> {
+    async fn pump(
+        &mut self,
+        rx: &mut mpsc::Receiver<Up>,
+        window: usize,
+        stop: &mut Stop,
+        reconnected: &tokio::sync::Notify,
+    ) -> Result<(), Fail> {
         let mut cur: Option<AckFut> = None;
         let mut backoff = 0usize;
         let mut draining: Option<tokio::time::Instant> = None;
         let mut reader_gone = false;
+        // A fatal error waits, like a stop, for what is in flight, so that
+        // what the stream took is released before the bridge exits.
+        let mut fatal: Option<Fail> = None;
         loop {
             if cur.is_none() {
                 cur = self.q.front_mut().and_then(|f| f.1.take());
             }
             if (draining.is_some() || reader_gone) && self.q.is_empty() {
-                return Ok(());
+                return fatal.map_or(Ok(()), Err);
             }
             let room = draining.is_none() && !reader_gone && self.q.len() < window;
             let deadline = draining.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -268,7 +285,15 @@ impl Publisher {
                 _ = stop.changed(), if draining.is_none() => {
                     draining = Some(tokio::time::Instant::now() + Duration::from_secs(5));
                 }
-                _ = tokio::time::sleep_until(deadline), if draining.is_some() => return Ok(()),
+                _ = tokio::time::sleep_until(deadline), if draining.is_some() => return fatal.map_or(Ok(()), Err),
+                // Acknowledgements due on the old connection never come:
+                // resync now rather than after the publish timeout.
+                _ = reconnected.notified(), if draining.is_none() && !self.q.is_empty() => {
+                    cur = None;
+                    if !self.recover("the connection was re-established".to_string(), 0, stop).await? {
+                        return fatal.map_or(Ok(()), Err);
+                    }
+                }
                 r = async { cur.as_mut().expect("guarded by is_some").await }, if cur.is_some() => {
                     cur = None;
                     match r {
@@ -276,18 +301,27 @@ impl Publisher {
                             self.confirm_front(ack.duplicate, false);
                             backoff = 0;
                         }
-                        Err(_) if draining.is_some() => return Ok(()),
+                        Err(_) if draining.is_some() => return fatal.map_or(Ok(()), Err),
                         Err(e) => {
                             backoff += 1;
-                            if !self.recover(e, backoff, stop).await? {
-                                return Ok(());
+                            self.last_wrong = e.kind() == PublishErrorKind::WrongLastMessageId;
+                            if !self.recover(format!("publish: {e}"), backoff, stop).await? {
+                                return fatal.map_or(Ok(()), Err);
                             }
                         }
                     }
                 }
                 m = rx.recv(), if room => match m {
-                    Some(Up::Msg(item)) => self.push(item).await?,
-                    Some(Up::Fatal(e)) => return Err(Fail::runtime(e)),
+                    Some(Up::Msg(item)) => {
+                        if let Err(f) = self.push(item).await {
+                            fatal = Some(f);
+                            draining = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                        }
+                    }
+                    Some(Up::Fatal(e)) => {
+                        fatal = Some(Fail::runtime(e));
+                        draining = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                    }
                     None => reader_gone = true,
                 },
             }
@@ -345,20 +379,15 @@ impl Publisher {
     /// After a failed acknowledgement: back off, resync with the stream,
     /// confirm what it holds, publish the rest again in order. `false` if
     /// stopped meanwhile.
-    async fn recover(
-        &mut self,
-        e: jetstream::context::PublishError,
-        backoff: usize,
-        stop: &mut Stop,
-    ) -> Result<bool, Fail> {
-        self.stats.error(format!("publish: {e}"));
+    async fn recover(&mut self, why: String, backoff: usize, stop: &mut Stop) -> Result<bool, Fail> {
+        self.stats.error(why);
         self.stats.retries.fetch_add(1, Relaxed);
-        let wrong_last = e.kind() == PublishErrorKind::WrongLastMessageId;
+        let wrong_last = std::mem::take(&mut self.last_wrong);
         let front = self.q.front().map(|f| f.0.meta.position);
         for f in self.q.iter_mut() {
             f.1 = None;
         }
-        if wait_or_stop(conn::reconnect_delay(backoff), stop).await {
+        if backoff > 0 && wait_or_stop(conn::reconnect_delay(backoff), stop).await {
             return Ok(false);
         }
         let Some(sync) = resync_patiently(&mut self.stream, self.instance, &self.stats, stop).await else {

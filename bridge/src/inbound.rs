@@ -18,14 +18,15 @@
 //! **In order, always.** A message the server delivered but the bridge
 //! never got (in the socket when the server died, or at a stream leader
 //! that was killed) is redelivered only after its ack wait, behind newer
-//! ones. The bridge applies nothing past such a hole: each message carries
-//! its origin's sequence (`Shmq-Seq`), which must follow the last applied
-//! one (counting the `Shmq-Lagged` and `Shmq-Dropped` it reports). A
-//! message that does not follow makes the bridge delete its consumer and
-//! make it again at the record's next sequence, which delivers in order.
-//! If the first message of the new consumer still does not follow, the
-//! stream itself lacks those messages (deleted, aged out): they are
-//! counted as lost and the bridge goes on.
+//! ones. The bridge applies nothing past such a hole: each message names
+//! the position of the one stored before it (`Shmq-Prev`), which must be
+//! the last one applied. A message that does not follow makes the bridge
+//! delete its consumer and make it again at the record's next sequence,
+//! which delivers in order. If the first message of the new consumer still
+//! does not follow, the stream itself lacks messages (deleted, aged out):
+//! the bridge counts the hole as lost (exactly, by `Shmq-Seq`, on a
+//! single-producer origin) and goes on. A message at or before the last
+//! applied position of its origin is a copy and is not applied again.
 //!
 //! **In order after a crash.** A new consumer delivers from its start in
 //! order, but the messages an old one delivered and never saw acknowledged
@@ -89,8 +90,8 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
     let stream_name = a.nats.stream.clone().unwrap_or_else(|| conn::default_stream(&a.nats.subject));
     let stream = conn::stream(&js, &stream_name, &a.nats.subject, None, Duration::from_secs(30)).await?;
     let mut attempt = 0usize;
-    // Origin instance and sequence of the last message applied in this run.
-    let mut last_origin: Option<(u64, u64)> = None;
+    // Origin instance, position and sequence of the last message applied in this run.
+    let mut last_origin: Option<(u64, u64, u64)> = None;
     'consumer: loop {
         let consumer = match make_consumer(&stream, &a, applied).await {
             Ok(c) => c,
@@ -166,28 +167,27 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
                 stats.error(format!("stream sequence {seq}: {e}; published with type 0"));
                 Meta::default()
             });
-            if let Some((instance, last)) = last_origin.filter(|(i, _)| *i == meta.instance && *i != 0) {
-                let expect = last + 1 + meta.lagged + meta.dropped;
-                if meta.seq < expect {
-                    // Stored twice upstream (never by a bridge): apply once.
+            if let Some((instance, last_pos, last_seq)) = last_origin.filter(|o| o.0 == meta.instance && o.0 != 0) {
+                if meta.position <= last_pos {
+                    // A copy of a message applied already: apply once.
                     stats.duplicates.fetch_add(1, Relaxed);
                     applied = Some(seq);
                     record.store(Applied { seq, published, instance: topic_instance });
                     ack(&m, &stats).await;
                     continue;
                 }
-                if meta.seq > expect {
+                if meta.prev.is_some_and(|p| p != last_pos) {
                     if !fresh {
                         stats.error(format!(
-                            "origin {instance:016x}: sequence {} arrived where {expect} was due; consuming again from stream sequence {}",
-                            meta.seq,
+                            "origin {instance:016x}: the message after position {last_pos} is missing; consuming again from stream sequence {}",
                             applied.map_or(1, |a| a + 1)
                         ));
                         stats.retries.fetch_add(1, Relaxed);
                         continue 'consumer;
                     }
-                    stats.lost.fetch_add(meta.seq - expect, Relaxed);
-                    stats.error(format!("the stream lacks origin sequences {expect}..{}: counted as lost", meta.seq));
+                    let missing = meta.seq.saturating_sub(last_seq + 1 + meta.lagged + meta.dropped).max(1);
+                    stats.lost.fetch_add(missing, Relaxed);
+                    stats.error(format!("the stream lacks the messages of origin {instance:016x} after position {last_pos}: counted as lost"));
                 }
             }
             fresh = false;
@@ -206,7 +206,7 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
             })?;
             published += 1;
             applied = Some(seq);
-            last_origin = Some((meta.instance, meta.seq));
+            last_origin = Some((meta.instance, meta.position, meta.seq));
             record.store(Applied { seq, published, instance: topic_instance });
             stats.in_flight.store(0, Relaxed);
             ack(&m, &stats).await;

@@ -138,6 +138,7 @@ pub async fn run(
         subject: a.nats.subject.clone(),
         instance,
         chain: sync.last_id,
+        prev: sync.position,
         skip_through: sync.position,
         unchained: false,
         last_wrong: false,
@@ -239,6 +240,9 @@ struct Publisher {
     instance: u64,
     /// The id the next publish expects to be the stream's last.
     chain: Option<String>,
+    /// Position of the last message published from this topic instance
+    /// (`Shmq-Prev` of the next), if known.
+    prev: Option<u64>,
     /// Messages at or before this position are in the stream already.
     skip_through: Option<u64>,
     /// Publish the next message without the expectation (see `recover`).
@@ -344,12 +348,14 @@ impl Publisher {
 
     async fn publish(&mut self, item: &Item) -> Result<AckFut, Fail> {
         let id = wire::msg_id(self.instance, item.meta.position);
-        let mut b = PublishMessage::build().payload(item.data.clone()).headers(item.meta.headers()).message_id(&id);
+        let meta = Meta { prev: self.prev, ..item.meta };
+        let mut b = PublishMessage::build().payload(item.data.clone()).headers(meta.headers()).message_id(&id);
         if let (Some(prev), false) = (&self.chain, self.unchained) {
             b = b.expected_last_message_id(prev);
         }
         self.unchained = false;
         self.chain = Some(id);
+        self.prev = Some(item.meta.position);
         match self.js.send_publish(self.subject.clone(), b).await {
             Ok(f) => Ok(Box::pin(f.into_future())),
             Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => Err(Fail::runtime(format!(
@@ -399,6 +405,7 @@ impl Publisher {
             }
         }
         self.chain = sync.last_id;
+        self.prev = sync.position;
         // A server restarted from its store may have forgotten the last id
         // it holds (it then refuses every expectation): when the same
         // message is refused twice in a row, publish it alone, unchained.
@@ -491,6 +498,7 @@ impl Reader {
                         timestamp_ns: m.timestamp_ns,
                         lagged: m.lost + std::mem::take(&mut lagged),
                         dropped: std::mem::take(&mut dropped),
+                        prev: None, // set by the publisher, which knows what it stored
                     };
                     if ahead {
                         outstanding += 1;

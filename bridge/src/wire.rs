@@ -7,6 +7,7 @@
 //! | `Shmq-Seq` | the message's sequence number in its topic |
 //! | `Shmq-Type` | the user type (`publish_typed`), when not 0 |
 //! | `Shmq-Timestamp` | publish time on the origin host (`CLOCK_MONOTONIC` ns), when the topic keeps timestamps |
+//! | `Shmq-Prev` | position of the message this bridge stored just before this one, from the same topic instance (absent when there was none, or it is not known): the chain the inbound bridge checks, so it never applies a message past a hole |
 //! | `Shmq-Lagged` | messages the outbound bridge's subscriber lost just before this one (an `Overwrite` topic lapped it) |
 //! | `Shmq-Dropped` | messages `--on-down drop` released unsent just before this one |
 //!
@@ -21,6 +22,7 @@ pub const POSITION: &str = "Shmq-Position";
 pub const SEQ: &str = "Shmq-Seq";
 pub const TYPE: &str = "Shmq-Type";
 pub const TIMESTAMP: &str = "Shmq-Timestamp";
+pub const PREV: &str = "Shmq-Prev";
 pub const LAGGED: &str = "Shmq-Lagged";
 pub const DROPPED: &str = "Shmq-Dropped";
 pub const MSG_ID: &str = "Nats-Msg-Id";
@@ -40,6 +42,8 @@ pub struct Meta {
     pub timestamp_ns: u64,
     pub lagged: u64,
     pub dropped: u64,
+    /// Position of the message stored just before this one (same instance).
+    pub prev: Option<u64>,
 }
 
 impl Meta {
@@ -53,6 +57,9 @@ impl Meta {
         }
         if self.timestamp_ns != 0 {
             h.insert(TIMESTAMP, self.timestamp_ns.to_string().as_str());
+        }
+        if let Some(p) = self.prev {
+            h.insert(PREV, p.to_string().as_str());
         }
         if self.lagged != 0 {
             h.insert(LAGGED, self.lagged.to_string().as_str());
@@ -84,6 +91,10 @@ impl Meta {
             timestamp_ns: num(h, TIMESTAMP, 10)?,
             lagged: num(h, LAGGED, 10)?,
             dropped: num(h, DROPPED, 10)?,
+            prev: match h.get(PREV) {
+                None => None,
+                Some(_) => Some(num(h, PREV, 10)?),
+            },
         })
     }
 
@@ -107,6 +118,7 @@ mod tests {
             timestamp_ns: 99,
             lagged: 2,
             dropped: 1,
+            prev: Some(4000),
         };
         assert_eq!(Meta::parse(Some(&m.headers())).unwrap(), m);
         assert!(Meta::is_from(Some(&m.headers()), 0xdead_beef));

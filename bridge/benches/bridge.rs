@@ -47,16 +47,21 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
-/// Plain async-nats: publisher with WINDOW in flight, pull consumer acking each.
+/// Plain async-nats: a publisher with WINDOW in flight and a pull consumer
+/// acking each, on two connections. `BASE_IDS=1` adds a `Nats-Msg-Id` to
+/// each publish, to show what the server's de-duplication costs.
 fn baseline(url: &str, tag: &str, size: usize, n: u64, lat_n: u64) -> (f64, Vec<f64>) {
     rt().block_on(async {
+        // Two connections, as the bridge's two processes have (and two hosts would).
         let client = async_nats::connect(url).await.unwrap();
+        let cjs = jetstream::new(async_nats::connect(url).await.unwrap());
         let js = jetstream::context::ContextBuilder::new()
+            .timeout(Duration::from_secs(30))
             .max_ack_inflight(WINDOW * 2)
             .backpressure_on_inflight(true)
             .build(client);
         let subject = format!("base.{tag}");
-        let s = js
+        let _created = js
             .create_stream(stream::Config {
                 name: format!("BASE_{tag}"),
                 subjects: vec![subject.clone()],
@@ -64,6 +69,7 @@ fn baseline(url: &str, tag: &str, size: usize, n: u64, lat_n: u64) -> (f64, Vec<
             })
             .await
             .unwrap();
+        let s = cjs.get_stream(format!("BASE_{tag}")).await.unwrap();
         let c = s
             .create_consumer(pull::Config {
                 durable_name: Some("bench".into()),
@@ -84,9 +90,21 @@ fn baseline(url: &str, tag: &str, size: usize, n: u64, lat_n: u64) -> (f64, Vec<
             let mut buf = Vec::new();
             for i in 0..n {
                 fill(i, size, &mut buf);
-                q.push_back(pubjs.publish(subj.clone(), bytes::Bytes::copy_from_slice(&buf)).await.unwrap());
+                let payload = bytes::Bytes::copy_from_slice(&buf);
+                let f = if std::env::var_os("BASE_IDS").is_some() {
+                    let m = jetstream::message::PublishMessage::build()
+                        .payload(payload)
+                        .message_id(format!("{i:016x}:{i}"));
+                    pubjs.send_publish(subj.clone(), m).await.unwrap()
+                } else {
+                    pubjs.publish(subj.clone(), payload).await.unwrap()
+                };
+                q.push_back(f);
                 if q.len() >= WINDOW {
-                    q.pop_front().unwrap().await.unwrap();
+                    if let Err(e) = q.pop_front().unwrap().await {
+                        eprintln!("baseline publish {i}: {e}");
+                        std::process::exit(1);
+                    }
                 }
             }
             for f in q {
@@ -205,7 +223,7 @@ fn main() {
         "{:>7} {:>8} | {:>12} {:>12} {:>7} | {:>9} {:>9} {:>7} | {:>9} {:>9} | ratios per round (tput; p50)",
         "size", "msgs", "base msg/s", "bridge msg/s", "ratio", "base p50", "br p50", "ratio", "base p99", "br p99"
     );
-    for (size, n) in [(64usize, 200_000u64), (1024, 100_000), (65536, 5_000)] {
+    for (size, n) in sizes(&args) {
         let n = n / scale;
         let lat_n = 1000 / scale as u64;
         let (mut bt, mut brt, mut bl, mut brl, mut bl99, mut brl99, mut ratios) =
@@ -240,4 +258,17 @@ fn main() {
             ratios.join(", ")
         );
     }
+}
+
+/// `--size N` (repeatable) picks sizes; default 64 B, 1 KiB, 64 KiB.
+fn sizes(args: &[String]) -> Vec<(usize, u64)> {
+    let all = [(64usize, 200_000u64), (1024, 100_000), (65536, 5_000)];
+    let picked: Vec<usize> = args.windows(2).filter(|w| w[0] == "--size").filter_map(|w| w[1].parse().ok()).collect();
+    if picked.is_empty() {
+        return all.to_vec();
+    }
+    picked
+        .iter()
+        .map(|&s| all.iter().copied().find(|a| a.0 == s).unwrap_or((s, (20_000_000 / s as u64).clamp(1000, 200_000))))
+        .collect()
 }

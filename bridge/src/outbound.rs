@@ -60,9 +60,13 @@ struct Item {
 
 #[derive(Debug)]
 enum Up {
-    Msg(Item),
+    /// Messages read in one go (up to [`BATCH`]): one wake of the runtime for all.
+    Batch(Vec<Item>),
     Fatal(String),
 }
+
+/// Most messages the reader sends up at once.
+const BATCH: usize = 64;
 
 type AckFut = Pin<Box<dyn Future<Output = Result<PublishAck, jetstream::context::PublishError>> + Send>>;
 
@@ -316,10 +320,13 @@ impl Publisher {
                     }
                 }
                 m = rx.recv(), if room => match m {
-                    Some(Up::Msg(item)) => {
-                        if let Err(f) = self.push(item).await {
-                            fatal = Some(f);
-                            draining = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                    Some(Up::Batch(items)) => {
+                        for item in items {
+                            if let Err(f) = self.push(item).await {
+                                fatal = Some(f);
+                                draining = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                                break;
+                            }
                         }
                     }
                     Some(Up::Fatal(e)) => {
@@ -446,12 +453,16 @@ impl Reader {
         let mut outstanding = 0u64; // sent up, not yet confirmed
         let mut full_since: Option<Instant> = None;
         let (mut dropped, mut lagged) = (0u64, 0u64);
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
             self.apply_acks(&mut outstanding, None);
             if self.stop.load(Relaxed) {
                 break;
             }
             if ahead && outstanding >= self.window {
+                if !self.flush(&mut batch) {
+                    break;
+                }
                 let since = *full_since.get_or_insert_with(Instant::now);
                 if self.on_down == OnDown::Block || since.elapsed() < self.drop_after {
                     self.apply_acks(&mut outstanding, Some(Duration::from_millis(100)));
@@ -472,7 +483,11 @@ impl Reader {
             }
             full_since = None;
             // Short waits while confirmations are due, so a release is never late.
-            let wait = Wait::For(Duration::from_millis(if outstanding > 0 { 1 } else { 100 }));
+            let wait = if !batch.is_empty() {
+                Wait::Now // more while they come, then send the batch
+            } else {
+                Wait::For(Duration::from_millis(if outstanding > 0 { 1 } else { 100 }))
+            };
             let r = if ahead {
                 self.sub.recv_ahead_raw(wait).map(|(m, a)| (m, Some(a)))
             } else {
@@ -503,21 +518,40 @@ impl Reader {
                     if ahead {
                         outstanding += 1;
                     }
-                    if self.tx.blocking_send(Up::Msg(Item { data, meta, ack })).is_err() {
+                    batch.push(Item { data, meta, ack });
+                    if batch.len() >= BATCH && !self.flush(&mut batch) {
                         break;
                     }
                 }
-                Err(RecvError::Timeout | RecvError::Empty) => {}
+                Err(RecvError::Timeout | RecvError::Empty) => {
+                    if !self.flush(&mut batch) {
+                        break;
+                    }
+                }
                 // End of stream: nothing comes until a producer reopens it; look again at leisure.
-                Err(RecvError::Closed) => self.apply_acks(&mut outstanding, Some(Duration::from_millis(100))),
+                Err(RecvError::Closed) => {
+                    if !self.flush(&mut batch) {
+                        break;
+                    }
+                    self.apply_acks(&mut outstanding, Some(Duration::from_millis(100)))
+                }
                 Err(RecvError::Lagged(n)) => {
                     lagged += n;
                     self.stats.lost.fetch_add(n, Relaxed);
                 }
-                Err(e) => return self.fatal(e),
+                Err(e) => {
+                    self.flush(&mut batch);
+                    return self.fatal(e);
+                }
             }
         }
         self.apply_acks(&mut outstanding, None);
+    }
+
+    /// Sends the batch up; false if the publisher is gone.
+    fn flush(&mut self, batch: &mut Vec<Item>) -> bool {
+        batch.is_empty()
+            || self.tx.blocking_send(Up::Batch(std::mem::replace(batch, Vec::with_capacity(BATCH)))).is_ok()
     }
 
     /// Releases through the newest confirmation received (waiting up to

@@ -2,8 +2,7 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `Nats-Msg-Id` | `<instance>:<position>`: the topic instance ([`shmq::Topic::instance_id`], 16 hex digits) and the message's byte position in the topic. Unique for the life of a topic and never reused by a topic deleted and created again, so JetStream's de-duplication can only merge a message with itself. |
-//! | `Shmq-Instance`, `Shmq-Position` | the two parts, for the resync at start (the stream's last message tells where the topic's copy ends) |
+//! | `Nats-Msg-Id` | `<instance>:<position>`: the topic instance ([`shmq::Topic::instance_id`], 16 hex digits) and the message's byte position in the topic. Unique for the life of a topic and never reused by a topic deleted and created again, so JetStream's de-duplication can only merge a message with itself. The resync reads both parts back from the stream's last message. |
 //! | `Shmq-Seq` | the message's sequence number in its topic |
 //! | `Shmq-Type` | the user type (`publish_typed`), when not 0 |
 //! | `Shmq-Timestamp` | publish time on the origin host (`CLOCK_MONOTONIC` ns), when the topic keeps timestamps |
@@ -17,8 +16,6 @@
 
 use async_nats::HeaderMap;
 
-pub const INSTANCE: &str = "Shmq-Instance";
-pub const POSITION: &str = "Shmq-Position";
 pub const SEQ: &str = "Shmq-Seq";
 pub const TYPE: &str = "Shmq-Type";
 pub const TIMESTAMP: &str = "Shmq-Timestamp";
@@ -49,8 +46,6 @@ pub struct Meta {
 impl Meta {
     pub fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(INSTANCE, format!("{:016x}", self.instance).as_str());
-        h.insert(POSITION, self.position.to_string().as_str());
         h.insert(SEQ, self.seq.to_string().as_str());
         if self.msg_type != 0 {
             h.insert(TYPE, self.msg_type.to_string().as_str());
@@ -83,9 +78,14 @@ impl Meta {
             }
         }
         let msg_type = num(h, TYPE, 10)?;
+        let (instance, position) = match h.get(MSG_ID) {
+            None => (0, 0),
+            Some(v) => parse_id(v.as_str())
+                .ok_or_else(|| format!("header {MSG_ID}: {:?} is not <instance>:<position>", v.as_str()))?,
+        };
         Ok(Meta {
-            instance: num(h, INSTANCE, 16)?,
-            position: num(h, POSITION, 10)?,
+            instance,
+            position,
             seq: num(h, SEQ, 10)?,
             msg_type: u32::try_from(msg_type).map_err(|_| format!("header {TYPE}: {msg_type} is out of range"))?,
             timestamp_ns: num(h, TIMESTAMP, 10)?,
@@ -98,10 +98,16 @@ impl Meta {
         })
     }
 
-    /// Whether the message came from topic `instance` (it has the header).
+    /// Whether the message came from topic `instance` (by its id).
     pub fn is_from(h: Option<&HeaderMap>, instance: u64) -> bool {
-        h.and_then(|h| h.get(INSTANCE)).is_some_and(|v| u64::from_str_radix(v.as_str(), 16) == Ok(instance))
+        h.and_then(|h| h.get(MSG_ID)).and_then(|v| parse_id(v.as_str())).is_some_and(|(i, _)| i == instance)
     }
+}
+
+/// `<instance hex>:<position>` back into its parts.
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (i, p) = id.split_once(':')?;
+    Some((u64::from_str_radix(i, 16).ok()?, p.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -120,15 +126,18 @@ mod tests {
             dropped: 1,
             prev: Some(4000),
         };
-        assert_eq!(Meta::parse(Some(&m.headers())).unwrap(), m);
-        assert!(Meta::is_from(Some(&m.headers()), 0xdead_beef));
-        assert!(!Meta::is_from(Some(&m.headers()), 1));
+        let mut h = m.headers();
+        h.insert(MSG_ID, msg_id(m.instance, m.position).as_str()); // as the publish adds it
+        assert_eq!(Meta::parse(Some(&h)).unwrap(), m);
+        assert!(Meta::is_from(Some(&h), 0xdead_beef));
+        assert!(!Meta::is_from(Some(&h), 1));
         let mut h = HeaderMap::new();
         h.insert(TYPE, "4294967296");
         assert!(Meta::parse(Some(&h)).is_err());
         let mut h = HeaderMap::new();
-        h.insert(POSITION, "x");
+        h.insert(MSG_ID, "nothex:1");
         assert!(Meta::parse(Some(&h)).is_err());
+        assert_eq!(parse_id("00ff:42"), Some((255, 42)));
         assert_eq!(msg_id(1, 2), "0000000000000001:2");
     }
 }

@@ -96,6 +96,10 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
     let reconnected = Arc::new(tokio::sync::Notify::new());
     let name = format!("shmq-bridge in {}", a.topic);
     let client = conn::connect(&a.from, a.nats.connect_timeout, &name, stats.clone(), reconnected.clone()).await?;
+    // Bytes one pull may bring: a server closes a client that has more than
+    // 64 MiB pending (a "slow consumer"), which a window of large messages
+    // would otherwise reach; still room for the largest message.
+    let pull_bytes = (16usize << 20).max(2 * client.server_info().max_payload);
     let js = jetstream::new(client);
     let stream_name = a.nats.stream.clone().unwrap_or_else(|| conn::default_stream(&a.nats.subject));
     let stream = conn::stream(&js, &stream_name, &a.nats.subject, None, Duration::from_secs(30)).await?;
@@ -120,7 +124,11 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
         };
         // A heartbeat every second: a pull lost with a stream leader is
         // noticed in two, not thirty.
-        let pull = consumer.stream().max_messages_per_batch(a.nats.window as usize).heartbeat(Duration::from_secs(1));
+        let pull = consumer
+            .stream()
+            .max_messages_per_batch(a.nats.window as usize)
+            .max_bytes_per_batch(pull_bytes)
+            .heartbeat(Duration::from_secs(1));
         let mut messages = match pull.expires(Duration::from_secs(5)).messages().await {
             Ok(m) => m,
             Err(e) => {

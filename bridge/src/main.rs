@@ -107,6 +107,7 @@ where
     Fut: std::future::Future<Output = Result<(), Fail>>,
 {
     conn::check_subject(&nats.subject)?;
+    check_durable(&nats.durable)?;
     conn::parse_urls(&server)?;
     let stream = nats.stream.clone().unwrap_or_else(|| conn::default_stream(&nats.subject));
     let ident = status::Ident {
@@ -140,6 +141,17 @@ where
         eprintln!();
     }
     r
+}
+
+/// A durable name names a topic slot, a JetStream consumer and the
+/// bridge's state files, so it is kept to what all three take.
+fn check_durable(d: &str) -> Result<(), Fail> {
+    let ok = !d.is_empty() && d.len() <= 32 && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Fail::usage(format!("durable name {d:?}: 1 to 32 of A-Z, a-z, 0-9, '_' and '-'")))
+    }
 }
 
 async fn signals(stop: watch::Sender<bool>) {

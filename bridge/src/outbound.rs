@@ -40,6 +40,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::{self, stream::Stream};
 use bytes::Bytes;
+use futures_util::future::OptionFuture;
 use shmq::{Ack, Policy, RecvError, Start, Subscriber, Topic, Wait};
 use tokio::sync::mpsc;
 
@@ -302,7 +303,7 @@ impl Publisher {
                         return fatal.map_or(Ok(()), Err);
                     }
                 }
-                r = async { cur.as_mut().expect("guarded by is_some").await }, if cur.is_some() => {
+                Some(r) = OptionFuture::from(cur.as_mut()), if cur.is_some() => {
                     cur = None;
                     match r {
                         Ok(ack) => {

@@ -29,6 +29,15 @@ fn urls_that_do_not_parse_are_usage_errors() {
     let (code, err) = run_bridge(&["--dir", dir, "out", "t", "--to", "nats://127.0.0.1:1", "--subject", "a.*"], T);
     assert_eq!(code, 2, "a wildcard subject: {err}");
     assert!(err.contains("subject"), "{err}");
+    for durable in ["../../etc/x", "a.b", "", "x".repeat(33).as_str()] {
+        let (code, err) = run_bridge(
+            &["--dir", dir, "in", "t", "--from", "nats://127.0.0.1:1", "--subject", "a.b", "--durable", durable],
+            T,
+        );
+        assert_eq!(code, 2, "durable {durable:?}: {err}");
+        assert!(err.contains("durable name"), "{err}");
+    }
+    assert!(!s.0.join(".shmq-bridge").exists(), "a refused bridge leaves no state files");
 }
 
 #[test]

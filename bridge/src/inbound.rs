@@ -194,6 +194,17 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf
                 stats.error(format!("stream sequence {seq}: {e}; published with type 0"));
                 Meta::default()
             });
+            if meta.eos {
+                // The origin's end of stream: close the local one (a later
+                // message reopens it). It is not a message: the chain goes on
+                // from the one before it.
+                stats.lost.fetch_add(meta.lagged + meta.dropped, Relaxed);
+                producer.close();
+                applied = Some(seq);
+                record.store(Applied { seq, published, instance: topic_instance });
+                hold(&mut held, m, &stats).await;
+                continue;
+            }
             if let Some((instance, last_pos, last_seq)) = last_origin.filter(|o| o.0 == meta.instance && o.0 != 0) {
                 if meta.position <= last_pos {
                     // A copy of a message applied already: apply once.

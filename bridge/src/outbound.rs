@@ -142,6 +142,7 @@ pub async fn run(
         stream,
         subject: a.nats.subject.clone(),
         instance,
+        last_eos: sync.eos,
         chain: sync.last_id,
         prev: sync.position,
         skip_through: sync.position,
@@ -185,6 +186,8 @@ struct Sync {
     /// Position and sequence of that message, when it came from this topic instance.
     position: Option<u64>,
     seq: Option<u64>,
+    /// The stream ends with this topic's end of stream, at this position.
+    eos: Option<u64>,
 }
 
 async fn resync(stream: &mut Stream, instance: u64) -> Result<Sync, String> {
@@ -202,10 +205,14 @@ async fn resync(stream: &mut Stream, instance: u64) -> Result<Sync, String> {
     let h = Some(&m.headers);
     let last_id = m.headers.get(wire::MSG_ID).map(|v| v.as_str().to_string());
     if !Meta::is_from(h, instance) {
-        return Ok(Sync { last_id, position: None, seq: None });
+        return Ok(Sync { last_id, position: None, seq: None, eos: None });
     }
     let meta = Meta::parse(h).map_err(|e| format!("the stream's last message: {e}"))?;
-    Ok(Sync { last_id, position: Some(meta.position), seq: Some(meta.seq) })
+    if meta.eos {
+        // An end of stream: the last message is the one it names as before it.
+        return Ok(Sync { last_id, position: meta.prev, seq: meta.prev.map(|_| meta.seq), eos: Some(meta.position) });
+    }
+    Ok(Sync { last_id, position: Some(meta.position), seq: Some(meta.seq), eos: None })
 }
 
 /// [`resync`], retried with back-off until it answers; `None` if stopped first.
@@ -248,6 +255,8 @@ struct Publisher {
     /// Position of the last message published from this topic instance
     /// (`Shmq-Prev` of the next), if known.
     prev: Option<u64>,
+    /// The stream ends with this topic's end of stream at this position.
+    last_eos: Option<u64>,
     /// Messages at or before this position are in the stream already.
     skip_through: Option<u64>,
     /// Publish the next message without the expectation (see `recover`).
@@ -343,6 +352,11 @@ impl Publisher {
 
     /// Publishes `item` (or confirms it at once if the stream holds it).
     async fn push(&mut self, item: Item) -> Result<(), Fail> {
+        if item.meta.eos && self.last_eos == Some(item.meta.position) {
+            // The stream ends with this very end of stream already.
+            self.stats.resynced.fetch_add(1, Relaxed);
+            return Ok(());
+        }
         if self.q.is_empty() && self.skip_through.is_some_and(|p| item.meta.position <= p) {
             self.q.push_back((item, None));
             self.confirm_front(false, true);
@@ -355,7 +369,11 @@ impl Publisher {
     }
 
     async fn publish(&mut self, item: &Item) -> Result<AckFut, Fail> {
-        let id = wire::msg_id(self.instance, item.meta.position);
+        let id = if item.meta.eos {
+            wire::eos_id(self.instance, item.meta.position)
+        } else {
+            wire::msg_id(self.instance, item.meta.position)
+        };
         let meta = Meta { prev: self.prev, ..item.meta };
         let mut b = PublishMessage::build().payload(item.data.clone()).headers(meta.headers()).message_id(&id);
         if let (Some(prev), false) = (&self.chain, self.unchained) {
@@ -363,7 +381,9 @@ impl Publisher {
         }
         self.unchained = false;
         self.chain = Some(id);
-        self.prev = Some(item.meta.position);
+        if !item.meta.eos {
+            self.prev = Some(item.meta.position);
+        }
         match self.js.send_publish(self.subject.clone(), b).await {
             Ok(f) => Ok(Box::pin(f.into_future())),
             Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => Err(Fail::runtime(format!(
@@ -412,6 +432,10 @@ impl Publisher {
                 self.confirm_front(false, true);
             }
         }
+        if sync.eos.is_some() && self.q.front().is_some_and(|f| f.0.meta.eos && Some(f.0.meta.position) == sync.eos) {
+            self.confirm_front(false, true);
+        }
+        self.last_eos = sync.eos;
         self.chain = sync.last_id;
         self.prev = sync.position;
         // A server restarted from its store may have forgotten the last id
@@ -455,6 +479,9 @@ impl Reader {
         let mut full_since: Option<Instant> = None;
         let (mut dropped, mut lagged) = (0u64, 0u64);
         let mut batch = Vec::with_capacity(BATCH);
+        // Where the last message read ends, its sequence, and the end of
+        // stream last carried (by this run).
+        let (mut read_next, mut read_seq, mut eos_sent) = (self.sub.position(), 0u64, None);
         loop {
             self.apply_acks(&mut outstanding, None);
             if self.stop.load(Relaxed) {
@@ -504,6 +531,8 @@ impl Reader {
                     if !ahead {
                         self.sub.release_raw();
                     }
+                    read_next = ack.map_or_else(|| self.sub.position(), |a| a.position());
+                    read_seq = m.seq;
                     self.stats.lost.fetch_add(m.lost, Relaxed);
                     self.stats.read.fetch_add(1, Relaxed);
                     let meta = Meta {
@@ -515,6 +544,7 @@ impl Reader {
                         lagged: m.lost + std::mem::take(&mut lagged),
                         dropped: std::mem::take(&mut dropped),
                         prev: None, // set by the publisher, which knows what it stored
+                        eos: false,
                     };
                     if ahead {
                         outstanding += 1;
@@ -530,7 +560,23 @@ impl Reader {
                     }
                 }
                 // End of stream: nothing comes until a producer reopens it; look again at leisure.
+                // End of stream: carry it once per end (a publish after a
+                // close reopens the stream; its next close is another end),
+                // then look again at leisure.
                 Err(RecvError::Closed) => {
+                    if eos_sent != Some(read_next) {
+                        eos_sent = Some(read_next);
+                        let meta = Meta {
+                            instance: self.instance,
+                            position: read_next,
+                            seq: read_seq,
+                            lagged: std::mem::take(&mut lagged),
+                            dropped: std::mem::take(&mut dropped),
+                            eos: true,
+                            ..Meta::default()
+                        };
+                        batch.push(Item { data: Bytes::new(), meta, ack: None });
+                    }
                     if !self.flush(&mut batch) {
                         break;
                     }

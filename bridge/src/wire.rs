@@ -7,6 +7,7 @@
 //! | `Shmq-Type` | the user type (`publish_typed`), when not 0 |
 //! | `Shmq-Timestamp` | publish time on the origin host (`CLOCK_MONOTONIC` ns), when the topic keeps timestamps |
 //! | `Shmq-Prev` | position of the message this bridge stored just before this one, from the same topic instance (absent when there was none, or it is not known): the chain the inbound bridge checks, so it never applies a message past a hole |
+//! | `Shmq-Eos` | `1` on the empty message that carries the origin's end of stream ([`shmq::Producer::close`]); its id is `<instance>:<end position>:eos` |
 //! | `Shmq-Lagged` | messages the outbound bridge's subscriber lost just before this one (an `Overwrite` topic lapped it) |
 //! | `Shmq-Dropped` | messages `--on-down drop` released unsent just before this one |
 //!
@@ -20,6 +21,7 @@ pub const SEQ: &str = "Shmq-Seq";
 pub const TYPE: &str = "Shmq-Type";
 pub const TIMESTAMP: &str = "Shmq-Timestamp";
 pub const PREV: &str = "Shmq-Prev";
+pub const EOS: &str = "Shmq-Eos";
 pub const LAGGED: &str = "Shmq-Lagged";
 pub const DROPPED: &str = "Shmq-Dropped";
 pub const MSG_ID: &str = "Nats-Msg-Id";
@@ -27,6 +29,12 @@ pub const MSG_ID: &str = "Nats-Msg-Id";
 /// The `Nats-Msg-Id` of the message at `position` of topic `instance`.
 pub fn msg_id(instance: u64, position: u64) -> String {
     format!("{instance:016x}:{position}")
+}
+
+/// The `Nats-Msg-Id` of the end of stream at `position` (where the next
+/// message would start): never the id of a message.
+pub fn eos_id(instance: u64, position: u64) -> String {
+    format!("{instance:016x}:{position}:eos")
 }
 
 /// One message's headers, as the outbound bridge sends them.
@@ -41,6 +49,8 @@ pub struct Meta {
     pub dropped: u64,
     /// Position of the message stored just before this one (same instance).
     pub prev: Option<u64>,
+    /// The end of the origin's stream, not a message (`position` is where it ends).
+    pub eos: bool,
 }
 
 impl Meta {
@@ -55,6 +65,9 @@ impl Meta {
         }
         if let Some(p) = self.prev {
             h.insert(PREV, p.to_string().as_str());
+        }
+        if self.eos {
+            h.insert(EOS, "1");
         }
         if self.lagged != 0 {
             h.insert(LAGGED, self.lagged.to_string().as_str());
@@ -78,8 +91,8 @@ impl Meta {
             }
         }
         let msg_type = num(h, TYPE, 10)?;
-        let (instance, position) = match h.get(MSG_ID) {
-            None => (0, 0),
+        let (instance, position, eos) = match h.get(MSG_ID) {
+            None => (0, 0, false),
             Some(v) => parse_id(v.as_str())
                 .ok_or_else(|| format!("header {MSG_ID}: {:?} is not <instance>:<position>", v.as_str()))?,
         };
@@ -95,19 +108,24 @@ impl Meta {
                 None => None,
                 Some(_) => Some(num(h, PREV, 10)?),
             },
+            eos: eos || h.get(EOS).is_some(),
         })
     }
 
     /// Whether the message came from topic `instance` (by its id).
     pub fn is_from(h: Option<&HeaderMap>, instance: u64) -> bool {
-        h.and_then(|h| h.get(MSG_ID)).and_then(|v| parse_id(v.as_str())).is_some_and(|(i, _)| i == instance)
+        h.and_then(|h| h.get(MSG_ID)).and_then(|v| parse_id(v.as_str())).is_some_and(|(i, _, _)| i == instance)
     }
 }
 
-/// `<instance hex>:<position>` back into its parts.
-pub fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (i, p) = id.split_once(':')?;
-    Some((u64::from_str_radix(i, 16).ok()?, p.parse().ok()?))
+/// `<instance hex>:<position>[:eos]` back into its parts.
+pub fn parse_id(id: &str) -> Option<(u64, u64, bool)> {
+    let (i, rest) = id.split_once(':')?;
+    let (p, eos) = match rest.strip_suffix(":eos") {
+        Some(p) => (p, true),
+        None => (rest, false),
+    };
+    Some((u64::from_str_radix(i, 16).ok()?, p.parse().ok()?, eos))
 }
 
 #[cfg(test)]
@@ -125,6 +143,7 @@ mod tests {
             lagged: 2,
             dropped: 1,
             prev: Some(4000),
+            eos: false,
         };
         let mut h = m.headers();
         h.insert(MSG_ID, msg_id(m.instance, m.position).as_str()); // as the publish adds it
@@ -137,7 +156,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(MSG_ID, "nothex:1");
         assert!(Meta::parse(Some(&h)).is_err());
-        assert_eq!(parse_id("00ff:42"), Some((255, 42)));
+        assert_eq!(parse_id("00ff:42"), Some((255, 42, false)));
+        assert_eq!(parse_id(&eos_id(255, 42)), Some((255, 42, true)));
+        assert_eq!(parse_id("00ff:42:x"), None);
         assert_eq!(msg_id(1, 2), "0000000000000001:2");
     }
 }

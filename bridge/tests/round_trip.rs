@@ -67,7 +67,7 @@ fn end_of_stream_travels_and_a_later_message_reopens_it() {
     for round in 0..2u64 {
         for i in round * 100..round * 100 + 100 {
             message(i, 300, &mut buf);
-            p.publish(&buf).unwrap();
+            p.publish_typed((i % 5) as u32, &buf).unwrap(); // the type travels too
         }
         p.close();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -83,6 +83,7 @@ fn end_of_stream_travels_and_a_later_message_reopens_it() {
                 }
             };
             check(i, 300, &m, &mut buf);
+            assert_eq!(m.msg_type(), (i % 5) as u32, "message {i}: its type");
         }
         // The far topic is closed once it has everything: Closed, not a timeout.
         assert_eq!(sub.recv_timeout(Duration::from_secs(30)).unwrap_err(), shmq::RecvError::Closed, "round {round}");

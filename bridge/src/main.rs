@@ -65,6 +65,17 @@ impl Fail {
 /// Set to `true` once SIGINT or SIGTERM arrives.
 pub type Stop = watch::Receiver<bool>;
 
+/// Sleeps `d` (a back-off); true if a stop came first.
+pub async fn wait_or_stop(d: Duration, stop: &mut Stop) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = stop.changed() => true,
+    }
+}
+
 /// The topic directory: `--dir`, else $SHMQ_DIR, else the library's default.
 fn topic_dir(dir: Option<PathBuf>) -> PathBuf {
     dir.unwrap_or_else(shmq::default_dir)

@@ -48,7 +48,7 @@ use crate::cli::{OnDown, OutArgs};
 use crate::conn::{self, NewStream};
 use crate::status::{Stats, StatusFile};
 use crate::wire::{self, Meta};
-use crate::{Fail, Stop};
+use crate::{wait_or_stop, Fail, Stop};
 
 /// A message copied out of the topic, on its way to the stream.
 #[derive(Debug)]
@@ -230,17 +230,6 @@ async fn resync_patiently(stream: &mut Stream, instance: u64, stats: &Stats, sto
                 }
             }
         }
-    }
-}
-
-/// Sleeps `d`; true if a stop came first.
-async fn wait_or_stop(d: Duration, stop: &mut Stop) -> bool {
-    if *stop.borrow() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = stop.changed() => true,
     }
 }
 

@@ -347,46 +347,30 @@ impl Trip {
         }
     }
 
-    pub fn out_args(&self, url: &str, extra: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> = [
+    /// `shmq-bridge` arguments: `out` from host a or `in` into host b, on this trip's stream.
+    fn args(&self, dir: &Path, cmd: &str, server: &str, url: &str, extra: &[&str]) -> Vec<String> {
+        let base = [
             "--dir",
-            self.a.to_str().unwrap(),
-            "out",
+            dir.to_str().unwrap(),
+            cmd,
             "t",
-            "--to",
+            server,
             url,
             "--subject",
             &self.subject,
             "--stream",
             &self.stream,
             "-q",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        ];
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    }
+
+    pub fn out_args(&self, url: &str, extra: &[&str]) -> Vec<String> {
+        self.args(&self.a, "out", "--to", url, extra)
     }
 
     pub fn in_args(&self, url: &str, extra: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> = [
-            "--dir",
-            self.b.to_str().unwrap(),
-            "in",
-            "t",
-            "--from",
-            url,
-            "--subject",
-            &self.subject,
-            "--stream",
-            &self.stream,
-            "-q",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        self.args(&self.b, "in", "--from", url, extra)
     }
 
     /// Publishes messages `0..n` into host a's topic on a thread.

@@ -54,7 +54,7 @@ use shmq::{OpenError, Options, Producer, Topic};
 use crate::cli::{InArgs, StartAt};
 use crate::conn;
 use crate::record::{Applied, Record};
-use crate::status::{state_dir, Stats, StatusFile};
+use crate::status::{state_dir, Stats};
 use crate::wire::Meta;
 use crate::{wait_or_stop, Fail, Stop};
 
@@ -63,7 +63,7 @@ const ACK_EVERY: u32 = 64;
 /// How long an applied message waits for company before it is acknowledged alone.
 const ACK_IDLE: Duration = Duration::from_millis(2);
 
-pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop, _sf: Arc<StatusFile>) -> Result<(), Fail> {
+pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop) -> Result<(), Fail> {
     let topic = open_topic(&a, &dir)?;
     let mut producer =
         topic.producer().map_err(|e| Fail::runtime(format!("topic {:?}: cannot publish: {e}", a.topic)))?;

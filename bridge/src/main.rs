@@ -86,11 +86,11 @@ fn main() -> ExitCode {
     let dir = topic_dir(cli.dir);
     let r = match cli.cmd {
         Cmd::Status { json } => status::read_all(&dir).map(|s| status::print(&s, json)).map_err(Fail::runtime),
-        Cmd::Out(a) => run(&dir, a.nats.clone(), "out", a.topic.clone(), a.to.clone(), |stats, stop, sf| {
-            outbound::run(a, dir.clone(), stats, stop, sf)
+        Cmd::Out(a) => run(&dir, a.nats.clone(), "out", a.topic.clone(), a.to.clone(), |stats, stop| {
+            outbound::run(a, dir.clone(), stats, stop)
         }),
-        Cmd::In(a) => run(&dir, a.nats.clone(), "in", a.topic.clone(), a.from.clone(), |stats, stop, sf| {
-            inbound::run(a, dir.clone(), stats, stop, sf)
+        Cmd::In(a) => run(&dir, a.nats.clone(), "in", a.topic.clone(), a.from.clone(), |stats, stop| {
+            inbound::run(a, dir.clone(), stats, stop)
         }),
     };
     match r {
@@ -114,7 +114,7 @@ fn run<F, Fut>(
     body: F,
 ) -> Result<(), Fail>
 where
-    F: FnOnce(Arc<Stats>, Stop, Arc<StatusFile>) -> Fut,
+    F: FnOnce(Arc<Stats>, Stop) -> Fut,
     Fut: std::future::Future<Output = Result<(), Fail>>,
 {
     conn::check_subject(&nats.subject)?;
@@ -140,7 +140,7 @@ where
     let r = rt.block_on(async {
         tokio::spawn(signals(stop_tx));
         let reporter = tokio::spawn(report(stats.clone(), sf.clone(), progress));
-        let r = body(stats.clone(), stop_rx, sf.clone()).await;
+        let r = body(stats.clone(), stop_rx).await;
         reporter.abort();
         r
     });

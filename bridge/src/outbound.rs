@@ -46,7 +46,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{OnDown, OutArgs};
 use crate::conn::{self, NewStream};
-use crate::status::{Stats, StatusFile};
+use crate::status::Stats;
 use crate::wire::{self, Meta};
 use crate::{wait_or_stop, Fail, Stop};
 
@@ -71,13 +71,7 @@ const BATCH: usize = 64;
 
 type AckFut = Pin<Box<dyn Future<Output = Result<PublishAck, jetstream::context::PublishError>> + Send>>;
 
-pub async fn run(
-    a: OutArgs,
-    dir: PathBuf,
-    stats: Arc<Stats>,
-    mut stop: Stop,
-    _sf: Arc<StatusFile>,
-) -> Result<(), Fail> {
+pub async fn run(a: OutArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop) -> Result<(), Fail> {
     let opts = shmq::Options::new().dir(&dir);
     let topic = Topic::open(&a.topic, &opts).map_err(|e| Fail::open(&a.topic, e))?;
     let instance = topic.instance_id();

@@ -506,11 +506,12 @@ impl Reader {
             };
             match r {
                 Ok((m, ack)) => {
-                    // SAFETY: `m.data` points at `m.len` payload bytes the
-                    // subscriber keeps (in the ring, unreleased; or in its
-                    // buffer on Overwrite) until its next receive or
-                    // release; they are copied before either.
-                    let data = Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(m.data, m.len) });
+                    // The payload stays where it is (in the ring unreleased, or
+                    // in the subscriber's buffer on Overwrite) until the next
+                    // receive or release; it is copied before either.
+                    // SAFETY: `m.data` points at `m.len` bytes kept as said above.
+                    let payload = unsafe { std::slice::from_raw_parts(m.data, m.len) };
+                    let data = Bytes::copy_from_slice(payload);
                     if !ahead {
                         self.sub.release_raw();
                     }

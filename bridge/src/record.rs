@@ -68,10 +68,9 @@ impl Record {
             }
             f.set_len(LEN as u64).map_err(|e| format!("{}: {e}", path.display()))?;
         }
-        // SAFETY: a 64-byte file this bridge owns (only one bridge of a name
-        // runs: its status lock); another process writing it is a misuse
-        // that can give a wrong record, never an out-of-bounds access:
-        // every access below is to a fixed offset inside the 64 bytes.
+        // Only one bridge of a name runs (its status lock); another process
+        // writing the file can give a wrong record, never a bad access.
+        // SAFETY: every access is at a fixed offset inside the 64 bytes.
         let map = unsafe { MmapMut::map_mut(&f) }.map_err(|e| format!("cannot map {}: {e}", path.display()))?;
         let r = Record { map };
         match r.word(0).load(Ordering::Relaxed) {

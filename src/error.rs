@@ -255,6 +255,30 @@ impl fmt::Display for PublishError {
 }
 impl std::error::Error for PublishError {}
 
+/// Why [`crate::Producer::publish_batch`] (or `try_publish_batch`)
+/// stopped before the end of its batch: the leading `published` messages
+/// were published, in order; the next one met `error` and it and the rest
+/// were not (except for [`PublishError::Flush`], which a message that was
+/// published reports: then `published` counts it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchError {
+    /// Messages of the batch published (the leading ones).
+    pub published: usize,
+    /// What the next message met.
+    pub error: PublishError,
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "batch stopped after {} message(s): {}", self.published, self.error)
+    }
+}
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// Why a subscriber could not be attached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -60,7 +60,9 @@ mod value;
 /// The crate typed payloads are proven with (`#[derive(Pod, Zeroable)]` needs it as a dependency of your own, with its `derive` feature).
 pub use bytemuck;
 pub use dead_letter::{DeadLetter, GroupOptions, Reason as DeadLetterReason, ENVELOPE as DEAD_LETTER_ENVELOPE};
-pub use error::{OpenError, ProducerError, PublishError, RecvError, RejectError, SubscribeError, ValueError};
+pub use error::{
+    BatchError, OpenError, ProducerError, PublishError, RecvError, RejectError, SubscribeError, ValueError,
+};
 pub use info::{SlotKind, SubscriberInfo, TopicInfo};
 pub use layout::Policy;
 pub use name::{validate_name, MAX_NAME_LEN};

@@ -87,24 +87,44 @@ fn child() {
     let mut stdin = std::io::stdin().lock();
     let mut line = String::new();
     match role.as_str() {
-        // Publishes messages of producer `SHMQ_PRODUCER` until killed,
-        // alternating copy-in publish and zero-copy reserve/commit.
+        // Publishes messages of producer `SHMQ_PRODUCER` until killed, in
+        // turn by copy-in publish, zero-copy reserve/commit and batches of
+        // 1-8 (`publish_batch`: a kill inside one leaves a claim whose
+        // first frames are committed).
         "spray" => {
             let topic = topic();
             let me: u64 = env("SHMQ_PRODUCER").parse().unwrap();
             let mut p = topic.producer().expect("producer");
             let mut buf = vec![0u8; MAX];
+            let mut batch: Vec<Vec<u8>> = Vec::new();
             println!("READY");
-            for k in 0.. {
+            let mut k = 0;
+            loop {
                 let len = msg_len(me, k, MIN, MAX);
-                if k % 2 == 0 {
-                    fill(me, k, &mut buf[..len]);
-                    p.publish(&buf[..len]).expect("publish");
-                } else {
-                    let mut g = p.reserve(len).expect("reserve");
-                    fill(me, k, &mut g[..len]);
-                    g.commit(len).expect("commit");
+                match k % 3 {
+                    0 => {
+                        fill(me, k, &mut buf[..len]);
+                        p.publish(&buf[..len]).expect("publish");
+                    }
+                    1 => {
+                        let mut g = p.reserve(len).expect("reserve");
+                        fill(me, k, &mut g[..len]);
+                        g.commit(len).expect("commit");
+                    }
+                    _ => {
+                        let n = 1 + mix(k) % 8;
+                        batch.clear();
+                        for j in k..k + n {
+                            let mut m = vec![0u8; msg_len(me, j, MIN, MAX)];
+                            fill(me, j, &mut m);
+                            batch.push(m);
+                        }
+                        p.publish_batch(&batch).expect("publish_batch");
+                        k += n;
+                        continue;
+                    }
                 }
+                k += 1;
             }
         }
         // Receives until the END message; checks every message.
@@ -116,6 +136,8 @@ fn child() {
             let (mut received, mut max_stall) = (0u64, Duration::ZERO);
             let mut scratch = Vec::new();
             let mut last = Instant::now();
+            let mut prev_seq: Option<u64> = None;
+            let dense = !topic.info().multi_producer;
             loop {
                 let m = match sub.recv_timeout(Duration::from_secs(10)) {
                     Ok(m) => m,
@@ -126,6 +148,16 @@ fn child() {
                 };
                 max_stall = max_stall.max(last.elapsed());
                 last = Instant::now();
+                // One producer at a time: sequence numbers stay dense
+                // across kills (the next producer numbers on after the
+                // last frame its dead predecessor committed).
+                if dense {
+                    if let Some(s) = prev_seq.filter(|&s| m.seq() != s + 1) {
+                        println!("ERR sequence number {} after {s}", m.seq());
+                        std::process::exit(1);
+                    }
+                    prev_seq = Some(m.seq());
+                }
                 if m.msg_type() == END {
                     break;
                 }

@@ -97,6 +97,22 @@ pub fn publish(r: &Ring<LoomMem>, st: &mut ProducerState, data: &[u8]) {
     r.commit(st, &c, data.len() as u32, 0);
 }
 
+/// Publishes `msgs` in order as `Producer::publish_batch` does: runs that
+/// fit one fast claim through [`Ring::publish_batch_fast`], the others
+/// one by one (waiting for room).
+pub fn publish_batch(r: &Ring<LoomMem>, st: &mut ProducerState, msgs: &[Vec<u8>]) {
+    let mut rest = msgs;
+    while let Some(first) = rest.first() {
+        match r.publish_batch_fast(st, rest, 0) {
+            0 => {
+                publish(r, st, first);
+                rest = &rest[1..];
+            }
+            n => rest = &rest[n..],
+        }
+    }
+}
+
 /// Block: waits for the next frame, copies its payload out (a tracked,
 /// non-atomic read of the ring's cells), releases it.
 pub fn recv_block(r: &Ring<LoomMem>, st: &mut SubState) -> Vec<u8> {

@@ -10,7 +10,7 @@ use shmq::__private::ring::{ClaimError, Wait};
 
 use shmq::layout::Policy;
 use shmq::Start;
-use shmq_loom_tests::{intact, join, model, payload, publish, recv_block, ring, ring_dead_peers};
+use shmq_loom_tests::{intact, join, model, payload, publish, publish_batch, recv_block, ring, ring_dead_peers};
 
 /// One producer, two subscribers, Block. Message 1 (8 B) and message 2
 /// (0 B) fill 96 bytes; message 3 (8 B) does not fit in the last 32, so the
@@ -69,6 +69,39 @@ fn fast_claims_respect_the_gating_cursor() {
         for (id, len) in MSGS {
             let m = recv_block(&r, &mut s);
             assert_eq!((intact(&m), m.len()), (if len > 0 { id } else { 0 }, len));
+        }
+        p.join().unwrap();
+    });
+}
+
+/// Batches (`publish_batch_fast`), one subscriber: message 1 (8 B, a
+/// 64-byte frame), the run of messages 2 and 3 (0 B, two 32-byte frames
+/// under one claim and one commit), message 4 (8 B, the next lap's first
+/// frame, on message 1's bytes: a slow claim that waits for the subscriber
+/// to release message 1), then the run of 5 and 6, which lands on the
+/// bytes of messages 2 and 3: its one fast claim is only safe under a
+/// limit that respected the subscriber's cursor as message 4's claim saw
+/// it. Every message arrives intact, in order, numbered densely. Fails
+/// with `commit_relaxed` (a run's stamps publish its frames) and with
+/// `fast_gate` (a run claimed past the subscriber's cursor).
+#[test]
+fn batch_frames_arrive_in_order() {
+    const MSGS: [(u8, usize); 6] = [(1, 8), (0, 0), (0, 0), (4, 8), (0, 0), (0, 0)];
+    model(|| {
+        let r = ring(1, Policy::Block, false);
+        let mut s = join(&r);
+        let rp = r.clone();
+        let p = thread::spawn(move || {
+            let mut st = rp.producer_state();
+            publish(&rp, &mut st, &payload(1, 8));
+            publish_batch(&rp, &mut st, &[payload(2, 0), payload(3, 0)]);
+            publish(&rp, &mut st, &payload(4, 8));
+            publish_batch(&rp, &mut st, &[payload(5, 0), payload(6, 0)]);
+        });
+        for (seq, (id, len)) in MSGS.into_iter().enumerate() {
+            let m = recv_block(&r, &mut s);
+            assert_eq!((intact(&m), m.len()), (id, len));
+            assert_eq!(s.expected_seq(), seq as u64 + 1, "message {seq} misnumbered");
         }
         p.join().unwrap();
     });

@@ -229,6 +229,14 @@ impl<M: Memory> Ring<M> {
     /// overwrite intent, and numbers it. Returns its sequence number.
     #[inline(always)]
     fn take_single(&self, st: &mut ProducerState, pos: u64, end: u64) -> u64 {
+        self.take_frames(st, pos, end, 1)
+    }
+
+    /// [`Ring::take_single`] for `count` frames filling `[pos, end)` (a
+    /// batch, see [`super::batch`]): one claim, `count` sequence numbers.
+    /// Returns the first.
+    #[inline(always)]
+    pub(super) fn take_frames(&self, st: &mut ProducerState, pos: u64, end: u64, count: u64) -> u64 {
         // Relaxed: read back only by a producer that takes over after this
         // one died (it acquires ownership first).
         self.mem.store64(prod::CLAIM_START, st.tail, Relaxed);
@@ -244,7 +252,7 @@ impl<M: Memory> Ring<M> {
         st.tail = end;
         let seq = st.next_seq;
         // Wrapping: the counter was loaded from shared memory at attach.
-        st.next_seq = st.next_seq.wrapping_add(1);
+        st.next_seq = st.next_seq.wrapping_add(count);
         seq
     }
 

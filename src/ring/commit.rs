@@ -26,7 +26,7 @@ impl<M: Memory> Ring<M> {
     /// Copies `data` to the payload offset `off` of a frame this producer
     /// has claimed and not committed, `data` no longer than the claim.
     #[inline(always)]
-    fn write_payload_at(&self, off: usize, data: &[u8]) {
+    pub(super) fn write_payload_at(&self, off: usize, data: &[u8]) {
         if self.layout.policy == Policy::Overwrite {
             // SAFETY: the claim lies in bounds (frame_at masks the position,
             // the frame fits before the ring's end), offsets are 32-aligned,
@@ -52,7 +52,7 @@ impl<M: Memory> Ring<M> {
         };
         let off = self.layout.frame_at(c.pos);
         self.write_payload_at(off + FRAME_HEADER, data);
-        self.write_header(off, c.len, msg_type, c.seq);
+        self.write_header(off, c.len, msg_type, c.seq, self.publish_time());
         self.commit_single(st, c.pos, off, c.len);
         true
     }
@@ -73,7 +73,7 @@ impl<M: Memory> Ring<M> {
             self.pad_unused(claim, len);
         }
         let off = self.layout.frame_at(claim.pos);
-        self.write_header(off, len, msg_type, claim.seq);
+        self.write_header(off, len, msg_type, claim.seq, self.publish_time());
         if self.layout.multi_producer {
             return self.commit_multi(st, claim.pos, off, len as u64);
         }
@@ -81,15 +81,24 @@ impl<M: Memory> Ring<M> {
         true
     }
 
-    /// Writes the header words of the frame at `off` other than its stamp:
-    /// payload length and user type, publish time, sequence number.
+    /// The publish time a frame's header gets: the monotonic clock on
+    /// topics with timestamps, else 0. A clock read costs 20-45 ns in VMs:
+    /// only topics that asked for timestamps pay for it.
     #[inline(always)]
-    fn write_header(&self, off: usize, len: u32, msg_type: u32, seq: u64) {
+    pub(super) fn publish_time(&self) -> u64 {
+        if self.layout.timestamps {
+            self.mem.now_ns()
+        } else {
+            0
+        }
+    }
+
+    /// Writes the header words of the frame at `off` other than its stamp:
+    /// payload length and user type, publish time `ts`, sequence number.
+    #[inline(always)]
+    pub(super) fn write_header(&self, off: usize, len: u32, msg_type: u32, seq: u64, ts: u64) {
         // Relaxed: these header words are published by the stamp's Release.
         self.mem.store64(off + frame::LEN_TYPE, LenType::message(len, msg_type).raw(), Relaxed);
-        // A clock read costs 20-45 ns in VMs: only topics that asked for
-        // timestamps pay for it.
-        let ts = if self.layout.timestamps { self.mem.now_ns() } else { 0 };
         self.mem.store64(off + frame::TIMESTAMP, ts, Relaxed);
         self.mem.store64(off + frame::SEQ, seq, Relaxed);
     }
@@ -98,11 +107,26 @@ impl<M: Memory> Ring<M> {
     /// whose header and payload (`len` bytes) are written.
     #[inline(always)]
     fn commit_single(&self, st: &mut ProducerState, pos: u64, off: usize, len: u32) {
+        self.stamp_single(pos, off);
+        self.after_single(st, pos, len as u64);
+    }
+
+    /// Single producer: the commit stamp of the frame at `pos` (segment
+    /// offset `off`), whose header and payload are written.
+    #[inline(always)]
+    pub(super) fn stamp_single(&self, pos: u64, off: usize) {
         // Release: publishes header and payload to the subscribers'
         // Acquire load of the stamp.
         let stamp = Stamp::committed(pos, self.key()).raw();
         self.mem.store64(off + frame::STAMP, stamp, ord!(Release, "commit_relaxed", Relaxed));
-        st.bytes = st.bytes.wrapping_add(len as u64);
+    }
+
+    /// Single producer, after the stamps of one claim's frames (the last
+    /// at `pos`, `len` payload bytes in all): the producer line's counters
+    /// and hints, then [`Ring::after_commit`].
+    #[inline(always)]
+    pub(super) fn after_single(&self, st: &mut ProducerState, pos: u64, len: u64) {
+        st.bytes = st.bytes.wrapping_add(len);
         // Relaxed: statistics for inspectors, and hints for the next
         // owner after a crash (which acquires ownership first).
         self.mem.store64(prod::NEXT_SEQ, st.next_seq, Relaxed);

@@ -12,6 +12,7 @@
 //! | [`frames`] | frame headers: validating a length word, padding frames, a committed frame's view |
 //! | [`claim`] | a producer's claim: the one-comparison fast path, padding at the wrap, the multi-producer CAS and its mark, the oldest-frame marks; [`ProducerState`] |
 //! | [`commit`] | writing a claim's payload and header, the commit stamp, aborting a claim |
+//! | [`batch`] | a single producer's run of messages under one claim and one commit |
 //! | [`gating`] | `Block` gating: the cursor scan, joining (the epoch handshake), leaving |
 //! | [`waiting`] | both halves of each sleep/wake handshake, and waits with a [`Wait`] |
 //! | [`reading`] | a subscriber's peek and release on `Block`; [`SubState`] |
@@ -253,6 +254,7 @@ macro_rules! fence_sc {
     }};
 }
 
+pub mod batch;
 pub mod claim;
 pub mod closing;
 pub mod commit;

@@ -125,7 +125,16 @@ impl<M: Memory> Ring<M> {
             let committed = self.mem.load64(off + frame::STAMP, Acquire) == Stamp::committed(p, self.key()).raw();
             let lt = self.mem.load64(off + frame::LEN_TYPE, Relaxed);
             match (committed, self.frame_len_of(p, lt)) {
-                (true, Some(size)) if p + size <= tail => p += size,
+                (true, Some(size)) if p + size <= tail => {
+                    if !LenType::from_raw(lt).is_padding() {
+                        // The dead owner committed this frame (one of a
+                        // batch, or a publish killed before its counters
+                        // were stored): number on after it, so no sequence
+                        // number is given twice. Relaxed: as the stamp.
+                        st.next_seq = self.mem.load64(off + frame::SEQ, Relaxed).wrapping_add(1);
+                    }
+                    p += size
+                }
                 _ => {
                     let size = (tail - p).min(self.layout.room_to_end(p));
                     self.write_padding(p, size);

@@ -305,7 +305,11 @@ fn bench_runs_a_table_as_json_and_rejects_bad_arguments() {
     let rows = v["throughput"].as_array().unwrap();
     let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     // POSIX mq is left out where the machine has none.
-    assert_eq!(kinds[..5], ["bare", "shmq", "shmq-ts", "unix", "pipe"], "{kinds:?}");
+    assert_eq!(
+        kinds[..8],
+        ["bare", "shmq", "shmq-batch", "shmq-multi", "shmq-overwrite", "shmq-ts", "unix", "pipe"],
+        "{kinds:?}"
+    );
     for r in rows {
         assert_eq!(r["size"].as_u64(), Some(4096));
         assert!(r["msgs_per_s"].as_f64().unwrap() > 0.0, "{r}");

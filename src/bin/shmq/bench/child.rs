@@ -161,6 +161,31 @@ fn consume(kind: Kind, size: usize, count: u64, dir: &Path, fd: RawFd, buf: &mut
                 }
             }
         }
+        Kind::ShmqOver => {
+            let topic = Topic::open("tput", &Options::new().dir(dir)).map_err(|x| x.to_string())?;
+            let mut sub = topic.subscribe().map_err(|x| x.to_string())?;
+            ready();
+            // Each message is checked against the pattern of its sequence
+            // number (they are dense); a gap is a counted loss.
+            let (mut next, mut lost) = (0u64, 0u64);
+            while next < count {
+                let r = sub.drain(1024, |m| {
+                    bad += !(m.len() == size && m.seq() == next && verify(next, m)) as u64;
+                    next = m.seq() + 1;
+                });
+                match r {
+                    Ok(0) => idle_backoff(),
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => {
+                        lost += n;
+                        next += n;
+                    }
+                    Err(x) => return Err(x.to_string()),
+                }
+            }
+            println!("DONE bad={bad} lost={lost}");
+            return Ok(());
+        }
         Kind::Unix | Kind::Pipe => {
             let mut rd = stream(fd);
             ready();

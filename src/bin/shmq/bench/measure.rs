@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use shmq::{Options, RecvError, Topic};
+use shmq::{Options, Policy, RecvError, Topic};
 
 use super::peers::*;
-use super::{Kind, Mode, Plan};
+use super::{Kind, Mode, Plan, BATCH};
 
 /// One latency measurement: one-way p50, p90, p99, p99.9, max in ns.
 pub(super) fn latency(plan: &Plan, kind: Kind, size: usize, dir: &Path) -> Result<Option<[u64; 5]>, String> {
@@ -199,24 +199,53 @@ pub(super) fn throughput(plan: &Plan, kind: Kind, size: usize, dir: &Path) -> Re
                 head.store(k + 1, Ordering::Release);
             }
         }
-        Kind::Shmq | Kind::ShmqTs => {
+        Kind::Shmq | Kind::ShmqTs | Kind::ShmqBatch | Kind::ShmqMulti | Kind::ShmqOver => {
             let opts = Options::new()
                 .dir(dir)
                 .capacity(RING_BYTES as u64)
                 .max_message((1 << 20) + 64)
-                .timestamps(kind == Kind::ShmqTs);
+                .timestamps(kind == Kind::ShmqTs)
+                .multi_producer(kind == Kind::ShmqMulti)
+                .policy(if kind == Kind::ShmqOver { Policy::Overwrite } else { Policy::Block });
             let topic = Topic::create("tput", &opts).map_err(|x| x.to_string())?;
-            peer = Peer::start(plan.cpus.1, Kind::Shmq, Mode::Tput, size, count, dir, (0, 0))?;
+            let consumer = if kind == Kind::ShmqOver { Kind::ShmqOver } else { Kind::Shmq };
+            peer = Peer::start(plan.cpus.1, consumer, Mode::Tput, size, count, dir, (0, 0))?;
             shmq::__private::sys::pin_to_cpu(plan.cpus.0);
             let mut p = topic.producer().map_err(|x| x.to_string())?;
-            t = Instant::now();
-            for k in 0..count {
-                let mut g = p.reserve(size).map_err(|x| x.to_string())?;
-                fill(k, &mut g);
-                g.commit(size).map_err(|x| x.to_string())?;
+            if kind == Kind::ShmqBatch {
+                // Filled in a batch of buffers, then copied in: the copy
+                // is part of what a batch costs.
+                let mut batch = vec![vec![0u8; size]; BATCH];
+                t = Instant::now();
+                let mut k = 0;
+                while k < count {
+                    let n = BATCH.min((count - k) as usize);
+                    for (i, b) in batch[..n].iter_mut().enumerate() {
+                        fill(k + i as u64, b);
+                    }
+                    p.publish_batch(&batch[..n]).map_err(|x| x.to_string())?;
+                    k += n as u64;
+                }
+            } else {
+                t = Instant::now();
+                for k in 0..count {
+                    let mut g = p.reserve(size).map_err(|x| x.to_string())?;
+                    fill(k, &mut g);
+                    g.commit(size).map_err(|x| x.to_string())?;
+                }
             }
             drop(p);
             drop(topic);
+            if kind == Kind::ShmqOver {
+                // What the subscriber received (every byte checked), not
+                // what was published: the rest was overwritten, and counted.
+                let done = peer.finish()?;
+                let secs = t.elapsed().as_secs_f64();
+                let _ = std::fs::remove_file(dir.join("tput"));
+                let lost = done.strip_prefix("DONE bad=0 lost=").and_then(|l| l.parse::<u64>().ok());
+                let lost = lost.ok_or_else(|| format!("{}: consumer reported {done:?}", kind.name()))?;
+                return Ok(Some(count.saturating_sub(lost) as f64 / secs));
+            }
         }
         Kind::Unix | Kind::Pipe => {
             let (rd, wr) = if kind == Kind::Unix { socketpair().map_err(e)? } else { pipe().map_err(e)? };

@@ -100,6 +100,14 @@ pub enum Kind {
     Shmq,
     /// shmq on a topic with timestamps.
     ShmqTs,
+    /// shmq, the producer publishing runs of [`BATCH`] messages with
+    /// `publish_batch`.
+    ShmqBatch,
+    /// shmq on a multi-producer topic (one producer process).
+    ShmqMulti,
+    /// shmq on an `Overwrite` topic: what the subscriber gets, losses
+    /// counted.
+    ShmqOver,
     /// shmq, blocking `recv`.
     ShmqBlock,
     /// A futex ping-pong: the floor for a blocking wake-up.
@@ -117,11 +125,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 14] = [
         Kind::Raw,
         Kind::Frames,
         Kind::Shmq,
         Kind::ShmqTs,
+        Kind::ShmqBatch,
+        Kind::ShmqMulti,
+        Kind::ShmqOver,
         Kind::ShmqBlock,
         Kind::Futex,
         Kind::Unix,
@@ -138,6 +149,9 @@ impl Kind {
             Kind::Frames => "frames",
             Kind::Shmq => "shmq",
             Kind::ShmqTs => "shmq-ts",
+            Kind::ShmqBatch => "shmq-batch",
+            Kind::ShmqMulti => "shmq-multi",
+            Kind::ShmqOver => "shmq-overwrite",
             Kind::ShmqBlock => "shmq-block",
             Kind::Futex => "futex",
             Kind::Unix => "unix",
@@ -167,6 +181,9 @@ impl Kind {
             Kind::Bare => "bare SPSC ring (ceiling)",
             Kind::C => "shmq C API busy-poll",
             Kind::ShmqTs => "shmq, with timestamps",
+            Kind::ShmqBatch => "shmq publish_batch (32)",
+            Kind::ShmqMulti => "shmq multi-producer",
+            Kind::ShmqOver => "shmq Overwrite (received)",
         }
     }
 }
@@ -200,7 +217,19 @@ impl Mode {
 const LAT_KINDS: [Kind; 9] =
     [Kind::Raw, Kind::Frames, Kind::Shmq, Kind::ShmqTs, Kind::ShmqBlock, Kind::Futex, Kind::Unix, Kind::Pipe, Kind::Mq];
 const LAT_SIZES: [usize; 3] = [64, 1024, 64 << 10];
-const TPUT_KINDS: [Kind; 6] = [Kind::Bare, Kind::Shmq, Kind::ShmqTs, Kind::Unix, Kind::Pipe, Kind::Mq];
+const TPUT_KINDS: [Kind; 9] = [
+    Kind::Bare,
+    Kind::Shmq,
+    Kind::ShmqBatch,
+    Kind::ShmqMulti,
+    Kind::ShmqOver,
+    Kind::ShmqTs,
+    Kind::Unix,
+    Kind::Pipe,
+    Kind::Mq,
+];
+/// Messages per `publish_batch` call in the [`Kind::ShmqBatch`] runs.
+pub const BATCH: usize = 32;
 const TPUT_SIZES: [usize; 3] = [64, 4096, 1 << 20];
 
 /// Checks a `--size`: the patterns are written and checked in 8-byte words.

@@ -222,7 +222,28 @@ impl Producer {
         }
     }
 
+    /// As [`Producer::publish_batch`], waiting for room at most `timeout`
+    /// in all: returns how many leading messages were published, fewer
+    /// than `msgs.len()` if the time ran out. Errors other than a full
+    /// ring are a [`BatchError`].
+    pub fn publish_batch_timeout<B: AsRef<[u8]>>(
+        &mut self,
+        msgs: &[B],
+        timeout: Duration,
+    ) -> Result<usize, BatchError> {
+        match self.send_batch(msgs, Wait::For(timeout)) {
+            Err(BatchError { published, error: PublishError::Full }) => Ok(published),
+            other => other,
+        }
+    }
+
     fn send_batch<B: AsRef<[u8]>>(&mut self, msgs: &[B], wait: Wait) -> Result<usize, BatchError> {
+        // One deadline for the whole batch: each message that needs the
+        // general path waits only for what is left of it.
+        let end = match wait {
+            Wait::For(t) => std::time::Instant::now().checked_add(t),
+            _ => None,
+        };
         let mut done = 0;
         while done < msgs.len() {
             let n = self.ring.publish_batch_fast(&mut self.st, &msgs[done..], 0);
@@ -232,6 +253,7 @@ impl Producer {
             } else {
                 // The general path, for one message; `send_general` counts
                 // it towards `flush_every` itself.
+                let wait = end.map_or(wait, |e| Wait::For(e.saturating_duration_since(std::time::Instant::now())));
                 let r = self.send_general(msgs[done].as_ref(), 0, wait);
                 if matches!(r, Ok(()) | Err(PublishError::Flush(_))) {
                     done += 1;

@@ -2,7 +2,7 @@
 
 import os
 from types import TracebackType
-from typing import Any, Iterator, Literal, TypedDict
+from typing import Any, Iterable, Iterator, Literal, TypedDict
 
 from typing_extensions import Buffer, Unpack
 
@@ -88,6 +88,7 @@ class Producer:
 
     def publish(self, data: Buffer, *, timeout: float | None = ..., type: int = ...) -> None: ...
     def try_publish(self, data: Buffer, *, type: int = ...) -> None: ...
+    def publish_batch(self, msgs: Iterable[Buffer], *, timeout: float | None = ...) -> int: ...
     def reserve(self, n: int, *, timeout: float | None = ...) -> Grant: ...
     def close_stream(self) -> None: ...
     @property

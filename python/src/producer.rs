@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use shmq::{Producer, PublishError, Wait};
+use pyo3::types::PyBytes;
+use shmq::{BatchError, Producer, PublishError, Wait};
 
 use crate::buffer::{export, Input};
 use crate::errors;
@@ -37,6 +38,42 @@ impl PyProducer {
     pub fn new(p: Producer) -> PyProducer {
         PyProducer { inner: Arc::new(Mutex::new(p)) }
     }
+}
+
+/// One message of a batch: a `bytes` object read in place (immutable,
+/// and kept alive by this reference while the GIL is released), or any
+/// other bytes-like object through the buffer protocol. The first is the
+/// common case and costs no buffer request and no allocation.
+enum Item<'py> {
+    Bytes(Bound<'py, PyBytes>),
+    Buffer(Input),
+}
+
+impl<'py> Item<'py> {
+    fn get(obj: Bound<'py, PyAny>) -> PyResult<Item<'py>> {
+        match obj.downcast_into::<PyBytes>() {
+            Ok(b) => Ok(Item::Bytes(b)),
+            Err(e) => Input::get(&e.into_inner()).map(Item::Buffer),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Item::Bytes(b) => b.as_bytes(),
+            Item::Buffer(i) => i.bytes(),
+        }
+    }
+}
+
+/// A batch's error as the exception of its kind, with the count of
+/// messages published before it as its `published` attribute.
+fn batch_error(py: Python<'_>, e: BatchError) -> PyErr {
+    let err = errors::publish(e.error);
+    // An attribute on a fresh exception object of our own classes: it
+    // cannot fail short of memory, and then the exception still says what
+    // went wrong.
+    let _ = err.value(py).setattr("published", e.published);
+    err
 }
 
 /// One bounded publish: `Ok(None)` if the wait ended with no room.
@@ -94,6 +131,66 @@ impl PyProducer {
             Ok(None) => Err(errors::publish(PublishError::Full)),
             Err(None) => Err(outstanding()),
             Err(Some(e)) => Err(errors::publish(e)),
+        }
+    }
+
+    /// Publishes copies of the bytes-like objects in `msgs` (any
+    /// iterable), in order, with one claim and one commit per run of
+    /// them: for small messages far cheaper per message than `publish`.
+    /// Subscribers receive them one by one. Waits for room like publish,
+    /// at most `timeout` seconds in all (0: only what fits now), and
+    /// returns how many leading messages were published: all of them, or
+    /// fewer when the time ran out. Other errors raise; the exception's
+    /// `published` attribute says how many went out before it.
+    #[pyo3(signature = (msgs, *, timeout=None))]
+    fn publish_batch(&self, py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<usize> {
+        let items = msgs.try_iter()?.map(|o| Item::get(o?)).collect::<PyResult<Vec<Item<'_>>>>()?;
+        let views: Vec<&[u8]> = items.iter().map(Item::bytes).collect();
+        let deadline = deadline(timeout)?;
+        let mut done = 0;
+        // Fast path with the GIL held: room is usually there.
+        if let Ok(mut p) = self.inner.try_lock() {
+            if p.has_reservation() {
+                return Err(outstanding());
+            }
+            match p.try_publish_batch(&views) {
+                Ok(n) => done = n,
+                Err(e) => return Err(batch_error(py, e)),
+            }
+            if done == views.len() {
+                return Ok(done);
+            }
+        }
+        let inner = &self.inner;
+        let views = &views;
+        let done = &mut done;
+        let r = sliced(py, deadline, |wait| {
+            let mut p = lock(inner);
+            if p.has_reservation() {
+                return Err(None);
+            }
+            let rest = &views[*done..];
+            let r = match wait {
+                Wait::Now => p.try_publish_batch(rest),
+                Wait::For(t) => p.publish_batch_timeout(rest, t),
+                Wait::Forever => p.publish_batch(rest).map(|()| rest.len()),
+            };
+            match r {
+                Ok(n) => {
+                    *done += n;
+                    Ok((*done == views.len()).then_some(()))
+                }
+                Err(e) => {
+                    *done += e.published;
+                    Err(Some(e.error))
+                }
+            }
+        })?;
+        let done = *done;
+        match r {
+            Ok(_) => Ok(done),
+            Err(None) => Err(outstanding()),
+            Err(Some(error)) => Err(batch_error(py, BatchError { published: done, error })),
         }
     }
 

@@ -2,7 +2,7 @@
 examples/interop.rs and peer.c: publish or check N messages of a fixed
 pattern (message i: length 1 + i*7919 % MAXLEN, byte j = i*131 + j*7).
 
-    python peer.py publish|publish-grant|check DIR TOPIC N MAXLEN
+    python peer.py publish|publish-grant|publish-batch|check DIR TOPIC N MAXLEN
 """
 
 import sys
@@ -33,6 +33,15 @@ def main(role: str, dir: str, name: str, n: int, maxlen: int) -> None:
                 view = np.frombuffer(g, dtype=np.uint8)
                 view[:] = want
                 del view
+        print(f"published {n}", flush=True)
+    elif role == "publish-batch":
+        # Runs of up to 50 messages, each run one publish_batch call.
+        p = topic.producer()
+        for start in range(0, n, 50):
+            batch = [pattern(i, maxlen) for i in range(start, min(start + 50, n))]
+            sent = p.publish_batch(batch)
+            if sent != len(batch):
+                sys.exit(f"publish_batch published {sent} of {len(batch)}")
         print(f"published {n}", flush=True)
     elif role == "check":
         sub = topic.subscribe()

@@ -75,6 +75,32 @@ def test_publish_errors(topic_dir):
     del sub
 
 
+def test_publish_batch_errors_say_how_many_went_out(topic_dir):
+    t = shmq.Topic.create("t", dir=topic_dir, capacity=4096, max_message=512)
+    sub = t.subscribe()
+    p = t.producer()
+    with pytest.raises(shmq.TooLarge) as e:
+        p.publish_batch([b"a", b"bb", bytes(513), b"d"])
+    assert e.value.published == 2
+    assert [bytes(sub.try_recv()) for _ in range(2)] == [b"a", b"bb"]
+    with pytest.raises(shmq.Empty):
+        sub.try_recv()
+    # A full ring: timeout 0 publishes what fits and says how many.
+    many = [bytes([i % 256]) * 100 for i in range(100)]
+    n = p.publish_batch(many, timeout=0)
+    assert 0 < n < len(many)
+    assert p.publish_batch(many[n:], timeout=0.02) == 0
+    for i in range(n):
+        assert bytes(sub.try_recv()) == many[i]
+    with pytest.raises(TypeError):
+        p.publish_batch([b"ok", "text is not bytes"])
+    g = p.reserve(4)
+    with pytest.raises(shmq.Busy, match="outstanding"):
+        p.publish_batch([b"x"])
+    g.abort()
+    assert p.publish_batch([]) == 0
+
+
 def test_grant_errors(topic_dir):
     t = shmq.Topic.create("t", dir=topic_dir, capacity=1 << 16, max_message=512)
     p = t.producer()

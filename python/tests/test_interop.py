@@ -37,3 +37,8 @@ def test_other_language_to_python(spawn, py_peer, other, topic_dir, request):
 def test_grant_writes_are_seen_by_rust_and_c(spawn, py_peer, rust_peer, c_peer, topic_dir):
     # Written in place through Producer.reserve (zero-copy), read by both.
     run(spawn, py_peer, [rust_peer, c_peer], topic_dir, role="publish-grant")
+
+
+def test_batches_are_seen_by_python_rust_and_c(spawn, py_peer, rust_peer, c_peer, topic_dir):
+    # Runs of messages under one claim each (Producer.publish_batch).
+    run(spawn, py_peer, [py_peer, rust_peer, c_peer], topic_dir, role="publish-batch")

@@ -106,6 +106,22 @@ void shmq_producer_close(shmq_producer *producer);
 int shmq_publish(shmq_producer *producer, const void *data, size_t len, int64_t timeout_ns);
 /* Never waits: -EAGAIN when full. */
 int shmq_try_publish(shmq_producer *producer, const void *data, size_t len);
+/* One message of a batch. */
+typedef struct shmq_buf {
+    const void *data; /* its bytes (may be NULL when len is 0) */
+    size_t len;
+} shmq_buf;
+/* Publishes n messages, in order, with one claim and one commit per run of
+ * them that fits one largest frame (for small messages several times
+ * cheaper per message than shmq_publish; subscribers receive them one by
+ * one), waiting up to timeout_ns in all for room. *published (if not NULL)
+ * gets how many leading messages went out. 0 all of them; -ETIMEDOUT (or
+ * -EAGAIN with timeout 0) the ring stayed full; -EINVAL (nothing
+ * published) NULL producer, NULL msgs with n > 0, or an entry with NULL
+ * data and a length; -EBUSY a reservation is outstanding; -EMSGSIZE a
+ * message too large (those before it went out); -ECANCELED as above. */
+int shmq_publish_batch(shmq_producer *producer, const shmq_buf *msgs, size_t n, int64_t timeout_ns,
+                       size_t *published);
 /* Zero-copy: *buf points to len bytes inside the ring; write the message
  * there, then shmq_commit (or shmq_abort). Waits for room. -EMSGSIZE,
  * -EBUSY a reservation is already outstanding. */

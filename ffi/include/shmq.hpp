@@ -3,6 +3,7 @@
 #ifndef SHMQ_HPP
 #define SHMQ_HPP
 
+#include <cerrno>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -50,6 +51,15 @@ class producer {
     ~producer() { shmq_producer_close(p_); }
     void publish(const void *data, size_t len, int64_t timeout_ns = -1) {
         check(shmq_publish(p_, data, len, timeout_ns), "shmq_publish");
+    }
+    // Publishes n messages, one claim and one commit per run of them.
+    // Returns how many went out: n, or fewer when the ring stayed full
+    // past timeout_ns; other errors throw.
+    size_t publish_batch(const shmq_buf *msgs, size_t n, int64_t timeout_ns = -1) {
+        size_t sent = 0;
+        int rc = shmq_publish_batch(p_, msgs, n, timeout_ns, &sent);
+        if (rc != 0 && rc != -EAGAIN && rc != -ETIMEDOUT) throw error("shmq_publish_batch", rc);
+        return sent;
     }
     // Zero-copy: fill(buf) writes the message in place, returns its length.
     template <class F> void publish_in_place(size_t max_len, F fill) {

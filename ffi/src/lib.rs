@@ -105,6 +105,17 @@ pub struct shmq_msg {
     pub msg_type: u32,
 }
 
+/// One message of a batch for `shmq_publish_batch`. Mirrors `shmq_buf`
+/// in `shmq.h`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shmq_buf {
+    /// The message's bytes (may be NULL when `len` is 0).
+    pub data: *const c_void,
+    /// Its length.
+    pub len: usize,
+}
+
 /// Where a message read ahead ends (`shmq_recv_ahead`), to release it and
 /// every one before it (`shmq_release_through`). Mirrors `shmq_ack` in
 /// `shmq.h`.

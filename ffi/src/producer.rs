@@ -95,6 +95,92 @@ pub unsafe extern "C" fn shmq_try_publish(p: *mut shmq_producer, data: *const c_
     unsafe { publish_with(p, data, len, Wait::Now) }
 }
 
+/// A `shmq_buf` whose bytes `shmq_publish_batch` has checked it may read:
+/// only made there, by casting the caller's array, after every entry was
+/// validated, and only used during that call.
+#[repr(transparent)]
+struct CheckedBuf(shmq_buf);
+
+impl AsRef<[u8]> for CheckedBuf {
+    fn as_ref(&self) -> &[u8] {
+        if self.0.len == 0 {
+            return &[];
+        }
+        // SAFETY: validated non-null with `len` readable bytes, which the
+        // caller keeps valid and unwritten for the call (its contract);
+        // a `CheckedBuf` lives no longer than that call.
+        unsafe { std::slice::from_raw_parts(self.0.data.cast::<u8>(), self.0.len) }
+    }
+}
+
+/// Publishes `n` messages (`msgs[i]`), in order, with one claim and one
+/// commit per run of them that fits one frame of the topic's max message
+/// size, waiting up to `timeout_ns` in all for room. `*published` (if not
+/// NULL) gets how many leading messages went out. Returns 0 when all did;
+/// -ETIMEDOUT (or -EAGAIN with timeout 0) when the ring stayed full;
+/// -EINVAL (nothing published) for a NULL handle, a NULL `msgs` with
+/// `n > 0` or an entry with NULL data and a length; -EBUSY a reservation
+/// is outstanding; -EMSGSIZE a message too large (the ones before it went
+/// out); -ECANCELED as for `shmq_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_publish_batch(
+    p: *mut shmq_producer,
+    msgs: *const shmq_buf,
+    n: usize,
+    timeout_ns: i64,
+    published: *mut usize,
+) -> c_int {
+    let mut done = 0;
+    let rc = guard(|| {
+        if p.is_null() || (msgs.is_null() && n > 0) {
+            return -libc::EINVAL;
+        }
+        let bufs = if n == 0 {
+            &[][..]
+        } else {
+            // SAFETY: `msgs` is non-null with `n` readable entries (caller).
+            unsafe { std::slice::from_raw_parts(msgs, n) }
+        };
+        if bufs.iter().any(|b| b.data.is_null() && b.len > 0) {
+            return -libc::EINVAL;
+        }
+        // SAFETY: `CheckedBuf` is a transparent `shmq_buf`, and every
+        // entry was just validated.
+        let bufs = unsafe { &*(bufs as *const [shmq_buf] as *const [CheckedBuf]) };
+        // SAFETY: `p` is a live producer handle, used by one thread at a time.
+        let prod = unsafe { &mut (*p).0 };
+        if prod.has_reservation() {
+            return -libc::EBUSY;
+        }
+        let r = match timeout(timeout_ns) {
+            Wait::Now => prod.try_publish_batch(bufs),
+            Wait::Forever => prod.publish_batch(bufs).map(|()| bufs.len()),
+            Wait::For(t) => prod.publish_batch_timeout(bufs, t),
+        };
+        match r {
+            Ok(k) => {
+                done = k;
+                if k == n {
+                    0
+                } else if timeout_ns == 0 {
+                    -libc::EAGAIN
+                } else {
+                    -libc::ETIMEDOUT
+                }
+            }
+            Err(e) => {
+                done = e.published;
+                publish_err(&e.error)
+            }
+        }
+    });
+    if !published.is_null() {
+        // SAFETY: non-null, writable by the caller's contract.
+        unsafe { published.write(done) };
+    }
+    rc
+}
+
 /// Reserves `len` bytes in the ring (waiting for room as long as it takes)
 /// and stores a pointer to them in `*buf`; write the message there, then
 /// `shmq_commit` or `shmq_abort`. Errors: -EINVAL, -EMSGSIZE, -EBUSY (a

@@ -312,6 +312,8 @@ fn cpp_to_c_and_c_to_cpp() {
     let n = N.to_string();
     pair("xc", |t| cmd(sub, &[t, &n]), |t| cmd(cpp, &["pub", t, &n]));
     pair("cx", |t| cmd(cpp, &["sub", t, &n]), |t| cmd(publ, &[t, &n]));
+    // Batches from C++ (shmq_publish_batch), read by C.
+    pair("bc", |t| cmd(sub, &[t, &n]), |t| cmd(cpp, &["batch", t, &n]));
 }
 
 fn run_errors(exe: &Path, valgrind: bool) {
@@ -340,6 +342,14 @@ fn read_ahead_and_release_through_from_c() {
     run_checks(&compile("read_ahead", &["tests/c/read_ahead.c"], false, false), false, "DONE read-ahead behaves");
     if Command::new("valgrind").arg("--version").output().is_ok() {
         run_checks(&compile("read_ahead-v", &["tests/c/read_ahead.c"], false, false), true, "DONE read-ahead behaves");
+    }
+}
+
+#[test]
+fn batches_from_c() {
+    run_checks(&compile("batch", &["tests/c/batch.c"], false, false), false, "DONE batches behave");
+    if Command::new("valgrind").arg("--version").output().is_ok() {
+        run_checks(&compile("batch-v", &["tests/c/batch.c"], false, false), true, "DONE batches behave");
     }
 }
 

@@ -401,6 +401,12 @@ pub enum RecvError {
     /// time) or a subscriber of an `Overwrite` topic (it receives copies
     /// into one buffer).
     NoReadAhead,
+    /// The system refused something the call needed:
+    /// [`crate::Subscriber::arm`] found no file descriptor for its
+    /// eventfd (the process's open-file limit). Nothing was received and
+    /// the subscriber is unchanged; close descriptors, or raise the limit,
+    /// and call again.
+    Resource(String),
 }
 
 impl fmt::Display for RecvError {
@@ -419,6 +425,7 @@ impl fmt::Display for RecvError {
                 "reading ahead needs a plain or durable subscriber of a Block topic \
                  (a group member holds one message at a time; Overwrite receives copies)"
             ),
+            RecvError::Resource(r) => write!(f, "out of a system resource: {r}"),
         }
     }
 }

@@ -185,6 +185,25 @@ pub fn child_main() {
                 line.clear();
             }
         }
+        // Arms a subscriber of t0 with no file descriptor left for its
+        // eventfd, then again with descriptors: prints both results.
+        "arm-nofile" => {
+            let t = Topic::open("t0", &opts).expect("open");
+            let mut s = t.subscribe().expect("subscribe");
+            let limit = |n: u64| {
+                let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+                unsafe {
+                    assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur), 0);
+                    cur.rlim_cur = n.min(cur.rlim_max);
+                    assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &cur), 0);
+                }
+            };
+            limit(0);
+            let first = s.arm();
+            limit(1 << 16);
+            println!("RESULT {first:?} then {:?}", s.arm());
+        }
         r => panic!("unknown role {r}"),
     }
 }

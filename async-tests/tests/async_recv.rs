@@ -254,6 +254,22 @@ fn the_readiness_fd_becomes_readable_for_poll() {
     child.finish();
 }
 
+/// `arm` with no descriptor left for its eventfd: a typed error (not
+/// `Corrupt`), and nothing changed: arming works once descriptors are
+/// back (in a child process: the limit is process-wide).
+#[test]
+fn arming_without_a_descriptor_says_so_and_changes_nothing() {
+    let d = TestDir::new();
+    let _t = Topic::create("t0", &d.opts().capacity(4096)).unwrap();
+    let mut c = Child::spawn("arm-nofile", &[("SHMQ_DIR", d.path().display().to_string())]);
+    let got = c.expect("RESULT");
+    c.finish();
+    assert!(
+        got.starts_with("RESULT Err(Resource(\"cannot make an eventfd: ") && got.ends_with("then Ok(false)"),
+        "{got}"
+    );
+}
+
 #[test]
 fn reserve_async_lends_room_once_a_subscriber_releases() {
     let d = TestDir::new();

@@ -244,7 +244,8 @@ int shmq_try_recv(shmq_subscriber *subscriber, shmq_msg *out);
 int shmq_subscriber_fd(shmq_subscriber *subscriber);
 /* Releases the message from the last receive, clears the descriptor and
  * arms it: 1 a message is waiting now (receive it; nothing armed), 0 armed
- * (wait for the descriptor). Errors as shmq_recv (-EBADMSG, -ECONNRESET). */
+ * (wait for the descriptor). Errors as shmq_recv (-EBADMSG, -ECONNRESET),
+ * and -EMFILE: no descriptor left for the eventfd (nothing changed). */
 int shmq_subscriber_arm(shmq_subscriber *subscriber);
 /* Releases the last received message. -EINVAL none held. */
 int shmq_release(shmq_subscriber *subscriber);

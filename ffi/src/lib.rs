@@ -190,6 +190,7 @@ fn recv_err(e: &RecvError) -> c_int {
         RecvError::Evicted => libc::ECONNRESET,
         RecvError::Closed => libc::EPIPE,
         RecvError::NoReadAhead => libc::EOPNOTSUPP,
+        RecvError::Resource(_) => libc::EMFILE,
         _ => libc::EIO,
     }
 }

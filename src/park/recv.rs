@@ -153,7 +153,7 @@ impl Subscriber {
     pub fn arm(&mut self) -> Result<bool, RecvError> {
         self.release_raw();
         if self.readiness_mut().is_none() {
-            self.readiness_fd().map_err(|e| RecvError::Corrupt(format!("cannot make an eventfd: {e}")))?;
+            self.readiness_fd().map_err(|e| RecvError::Resource(format!("cannot make an eventfd: {e}")))?;
         }
         let Some(r) = self.readiness_mut() else {
             return Err(RecvError::Empty);

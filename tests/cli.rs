@@ -306,8 +306,18 @@ fn bench_runs_a_table_as_json_and_rejects_bad_arguments() {
     let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     // POSIX mq is left out where the machine has none.
     assert_eq!(
-        kinds[..8],
-        ["bare", "shmq", "shmq-batch", "shmq-multi", "shmq-overwrite", "shmq-ts", "unix", "pipe"],
+        kinds[..9],
+        [
+            "bare",
+            "shmq",
+            "shmq-batch",
+            "shmq-batch-in-place",
+            "shmq-multi",
+            "shmq-overwrite",
+            "shmq-ts",
+            "unix",
+            "pipe"
+        ],
         "{kinds:?}"
     );
     for r in rows {

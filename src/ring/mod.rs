@@ -269,6 +269,7 @@ pub mod recovery;
 pub mod repair;
 pub mod waiting;
 
+pub use batch::Run;
 pub use claim::{Claim, ClaimError, ProducerState};
 pub use frames::FrameView;
 pub use group::{DeadLetters, Sink};

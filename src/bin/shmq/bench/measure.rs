@@ -199,7 +199,7 @@ pub(super) fn throughput(plan: &Plan, kind: Kind, size: usize, dir: &Path) -> Re
                 head.store(k + 1, Ordering::Release);
             }
         }
-        Kind::Shmq | Kind::ShmqTs | Kind::ShmqBatch | Kind::ShmqMulti | Kind::ShmqOver => {
+        Kind::Shmq | Kind::ShmqTs | Kind::ShmqBatch | Kind::ShmqBatchWith | Kind::ShmqMulti | Kind::ShmqOver => {
             let opts = Options::new()
                 .dir(dir)
                 .capacity(RING_BYTES as u64)
@@ -224,6 +224,14 @@ pub(super) fn throughput(plan: &Plan, kind: Kind, size: usize, dir: &Path) -> Re
                         fill(k + i as u64, b);
                     }
                     p.publish_batch(&batch[..n]).map_err(|x| x.to_string())?;
+                    k += n as u64;
+                }
+            } else if kind == Kind::ShmqBatchWith {
+                t = Instant::now();
+                let mut k = 0;
+                while k < count {
+                    let n = BATCH.min((count - k) as usize);
+                    p.publish_batch_with(n, size, |i, buf| fill(k + i as u64, buf)).map_err(|x| x.to_string())?;
                     k += n as u64;
                 }
             } else {

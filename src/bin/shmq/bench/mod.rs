@@ -103,6 +103,9 @@ pub enum Kind {
     /// shmq, the producer publishing runs of [`BATCH`] messages with
     /// `publish_batch`.
     ShmqBatch,
+    /// shmq, the producer writing runs of [`BATCH`] messages in place with
+    /// `publish_batch_with`.
+    ShmqBatchWith,
     /// shmq on a multi-producer topic (one producer process).
     ShmqMulti,
     /// shmq on an `Overwrite` topic: what the subscriber gets, losses
@@ -125,12 +128,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 14] = [
+    const ALL: [Kind; 15] = [
         Kind::Raw,
         Kind::Frames,
         Kind::Shmq,
         Kind::ShmqTs,
         Kind::ShmqBatch,
+        Kind::ShmqBatchWith,
         Kind::ShmqMulti,
         Kind::ShmqOver,
         Kind::ShmqBlock,
@@ -150,6 +154,7 @@ impl Kind {
             Kind::Shmq => "shmq",
             Kind::ShmqTs => "shmq-ts",
             Kind::ShmqBatch => "shmq-batch",
+            Kind::ShmqBatchWith => "shmq-batch-in-place",
             Kind::ShmqMulti => "shmq-multi",
             Kind::ShmqOver => "shmq-overwrite",
             Kind::ShmqBlock => "shmq-block",
@@ -182,6 +187,7 @@ impl Kind {
             Kind::C => "shmq C API busy-poll",
             Kind::ShmqTs => "shmq, with timestamps",
             Kind::ShmqBatch => "shmq publish_batch (32)",
+            Kind::ShmqBatchWith => "shmq batch in place (32)",
             Kind::ShmqMulti => "shmq multi-producer",
             Kind::ShmqOver => "shmq Overwrite (received)",
         }
@@ -217,10 +223,11 @@ impl Mode {
 const LAT_KINDS: [Kind; 9] =
     [Kind::Raw, Kind::Frames, Kind::Shmq, Kind::ShmqTs, Kind::ShmqBlock, Kind::Futex, Kind::Unix, Kind::Pipe, Kind::Mq];
 const LAT_SIZES: [usize; 3] = [64, 1024, 64 << 10];
-const TPUT_KINDS: [Kind; 9] = [
+const TPUT_KINDS: [Kind; 10] = [
     Kind::Bare,
     Kind::Shmq,
     Kind::ShmqBatch,
+    Kind::ShmqBatchWith,
     Kind::ShmqMulti,
     Kind::ShmqOver,
     Kind::ShmqTs,

@@ -99,6 +99,7 @@ pub fn print(
         ),
         ("64 B throughput / bare ring", tput_ratio(Kind::Shmq, Kind::Bare, 64), ">=", 0.5),
         ("64 B publish_batch throughput / bare ring", tput_ratio(Kind::ShmqBatch, Kind::Bare, 64), ">=", 0.8),
+        ("64 B batch in place throughput / bare ring", tput_ratio(Kind::ShmqBatchWith, Kind::Bare, 64), ">=", 0.8),
         ("64 B throughput: slowest run / median run", steadiness(tput_reps(Kind::Shmq, 64)), ">=", 0.6),
         ("64 B throughput / unix socket", tput_ratio(Kind::Shmq, Kind::Unix, 64), ">=", 30.0),
         ("4 KiB throughput / bare ring", tput_ratio(Kind::Shmq, Kind::Bare, 4096), ">=", 1.0),

@@ -370,13 +370,26 @@ impl Subscriber {
             }
             Policy::Block => {
                 let mut last = None;
+                let ring = &*self.ring;
                 while n < max {
-                    let Some(v) = self.ring.peek(&mut self.st).map_err(read_err)? else {
+                    // Ordinary messages in one loop; then one frame of any
+                    // kind (padding, a multi-producer claim, nothing).
+                    let k = ring.drain_fast(&mut self.st, max - n, |v| {
+                        f(&MessageRef { data: payload_in_place(ring, v), view: *v })
+                    });
+                    if k > 0 {
+                        n += k;
+                        last = Some(self.st.cursor());
+                        if n == max {
+                            break;
+                        }
+                    }
+                    let Some(v) = ring.peek(&mut self.st).map_err(read_err)? else {
                         break;
                     };
                     // Read in place; the cursor is published once, below.
-                    f(&MessageRef { data: payload_in_place(&self.ring, &v), view: v });
-                    self.ring.consume_unpublished(&mut self.st, &v);
+                    f(&MessageRef { data: payload_in_place(ring, &v), view: v });
+                    ring.consume_unpublished(&mut self.st, &v);
                     last = Some(v.next);
                     n += 1;
                 }

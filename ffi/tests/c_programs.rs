@@ -323,7 +323,10 @@ fn run_errors(exe: &Path, valgrind: bool) {
 /// Runs a C program of checks (under valgrind if asked) in its own topic
 /// directory; it must succeed and print `done`.
 fn run_checks(exe: &Path, valgrind: bool, done: &str) {
-    let dir = Dir::new(if valgrind { "errv" } else { "err" });
+    // A directory of its own: these programs run in parallel test threads,
+    // and two sharing one removed each other's topics.
+    let name = exe.file_name().map_or_else(|| "checks".into(), |n| n.to_string_lossy().into_owned());
+    let dir = Dir::new(&format!("{name}{}", if valgrind { "-v" } else { "" }));
     let mut c = if valgrind {
         let mut c = Command::new("valgrind");
         c.args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "-q"]).arg(exe);

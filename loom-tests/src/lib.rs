@@ -125,6 +125,29 @@ pub fn recv_block(r: &Ring<LoomMem>, st: &mut SubState) -> Vec<u8> {
     out
 }
 
+/// Block: receives the next message as a draining subscriber does
+/// (`Ring::drain_fast`, then the cursor published with `release_to`), or,
+/// when the fast path finds nothing it handles, as [`recv_block`] does.
+pub fn recv_drain(r: &Ring<LoomMem>, st: &mut SubState) -> Vec<u8> {
+    let mut out = None;
+    let n = r.drain_fast(st, 1, |v| {
+        let mut m = vec![0; v.len as usize];
+        // SAFETY: `v` is a committed frame at this subscriber's cursor,
+        // which still covers it (the cursor is published below); loom
+        // reports the read if it is not ordered after the producer's write.
+        unsafe { r.mem.read(v.payload_off, &mut m) };
+        out = Some(m);
+    });
+    match out {
+        Some(m) if n == 1 => {
+            let next = st.cursor();
+            r.release_to(st, next);
+            m
+        }
+        _ => recv_block(r, st),
+    }
+}
+
 /// Asserts `msg` is an intact pattern message and returns its id (0 for an
 /// empty message).
 pub fn intact(msg: &[u8]) -> u8 {

@@ -10,7 +10,9 @@ use shmq::__private::ring::{ClaimError, Wait};
 
 use shmq::layout::Policy;
 use shmq::Start;
-use shmq_loom_tests::{intact, join, model, payload, publish, publish_batch, recv_block, ring, ring_dead_peers};
+use shmq_loom_tests::{
+    intact, join, model, payload, publish, publish_batch, recv_block, recv_drain, ring, ring_dead_peers,
+};
 
 /// One producer, two subscribers, Block. Message 1 (8 B) and message 2
 /// (0 B) fill 96 bytes; message 3 (8 B) does not fit in the last 32, so the
@@ -81,8 +83,10 @@ fn fast_claims_respect_the_gating_cursor() {
 /// to release message 1), then the run of 5 and 6, which lands on the
 /// bytes of messages 2 and 3: its one fast claim is only safe under a
 /// limit that respected the subscriber's cursor as message 4's claim saw
-/// it. Every message arrives intact, in order, numbered densely. Fails
-/// with `commit_relaxed` (a run's stamps publish its frames) and with
+/// it. Every message arrives intact, in order, numbered densely. The
+/// subscriber reads as a draining one does (`drain_fast`, falling back
+/// to the general path). Fails with `commit_relaxed` (a run's stamps
+/// publish its frames), `stamp_acquire` (the drain's stamp load) and
 /// `fast_gate` (a run claimed past the subscriber's cursor).
 #[test]
 fn batch_frames_arrive_in_order() {
@@ -99,7 +103,7 @@ fn batch_frames_arrive_in_order() {
             publish_batch(&rp, &mut st, &[payload(5, 0), payload(6, 0)]);
         });
         for (seq, (id, len)) in MSGS.into_iter().enumerate() {
-            let m = recv_block(&r, &mut s);
+            let m = recv_drain(&r, &mut s);
             assert_eq!((intact(&m), m.len()), (id, len));
             assert_eq!(s.expected_seq(), seq as u64 + 1, "message {seq} misnumbered");
         }

@@ -472,6 +472,26 @@ impl Layout {
         self.data_offset + (pos & (self.capacity - 1)) as usize
     }
 
+    /// Size of the frame at `pos` whose length/type word is `lt`, if it
+    /// is valid: a message no longer than `max_message`, a padding length
+    /// that is a whole number of frames, a frame that ends before the end
+    /// of the data region. The word comes from shared memory: nothing
+    /// derived from it is used before this check.
+    #[inline(always)]
+    pub fn frame_len(&self, pos: u64, lt: LenType) -> Option<u64> {
+        let len = lt.length();
+        let room = self.room_to_end(pos);
+        let size = if lt.is_padding() {
+            len as u64
+        } else {
+            if len > self.max_message {
+                return None;
+            }
+            frame_size(len as u64)
+        };
+        (size >= FRAME_HEADER as u64 && size % FRAME_HEADER as u64 == 0 && size <= room).then_some(size)
+    }
+
     /// Bytes from `pos` to the end of the data region.
     pub fn room_to_end(&self, pos: u64) -> u64 {
         self.capacity - (pos & (self.capacity - 1))

@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::Ring;
-use crate::layout::{frame, frame_size, prod, LenType, Stamp, FRAME_HEADER};
+use crate::layout::{frame, prod, LenType, Stamp, FRAME_HEADER};
 use crate::mem::Memory;
 
 /// A committed frame found at a subscriber's cursor.
@@ -53,18 +53,7 @@ impl<M: Memory> Ring<M> {
     /// Size of the frame at `pos` whose len/type word is `lt`, if valid.
     #[inline(always)]
     pub(super) fn frame_len_of(&self, pos: u64, lt: u64) -> Option<u64> {
-        let lt = LenType::from_raw(lt);
-        let len = lt.length();
-        let room = self.layout.room_to_end(pos);
-        let size = if lt.is_padding() {
-            len as u64
-        } else {
-            if len > self.layout.max_message {
-                return None;
-            }
-            frame_size(len as u64)
-        };
-        (size >= FRAME_HEADER as u64 && size % FRAME_HEADER as u64 == 0 && size <= room).then_some(size)
+        self.layout.frame_len(pos, LenType::from_raw(lt))
     }
 
     /// Writes and commits a padding frame of `size` bytes at `pos`.
@@ -81,7 +70,12 @@ impl<M: Memory> Ring<M> {
     /// length/type word is `lt` (not padding) and frame size `size`.
     #[inline(always)]
     pub(super) fn view_at(&self, pos: u64, lt: u64, size: u64) -> FrameView {
-        let off = self.layout.frame_at(pos);
+        self.view_at_off(pos, self.layout.frame_at(pos), lt, size)
+    }
+
+    /// [`Ring::view_at`] of the frame at segment offset `off`.
+    #[inline(always)]
+    pub(super) fn view_at_off(&self, pos: u64, off: usize, lt: u64, size: u64) -> FrameView {
         FrameView {
             pos,
             payload_off: off + FRAME_HEADER,
@@ -126,7 +120,7 @@ impl<M: Memory> Ring<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{Layout, Policy};
+    use crate::layout::{frame_size, Layout, Policy};
 
     /// A ring over plain memory, for the arithmetic only.
     fn ring(cap: u64, max: u32) -> Ring<crate::mem::tests::Plain> {

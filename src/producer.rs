@@ -276,11 +276,10 @@ impl Producer {
                     let mut guard = RunGuard { ring, st: &mut self.st, run };
                     for i in 0..n {
                         let off = ring.run_payload_off(&guard.run);
-                        // SAFETY: the run's next frame is claimed by this
-                        // producer and lies in bounds (a claim never crosses
-                        // the ring's end), with room for `len` payload
-                        // bytes (the length it was claimed with); the slice
-                        // lives until the commit below: as for a `Grant`.
+                        // The run's next frame: claimed by this producer for
+                        // `len` payload bytes, before the ring's end.
+                        // SAFETY: in bounds and ours until the commit below,
+                        // which ends the slice's life: as for a `Grant`.
                         let buf = unsafe { std::slice::from_raw_parts_mut(ring.mem.base().add(off), len) };
                         fill(done + i, buf);
                         ring.commit_run_frame(&mut guard.run, len, 0);

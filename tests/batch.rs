@@ -63,57 +63,47 @@ fn child() {
     }
 }
 
-#[test]
-fn batches_arrive_in_order_across_processes_through_a_small_ring() {
+/// A child publishes `COUNT` messages in `role`'s batches through a 16 KiB
+/// ring (runs wrap with padding at the ring's end, and are cut at one
+/// largest frame); this process receives each, checks it with `check(k,
+/// message)`, in order and densely numbered, and that the ring filled.
+fn across_processes(role: &str, max_message: u32, mut check: impl FnMut(u64, &[u8])) {
+    const COUNT: u64 = 200_000;
     let d = TestDir::new();
-    // 16 KiB with messages up to 300 bytes: runs wrap with padding at the
-    // ring's end and the producer waits for room many times; runs are cut
-    // at one largest frame (about 1 KiB here).
-    let t = Topic::create("b", &d.opts().capacity(16 << 10).max_message(1024)).unwrap();
+    let t = Topic::create("b", &d.opts().capacity(16 << 10).max_message(max_message)).unwrap();
     let mut sub = t.subscribe().unwrap();
-    let count = 200_000u64;
-    let mut child = Child::spawn(
-        "batcher",
-        &[("SHMQ_TEST_DIR", d.path().display().to_string()), ("SHMQ_COUNT", count.to_string())],
-    );
+    let mut child =
+        Child::spawn(role, &[("SHMQ_TEST_DIR", d.path().display().to_string()), ("SHMQ_COUNT", COUNT.to_string())]);
     child.expect("READY");
-    let mut scratch = Vec::new();
-    for k in 0..count {
+    for k in 0..COUNT {
         let m = sub.recv_timeout(Duration::from_secs(20)).expect("the next message within 20 s");
-        assert_eq!(ident(&m), (1, k), "message {k} out of order");
-        check(1, k, &m, MIN, MAX, &mut scratch).unwrap();
+        check(k, &m);
         assert_eq!(m.seq(), k, "sequence numbers are dense");
     }
-    assert_eq!(child.expect("DONE"), format!("DONE published={count}"));
+    assert_eq!(child.expect("DONE"), format!("DONE published={COUNT}"));
     child.finish();
     assert_eq!(sub.try_recv().unwrap_err(), RecvError::Empty);
     let info = t.info();
-    assert_eq!(info.published_messages, count);
+    assert_eq!(info.published_messages, COUNT);
     assert!(info.producer_waits > 0, "the ring should have filled: {}", info.producer_waits);
 }
 
 #[test]
+fn batches_arrive_in_order_across_processes_through_a_small_ring() {
+    let mut scratch = Vec::new();
+    across_processes("batcher", 1024, |k, m| {
+        assert_eq!(ident(m), (1, k), "message {k} out of order");
+        check(1, k, m, MIN, MAX, &mut scratch).unwrap();
+    });
+}
+
+#[test]
 fn records_written_in_place_arrive_in_order_across_processes() {
-    let d = TestDir::new();
-    let t = Topic::create("b", &d.opts().capacity(16 << 10).max_message(256)).unwrap();
-    let mut sub = t.subscribe().unwrap();
-    let count = 200_000u64;
-    let mut child = Child::spawn(
-        "in-place",
-        &[("SHMQ_TEST_DIR", d.path().display().to_string()), ("SHMQ_COUNT", count.to_string())],
-    );
-    child.expect("READY");
     let mut want = [0u8; RECORD];
-    for k in 0..count {
-        let m = sub.recv_timeout(Duration::from_secs(20)).expect("the next message within 20 s");
+    across_processes("in-place", 256, |k, m| {
         fill(1, k, &mut want);
-        assert_eq!(&*m, &want[..], "record {k}");
-        assert_eq!(m.seq(), k);
-    }
-    assert_eq!(child.expect("DONE"), format!("DONE published={count}"));
-    child.finish();
-    assert_eq!(sub.try_recv().unwrap_err(), RecvError::Empty);
-    assert!(t.info().producer_waits > 0, "the ring should have filled");
+        assert_eq!(m, &want[..], "record {k}");
+    });
 }
 
 #[test]

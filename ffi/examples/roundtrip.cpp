@@ -15,40 +15,35 @@ int main(int argc, char **argv) try {
         return 2;
     }
     uint64_t n = std::strtoull(argv[3], nullptr, 10);
-    if (std::strcmp(argv[1], "pub") == 0) {
+    if (std::strcmp(argv[1], "pub") == 0 || std::strcmp(argv[1], "batch") == 0) {
         shmq_options opts;
         shmq_options_init(&opts);
         opts.max_message = 1024;
         opts.capacity = 64 * 1024;
         auto t = shmq::topic::open_or_create(argv[2], opts);
         shmq::producer p(t);
-        for (uint64_t k = 0; k < n; k++)
-            p.publish_in_place(pattern_len(k), [k](unsigned char *buf) {
-                pattern_fill(k, buf);
-                return pattern_len(k);
-            });
-        std::printf("DONE published=%llu\n", (unsigned long long)n);
-    } else if (std::strcmp(argv[1], "batch") == 0) {
-        shmq_options opts;
-        shmq_options_init(&opts);
-        opts.max_message = 1024;
-        opts.capacity = 64 * 1024;
-        auto t = shmq::topic::open_or_create(argv[2], opts);
-        shmq::producer p(t);
-        std::vector<std::vector<unsigned char>> bytes(16, std::vector<unsigned char>(1024));
-        shmq_buf msgs[16];
-        for (uint64_t k = 0; k < n;) {
-            size_t run = n - k < 16 ? (size_t)(n - k) : 16;
-            for (size_t i = 0; i < run; i++) {
-                pattern_fill(k + i, bytes[i].data());
-                msgs[i].data = bytes[i].data();
-                msgs[i].len = pattern_len(k + i);
+        if (argv[1][0] == 'p') {
+            for (uint64_t k = 0; k < n; k++)
+                p.publish_in_place(pattern_len(k), [k](unsigned char *buf) {
+                    pattern_fill(k, buf);
+                    return pattern_len(k);
+                });
+        } else {
+            std::vector<std::vector<unsigned char>> bytes(16, std::vector<unsigned char>(1024));
+            shmq_buf msgs[16];
+            for (uint64_t k = 0; k < n;) {
+                size_t run = n - k < 16 ? (size_t)(n - k) : 16;
+                for (size_t i = 0; i < run; i++) {
+                    pattern_fill(k + i, bytes[i].data());
+                    msgs[i].data = bytes[i].data();
+                    msgs[i].len = pattern_len(k + i);
+                }
+                if (p.publish_batch(msgs, run) != run) {
+                    std::printf("ERR publish_batch stopped short\n");
+                    return 1;
+                }
+                k += run;
             }
-            if (p.publish_batch(msgs, run) != run) {
-                std::printf("ERR publish_batch stopped short\n");
-                return 1;
-            }
-            k += run;
         }
         std::printf("DONE published=%llu\n", (unsigned long long)n);
     } else {

@@ -289,8 +289,11 @@ impl Producer {
                 None => {
                     let mut g = self.reserve(len).map_err(|error| BatchError { published: done, error })?;
                     fill(done, &mut g);
-                    g.commit(len).map_err(|error| BatchError { published: done, error })?;
-                    done += 1;
+                    let r = g.commit(len);
+                    if matches!(r, Ok(()) | Err(PublishError::Flush(_))) {
+                        done += 1;
+                    }
+                    r.map_err(|error| BatchError { published: done, error })?;
                     continue;
                 }
             };

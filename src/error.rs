@@ -222,6 +222,12 @@ pub enum PublishError {
         /// The type's alignment.
         align: usize,
     },
+    /// A claim lent by [`crate::Producer::reserve_raw`] is outstanding:
+    /// this producer publishes nothing else until it is committed
+    /// ([`crate::Producer::commit_raw`]) or abandoned
+    /// ([`crate::Producer::abort_raw`]), since subscribers read frames in
+    /// position order and crash repair follows the producer's last claim.
+    Reserved,
 }
 
 impl fmt::Display for PublishError {
@@ -238,6 +244,10 @@ impl fmt::Display for PublishError {
                 f,
                 "a value aligned to {align} bytes cannot be built in place (payloads are aligned to {} bytes)",
                 crate::MAX_VALUE_ALIGN
+            ),
+            PublishError::Reserved => write!(
+                f,
+                "a reservation from reserve_raw is outstanding: commit_raw or abort_raw it before publishing again"
             ),
             PublishError::Lost => {
                 write!(f, "claim lost: a subscriber skipped it after the liveness timeout; nothing was published")

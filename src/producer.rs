@@ -130,6 +130,17 @@ impl Producer {
         Ok(())
     }
 
+    /// [`PublishError::Reserved`] while a claim lent by
+    /// [`Producer::reserve_raw`] is outstanding. Only the general paths
+    /// ask: `reserve_raw` closes the fast ones (`general_claims_only`).
+    #[inline(always)]
+    fn no_raw_claim(&self) -> Result<(), PublishError> {
+        match self.raw {
+            Some(_) => Err(PublishError::Reserved),
+            None => Ok(()),
+        }
+    }
+
     fn map_err(&self, e: ClaimError, len: usize) -> PublishError {
         match e {
             ClaimError::TooLarge => PublishError::TooLarge { len, max: self.ring.layout.max_message as usize },
@@ -150,6 +161,7 @@ impl Producer {
     /// multi-producer topics, errors.
     #[inline(never)]
     fn send_general(&mut self, data: &[u8], msg_type: u32, wait: Wait) -> Result<(), PublishError> {
+        self.no_raw_claim()?;
         let claim = self.ring.claim(&mut self.st, data.len(), wait).map_err(|e| self.map_err(e, data.len()))?;
         self.ring.write_payload(&claim, data);
         if !self.ring.commit(&mut self.st, &claim, data.len() as u32, msg_type) {
@@ -361,6 +373,7 @@ impl Producer {
     /// 64`), at the same instruction count.
     #[inline(never)]
     fn claim_slow(&mut self, len: usize, wait: Wait) -> Result<Claim, PublishError> {
+        self.no_raw_claim()?;
         self.ring.claim(&mut self.st, len, wait).map_err(|e| self.map_err(e, len))
     }
 
@@ -385,6 +398,7 @@ impl Producer {
     /// A claim without waiting: `Ok(None)` when the ring is full.
     #[cfg(feature = "async")]
     pub(crate) fn claim_now(&mut self, len: usize) -> Result<Option<Claim>, PublishError> {
+        self.no_raw_claim()?;
         match self.ring.claim(&mut self.st, len, Wait::Now) {
             Ok(c) => Ok(Some(c)),
             Err(ClaimError::Full) => Ok(None),
@@ -395,6 +409,7 @@ impl Producer {
     /// Parks an async wait for room ([`Ring::park_space`]).
     #[cfg(feature = "async")]
     pub(crate) fn park(&mut self, len: usize) -> Result<crate::ring::Parked<Claim>, PublishError> {
+        self.no_raw_claim()?;
         self.ring.park_space(&mut self.st, len).map_err(|e| self.map_err(e, len))
     }
 
@@ -453,7 +468,9 @@ impl Producer {
     /// to them.
     /// The pointer stays valid until [`Producer::commit_raw`] or
     /// [`Producer::abort_raw`]; at most one raw claim is outstanding
-    /// (`Ok(None)` if one already is). Rust code should use `reserve`.
+    /// (`Ok(None)` if one already is), and while it is every other publish
+    /// and reservation fails with [`PublishError::Reserved`]. Rust code
+    /// should use `reserve`, whose borrow makes that a compile error.
     pub fn reserve_raw(&mut self, len: usize, wait: Wait) -> Result<Option<*mut u8>, PublishError> {
         if self.raw.is_some() {
             return Ok(None);
@@ -461,6 +478,9 @@ impl Producer {
         let claim = self.ring.claim(&mut self.st, len, wait).map_err(|e| self.map_err(e, len))?;
         let off = self.ring.payload_off(&claim);
         self.raw = Some(claim);
+        // Until it is committed or abandoned, every other publish takes the
+        // general path, which refuses it (`no_raw_claim`).
+        self.st.general_claims_only();
         // SAFETY: `off` is the in-bounds payload offset of our claim.
         Ok(Some(unsafe { self.ring.mem.base().add(off) }))
     }

@@ -183,6 +183,30 @@ fn grant_commit_and_drop() {
 }
 
 #[test]
+fn nothing_else_is_published_while_a_raw_claim_is_outstanding() {
+    let d = TestDir::new();
+    let topic = Topic::create("t", &d.opts().capacity(4096).max_message(256)).unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    let mut p = topic.producer().unwrap();
+    p.publish(b"warm").unwrap(); // the fast path is open before the raw claim
+    let ptr = p.reserve_raw(4, shmq::Wait::Forever).unwrap().unwrap();
+    // SAFETY: `ptr` points at the 4 bytes just reserved, ours until commit_raw.
+    unsafe { std::ptr::copy_nonoverlapping(b"raw!".as_ptr(), ptr, 4) };
+    assert!(p.reserve_raw(4, shmq::Wait::Now).unwrap().is_none());
+    assert_eq!(p.publish(b"x").unwrap_err(), PublishError::Reserved);
+    assert_eq!(p.try_publish(b"x").unwrap_err(), PublishError::Reserved);
+    assert_eq!(p.publish_batch(&[b"y", b"z"]).unwrap_err().error, PublishError::Reserved);
+    assert_eq!(p.publish_batch_with(2, 8, |_, _| {}).unwrap_err().error, PublishError::Reserved);
+    assert_eq!(p.reserve(8).err(), Some(PublishError::Reserved));
+    assert!(p.commit_raw(4, 0).unwrap());
+    p.publish(b"after").unwrap();
+    for want in [&b"warm"[..], b"raw!", b"after"] {
+        assert_eq!(&*sub.try_recv().unwrap(), want);
+    }
+    assert_eq!(sub.try_recv().unwrap_err(), RecvError::Empty);
+}
+
+#[test]
 fn instance_id_is_stable_per_creation_and_new_after_recreate() {
     let d = TestDir::new();
     let a = Topic::create("t", &d.opts().capacity(4096)).unwrap();

@@ -177,6 +177,7 @@ fn publish_err(e: &PublishError) -> c_int {
         PublishError::Lost => libc::ECANCELED,
         PublishError::CommitTooLarge { .. } => libc::EMSGSIZE,
         PublishError::InvalidType(_) => libc::EINVAL,
+        PublishError::Reserved => libc::EBUSY,
         _ => libc::EIO,
     }
 }

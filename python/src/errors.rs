@@ -90,6 +90,7 @@ pub fn publish(e: PublishError) -> PyErr {
     match e {
         PublishError::TooLarge { .. } | PublishError::CommitTooLarge { .. } => TooLarge::new_err(msg),
         PublishError::Full => Full::new_err(msg),
+        PublishError::Reserved => Busy::new_err(msg),
         PublishError::InvalidType(_) | PublishError::Unaligned { .. } => InvalidArgument::new_err(msg),
         _ => Error::new_err(msg),
     }

@@ -106,6 +106,13 @@ impl ProducerState {
         self.rescan = true;
         self.fast_limit = 0;
     }
+
+    /// Sends every claim down the general path until a general claim
+    /// recomputes the limit: the producer holds a claim it lent out
+    /// (`Producer::reserve_raw`), and its general path refuses others.
+    pub(crate) fn general_claims_only(&mut self) {
+        self.fast_limit = 0;
+    }
 }
 
 impl<M: Memory> Ring<M> {

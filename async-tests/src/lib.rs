@@ -3,47 +3,13 @@
 
 use shmq::{Options, Subscriber, Topic};
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// A fresh directory, removed on drop.
-#[derive(Debug)]
-pub struct TestDir(PathBuf);
-
-impl TestDir {
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> TestDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "shmq-async-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).expect("create test dir");
-        TestDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn opts(&self) -> shmq::Options {
-        shmq::Options::new().dir(&self.0)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// splitmix64.
-pub fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+// The core crate's test helpers: a topic directory per test, removed on
+// drop, and the splitmix64 behind the payloads.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+pub use common::{mix, TestDir};
 
 /// Message `k` of topic `t`: 16..=200 bytes, starting with `t` and `k`,
 /// the rest derived from both (a torn or misplaced read shows).

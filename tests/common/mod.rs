@@ -10,9 +10,11 @@ pub fn child_env(k: &str) -> String {
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
+#[derive(Debug)]
 pub struct TestDir(PathBuf);
 
 impl TestDir {
+    #[allow(clippy::new_without_default)]
     pub fn new() -> TestDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let p = std::env::temp_dir().join(format!(

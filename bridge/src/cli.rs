@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+// Sizes and durations read as the `shmq` CLI reads them: one definition.
+#[allow(dead_code)] // `human` is the CLI's only
+#[path = "../../src/bin/shmq/units.rs"]
+mod units;
+pub use units::{parse_duration, parse_size as parse_bytes};
+
 #[derive(Parser, Debug)]
 #[command(name = "shmq-bridge", version, about = "Carry shmq topics across hosts over NATS JetStream")]
 #[command(after_help = "Examples:
@@ -162,44 +168,6 @@ fn parse_start(s: &str) -> Result<StartAt, String> {
             }
         }
     }
-}
-
-/// `500ms`, `5s`, `10m`, `24h`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let v: f64 = num.parse().map_err(|_| format!("bad duration {s:?} (e.g. 500ms, 5s, 10m, 24h)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "" | "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        "d" => v * 86400.0,
-        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m, h, d)")),
-    };
-    if !(0.0..=1e9).contains(&secs) {
-        return Err(format!("duration out of range: {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// `4096`, `64KiB`, `10MiB`, `2GiB` (also KB/MB/GB as powers of 1000).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let v: u64 = num.parse().map_err(|_| format!("bad size {s:?} (e.g. 4096, 64KiB, 10MiB)"))?;
-    let m: u64 = match unit {
-        "" | "B" => 1,
-        "KiB" | "K" => 1 << 10,
-        "MiB" | "M" => 1 << 20,
-        "GiB" | "G" => 1 << 30,
-        "TiB" => 1 << 40,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return Err(format!("bad size unit in {s:?}")),
-    };
-    v.checked_mul(m).ok_or_else(|| format!("size out of range: {s:?}"))
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! Human sizes (`64MiB`, `1M`, `4096`) and durations (`1s`, `500ms`).
+//! Human sizes (`64MiB`, `1M`, `4096`) and durations (`1s`, `500ms`, `24h`).
+//! Shared by the `shmq` CLI and `shmq-bridge` (which includes this file),
+//! so both read an option's value the same way.
 
 /// Parses a size: a whole number with an optional unit. `K`, `M`, `G`,
 /// `T`, `KiB`, `MiB`, `GiB`, `TiB` are powers of 1024; `KB`, `MB`, `GB`,
@@ -27,7 +29,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Parses a duration: a number with `ns`, `us`, `ms`, `s`, `m` (minutes),
-/// or no unit (seconds).
+/// `h`, `d`, or no unit (seconds).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
@@ -39,7 +41,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "us" => n / 1e6,
         "ns" => n / 1e9,
         "m" => n * 60.0,
-        u => return Err(format!("invalid duration {s:?}: unknown unit {u:?} (use ns, us, ms, s, m)")),
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        u => return Err(format!("invalid duration {s:?}: unknown unit {u:?} (use ns, us, ms, s, m, h, d)")),
     };
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("invalid duration {s:?}"));
@@ -89,7 +93,10 @@ mod tests {
         assert_eq!(parse_duration("1s"), Ok(std::time::Duration::from_secs(1)));
         assert_eq!(parse_duration("250ms"), Ok(std::time::Duration::from_millis(250)));
         assert_eq!(parse_duration("2"), Ok(std::time::Duration::from_secs(2)));
-        assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_duration("24h"), Ok(std::time::Duration::from_secs(86400)));
+        assert_eq!(parse_duration("1d"), Ok(std::time::Duration::from_secs(86400)));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
     }
 

@@ -26,6 +26,10 @@ LABELS = {
     "mq": "POSIX mq",
     "bare": "bare SPSC ring (ceiling)",
     "shmq-ts": "shmq, with timestamps",
+    "shmq-batch": "shmq publish_batch (32)",
+    "shmq-batch-in-place": "shmq batch in place (32)",
+    "shmq-multi": "shmq multi-producer",
+    "shmq-overwrite": "shmq Overwrite (received)",
 }
 
 
@@ -50,8 +54,11 @@ def main(path):
     # Throughput bars per size, log scale.
     tput = data["throughput"]
     sizes = sorted({r["size"] for r in tput})
-    kinds = [k for k in ["bare", "shmq", "shmq-ts", "unix", "pipe", "mq"] if any(r["kind"] == k for r in tput)]
-    fig, ax = plt.subplots(figsize=(10, 5))
+    kinds = [k for k in [
+        "bare", "shmq", "shmq-batch", "shmq-batch-in-place", "shmq-multi", "shmq-overwrite", "shmq-ts",
+        "unix", "pipe", "mq",
+    ] if any(r["kind"] == k for r in tput)]
+    fig, ax = plt.subplots(figsize=(12, 5))
     width = 0.8 / len(kinds)
     for i, k in enumerate(kinds):
         vals = []
@@ -65,7 +72,7 @@ def main(path):
     ax.set_ylabel("GB/s (log), every byte checked by the consumer")
     ax.set_title("Throughput, one producer and one consumer process, pinned")
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out / "bench-throughput.png", dpi=110)
     print(f"wrote {out / 'bench-latency.png'} and {out / 'bench-throughput.png'}")

@@ -35,8 +35,9 @@ use crate::segment::Segment;
 pub struct Producer {
     ring: Arc<Ring<Segment>>,
     st: ProducerState,
-    /// The claim lent through [`Producer::reserve_raw`], if any.
-    raw: Option<Claim>,
+    /// The claim lent through [`Producer::reserve_raw`], if any, and the
+    /// fast-claim limit held back while it is out (`close_fast_claims`).
+    raw: Option<(Claim, u64)>,
     /// Position up to which this producer has flushed.
     flushed: u64,
     /// `flush_every`: (messages, interval in ns), and the progress since
@@ -132,7 +133,7 @@ impl Producer {
 
     /// [`PublishError::Reserved`] while a claim lent by
     /// [`Producer::reserve_raw`] is outstanding. Only the general paths
-    /// ask: `reserve_raw` closes the fast ones (`general_claims_only`).
+    /// ask: `reserve_raw` closes the fast ones (`close_fast_claims`).
     #[inline(always)]
     fn no_raw_claim(&self) -> Result<(), PublishError> {
         match self.raw {
@@ -477,10 +478,9 @@ impl Producer {
         }
         let claim = self.ring.claim(&mut self.st, len, wait).map_err(|e| self.map_err(e, len))?;
         let off = self.ring.payload_off(&claim);
-        self.raw = Some(claim);
         // Until it is committed or abandoned, every other publish takes the
         // general path, which refuses it (`no_raw_claim`).
-        self.st.general_claims_only();
+        self.raw = Some((claim, self.st.close_fast_claims()));
         // SAFETY: `off` is the in-bounds payload offset of our claim.
         Ok(Some(unsafe { self.ring.mem.base().add(off) }))
     }
@@ -497,7 +497,7 @@ impl Producer {
     /// (the claim stays outstanding); [`PublishError::Lost`] as in
     /// [`Grant::commit`].
     pub fn commit_raw(&mut self, len: usize, msg_type: u32) -> Result<bool, PublishError> {
-        if let Some(c) = &self.raw {
+        if let Some((c, _)) = &self.raw {
             // Refused with the reservation kept: the caller may commit again
             // with a valid length or type, or abort.
             check_type(msg_type)?;
@@ -506,7 +506,8 @@ impl Producer {
             }
         }
         match self.raw.take() {
-            Some(c) => {
+            Some((c, limit)) => {
+                self.st.reopen_fast_claims(limit);
                 if self.ring.commit(&mut self.st, &c, len.min(u32::MAX as usize) as u32, msg_type) {
                     self.after_publish().map(|_| true)
                 } else {
@@ -521,7 +522,8 @@ impl Producer {
     /// `false` if none is outstanding.
     pub fn abort_raw(&mut self) -> bool {
         match self.raw.take() {
-            Some(c) => {
+            Some((c, limit)) => {
+                self.st.reopen_fast_claims(limit);
                 self.ring.abort(&mut self.st, &c);
                 true
             }

@@ -139,6 +139,22 @@ fn overwrite_reports_lagged_and_counts_add_up() {
 }
 
 #[test]
+fn overwrite_copies_every_length_exactly() {
+    // Overwrite readers copy short payloads word by word and long ones in
+    // bulk: every length around the switch, and odd tails, arrive exact.
+    let d = TestDir::new();
+    let topic = Topic::create("t", &d.opts().capacity(1 << 16).max_message(2048).policy(Policy::Overwrite)).unwrap();
+    let mut sub = topic.subscribe().unwrap();
+    let mut p = topic.producer().unwrap();
+    for len in (0..=2048).step_by(13).chain(240..=264) {
+        let msg: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        p.publish(&msg).unwrap();
+        let m = sub.try_recv().unwrap();
+        assert_eq!(&*m, &msg[..], "length {len}");
+    }
+}
+
+#[test]
 fn too_large_and_zero_length_and_exact_max() {
     let d = TestDir::new();
     let topic = Topic::create("t", &d.opts().capacity(4096).max_message(1000)).unwrap();

@@ -16,6 +16,42 @@ use crate::sys;
 const SPIN_STEPS: u32 = 160;
 const YIELD_STEPS: u32 = 54;
 
+/// From this many bytes on, [`Memory::read_racy`] copies with one `rep
+/// movsb` instead of word by word: atomic loads are never merged or
+/// vectorised, so the word loop moved a large Overwrite message at a
+/// fraction of memcpy's speed. Below it the instruction's start-up costs
+/// more than the loop.
+#[cfg(target_arch = "x86_64")]
+const RACY_BULK_MIN: usize = 256;
+
+/// Copies `len` bytes from `src`, shared memory another process may be
+/// writing meanwhile, to `dst`. The copy may be torn: the caller validates
+/// it afterwards (the seqlock in `ring::overwrite`). In assembly, because a
+/// Rust copy racing with a writer is a data race; `rep movsb` reads each
+/// byte once, as relaxed atomic byte loads would (what RFC 3301's
+/// byte-wise atomic memcpy specifies), at the speed of the CPU's fast
+/// string copy. Without `nomem` the block is also a compiler barrier, so
+/// nothing is moved across it.
+///
+/// # Safety
+/// `src` and `dst` are valid for `len` bytes (reads and writes), and the
+/// ranges do not overlap.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn racy_bulk_copy(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: the caller's contract; the direction flag is clear at every
+    // function boundary (System V ABI), so `rep movsb` copies forward.
+    unsafe {
+        std::arch::asm!(
+            "rep movsb",
+            inout("rcx") len => _,
+            inout("rsi") src => _,
+            inout("rdi") dst => _,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
 impl Memory for Segment {
     #[inline]
     fn load64(&self, off: usize, order: Ordering) -> u64 {
@@ -106,6 +142,15 @@ impl Memory for Segment {
     }
     #[inline]
     fn read_racy(&self, off: usize, dst: &mut [u8]) {
+        debug_assert!(off + dst.len() <= self.len);
+        #[cfg(target_arch = "x86_64")]
+        if dst.len() >= RACY_BULK_MIN {
+            // SAFETY: the ring passes an in-bounds range of the mapping
+            // (a validated frame's payload), and `dst` is ours: neither
+            // overlaps the other.
+            unsafe { racy_bulk_copy(self.base().add(off), dst.as_mut_ptr(), dst.len()) };
+            return;
+        }
         let mut chunks = dst.chunks_exact_mut(8);
         let mut word = off;
         for c in &mut chunks {

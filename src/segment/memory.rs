@@ -27,11 +27,11 @@ const RACY_BULK_MIN: usize = 256;
 /// Copies `len` bytes from `src`, shared memory another process may be
 /// writing meanwhile, to `dst`. The copy may be torn: the caller validates
 /// it afterwards (the seqlock in `ring::overwrite`). In assembly, because a
-/// Rust copy racing with a writer is a data race; `rep movsb` reads each
-/// byte once, as relaxed atomic byte loads would (what RFC 3301's
-/// byte-wise atomic memcpy specifies), at the speed of the CPU's fast
-/// string copy. Without `nomem` the block is also a compiler barrier, so
-/// nothing is moved across it.
+/// Rust copy racing with a writer is a data race: `rep movsb` reads every
+/// source byte as a relaxed atomic byte load would, in no particular order
+/// or width (what RFC 3301's byte-wise atomic memcpy specifies), at the
+/// speed of the CPU's fast string copy. Without `nomem` the block is also
+/// a compiler barrier, so nothing is moved across it.
 ///
 /// # Safety
 /// `src` and `dst` are valid for `len` bytes (reads and writes), and the

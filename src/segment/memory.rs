@@ -30,8 +30,15 @@ const RACY_BULK_MIN: usize = 256;
 /// Rust copy racing with a writer is a data race: `rep movsb` reads every
 /// source byte as a relaxed atomic byte load would, in no particular order
 /// or width (what RFC 3301's byte-wise atomic memcpy specifies), at the
-/// speed of the CPU's fast string copy. Without `nomem` the block is also
-/// a compiler barrier, so nothing is moved across it.
+/// speed of the CPU's fast string copy.
+///
+/// The seqlock needs every load of the copy to come before the caller's
+/// next load of the tail. x86 keeps ordinary loads in order, but Intel
+/// documents a fast string operation's accesses as done line by line, out
+/// of order, and does not say that its loads stay ordered with later
+/// ones. So the block ends with `lfence`: no later instruction starts
+/// until every load before it has its data. Without `nomem` the block is
+/// also a compiler barrier.
 ///
 /// # Safety
 /// `src` and `dst` are valid for `len` bytes (reads and writes), and the
@@ -39,11 +46,13 @@ const RACY_BULK_MIN: usize = 256;
 #[cfg(target_arch = "x86_64")]
 #[inline]
 unsafe fn racy_bulk_copy(src: *const u8, dst: *mut u8, len: usize) {
-    // SAFETY: the caller's contract; the direction flag is clear at every
-    // function boundary (System V ABI), so `rep movsb` copies forward.
+    // SAFETY: the caller's contract; the direction flag is clear on entry
+    // to an asm block (Rust's inline assembly rules), so `rep movsb`
+    // copies forward; `lfence` touches no memory and no flags.
     unsafe {
         std::arch::asm!(
             "rep movsb",
+            "lfence",
             inout("rcx") len => _,
             inout("rsi") src => _,
             inout("rdi") dst => _,

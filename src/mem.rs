@@ -82,7 +82,10 @@ pub trait Memory {
     unsafe fn write_racy(&self, off: usize, src: &[u8]);
     /// Copies bytes at `off` into `dst` while a producer may be overwriting
     /// them; the result is only meaningful after validation. Uses atomic
-    /// word loads, so it is never a data race.
+    /// word loads (or, for a large copy on x86-64, a `rep movsb` in
+    /// assembly that ends with `lfence`: see `segment/memory.rs`), so it is
+    /// never a data race, and every load of the copy is done before the
+    /// caller's next load.
     ///
     /// The caller guarantees `off..off + align8(dst.len())` is in bounds and
     /// `off` is 8-aligned.

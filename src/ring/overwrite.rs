@@ -1,8 +1,10 @@
 //! `Overwrite` reading, and every reader that takes no part in gating.
 //!
 //! The producer never waits: before writing it stores the new tail (its
-//! *intent*) and issues a `Release` fence. A reader copies the frame with
-//! atomic word loads, issues an `Acquire` fence and re-reads the tail; if
+//! *intent*) and issues a `Release` fence. A reader copies the frame (with
+//! atomic word loads, or one `rep movsb` and `lfence` for a payload of
+//! 256 bytes or more: `Memory::read_racy`), issues an `Acquire` fence and
+//! re-reads the tail; if
 //! the tail passed `position + capacity`, the copy may be torn and is
 //! discarded (Agrona's `BroadcastReceiver::validate`). A lapped subscriber
 //! jumps to the oldest intact frame; dense sequence numbers make its loss

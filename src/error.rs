@@ -412,7 +412,7 @@ pub enum RecvError {
     /// into one buffer).
     NoReadAhead,
     /// The system refused something the call needed:
-    /// [`crate::Subscriber::arm`] found no file descriptor for its
+    /// `Subscriber::arm` (feature `async`) found no file descriptor for its
     /// eventfd (the process's open-file limit). Nothing was received and
     /// the subscriber is unchanged; close descriptors, or raise the limit,
     /// and call again.

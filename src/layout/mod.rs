@@ -120,7 +120,7 @@ pub mod hdr {
     /// that never had a producer is not closed).
     pub const HAD_PRODUCER: usize = 116;
     /// u64 0 while the stream is open; after a close, the position of its
-    /// end then, plus 1 ([`crate::ring`]'s `closing` module). A message
+    /// end then, plus 1 (the `closing` module of `ring`). A message
     /// published after the close reopens the stream (its end moves on).
     pub const CLOSED_AT: usize = 120;
 }

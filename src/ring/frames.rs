@@ -2,7 +2,7 @@
 //! how a padding frame is written, and the view of a committed frame.
 //!
 //! A frame is a 32-byte header and its payload, padded to 32 bytes
-//! ([`frame_size`]); the header's words and their encodings are in
+//! ([`crate::layout::frame_size`]); the header's words and their encodings are in
 //! [`crate::layout`] ([`Stamp`], [`LenType`]). Every length read from the
 //! ring is validated here before any offset is computed from it: a payload
 //! no longer than `max_message`, a padding size that is a whole number of

@@ -48,7 +48,8 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A scratch directory removed on drop.
+/// A scratch directory removed on drop, or kept (and named on stderr)
+/// when dropped by a failing test, for the servers' logs and the stores.
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
@@ -69,6 +70,10 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -433,11 +438,13 @@ impl Trip {
     /// Publishes messages `0..n` into host a's topic on a thread.
     pub fn produce(&self, n: u64, spread: u64) -> std::thread::JoinHandle<()> {
         let mut p = self.topic_a.producer().unwrap();
+        let dirs = [self.a.clone(), self.b.clone()];
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             for i in 0..n {
                 message(i, spread, &mut buf);
-                p.publish_timeout(&buf, Duration::from_secs(120)).unwrap_or_else(|e| panic!("publish {i}: {e}"));
+                p.publish_timeout(&buf, Duration::from_secs(120))
+                    .unwrap_or_else(|e| panic!("publish {i}: {e}\n{}", bridge_status(&dirs)));
             }
         })
     }
@@ -453,6 +460,7 @@ impl Trip {
         seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> std::thread::JoinHandle<()> {
         let mut sub = self.topic_b.subscribe_from_oldest().unwrap();
+        let dirs = [self.a.clone(), self.b.clone()];
         std::thread::spawn(move || {
             let deadline = Instant::now() + limit;
             let mut buf = Vec::new();
@@ -465,7 +473,11 @@ impl Trip {
                         seen.store(i, std::sync::atomic::Ordering::Relaxed);
                     }
                     Err(shmq::RecvError::Timeout) => {
-                        assert!(Instant::now() < deadline, "only {i} of {n} messages arrived within {limit:?}")
+                        assert!(
+                            Instant::now() < deadline,
+                            "only {i} of {n} messages arrived within {limit:?}\n{}",
+                            bridge_status(&dirs)
+                        )
                     }
                     Err(e) => panic!("receive after {i}: {e}"),
                 }
@@ -486,6 +498,20 @@ impl Trip {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// What the bridges of these host directories last wrote in their status
+/// files (counters and last error), for a failure message.
+pub fn bridge_status(dirs: &[PathBuf]) -> String {
+    let mut out = String::from("bridge status files:");
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(d.join(".shmq-bridge")) else { continue };
+        for e in rd.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")) {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_else(|err| err.to_string());
+            out.push_str(&format!("\n{}: {text}", e.path().display()));
+        }
+    }
+    out
 }
 
 pub fn strs(v: &[String]) -> Vec<&str> {

@@ -100,7 +100,6 @@ fn baseline(url: &str, tag: &str, size: usize, n: u64, lat_n: u64) -> (f64, Vec<
         let producer = tokio::spawn(async move {
             let mut q = std::collections::VecDeque::new();
             let ids = std::env::var("BASE_IDS").ok();
-            let mut prev: Option<String> = None;
             let mut buf = Vec::new();
             for i in 0..n {
                 fill(i, size, &mut buf);
@@ -110,15 +109,13 @@ fn baseline(url: &str, tag: &str, size: usize, n: u64, lat_n: u64) -> (f64, Vec<
                         let id = format!("{i:016x}:{i}");
                         let mut m = jetstream::message::PublishMessage::build().payload(payload).message_id(&id);
                         if ids.as_deref() == Some("2") {
-                            // The bridge's other headers: the chain and its own two.
-                            if let Some(p) = &prev {
-                                m = m.expected_last_message_id(p);
-                            }
+                            // The bridge's other headers: the chain (a new
+                            // stream: message i follows sequence i) and its own two.
                             m = m
+                                .expected_last_sequence(i)
                                 .header("Shmq-Seq", i.to_string().as_str())
                                 .header("Shmq-Prev", i.to_string().as_str());
                         }
-                        prev = Some(id);
                         pubjs.send_publish(subj.clone(), m).await.unwrap()
                     }
                     _ => pubjs.publish(subj.clone(), payload).await.unwrap(),

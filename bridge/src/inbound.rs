@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::{self, stream::Stream};
 use futures_util::StreamExt;
 use shmq::{OpenError, Options, Producer, Topic};
@@ -248,7 +249,12 @@ pub async fn run(a: InArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop) -> 
             })?;
             published += 1;
             applied = Some(seq);
-            last_origin = Some((meta.instance, meta.position, meta.seq));
+            if meta.instance != 0 {
+                // A message from no shmq topic (another writer on the
+                // stream) is applied, but does not break the origin's
+                // chain: a hole behind it is still seen.
+                last_origin = Some((meta.instance, meta.position, meta.seq));
+            }
             record.store(Applied { seq, published, instance: topic_instance });
             stats.in_flight.store(0, Relaxed);
             hold(&mut held, m, &stats).await;
@@ -305,7 +311,14 @@ async fn make_consumer(
     applied: Option<u64>,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
     let name = &a.nats.durable;
-    let existing = stream.consumer_info(name).await.ok();
+    // Only "not found" means there is none: any other error (a cluster
+    // electing its leader answers 503) is retried, or the create below
+    // would meet the old consumer and be refused.
+    let existing = match stream.consumer_info(name).await {
+        Ok(info) => Some(info),
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => None,
+        Err(e) => return Err(format!("looking up consumer {name:?}: {e}")),
+    };
     let deliver_policy = match (applied, &existing) {
         (Some(seq), _) => DeliverPolicy::ByStartSequence { start_sequence: seq + 1 },
         (None, Some(info)) => DeliverPolicy::ByStartSequence { start_sequence: info.ack_floor.stream_sequence + 1 },
@@ -316,6 +329,7 @@ async fn make_consumer(
             StartAt::Ago(d) => DeliverPolicy::ByStartTime { start_time: time::OffsetDateTime::now_utc() - d },
         },
     };
+    let policy = format!("{deliver_policy:?}");
     if existing.is_some() {
         stream.delete_consumer(name).await.map_err(|e| format!("deleting consumer {name:?}: {e}"))?;
     }
@@ -330,5 +344,5 @@ async fn make_consumer(
             ..Default::default()
         })
         .await
-        .map_err(|e| format!("creating consumer {name:?} (start {:?}): {e}", a.start))
+        .map_err(|e| format!("creating consumer {name:?} ({policy}): {e}"))
 }

@@ -16,16 +16,28 @@
 //!   reader only after every message before it was.
 //!
 //! **Nothing stored twice, nothing out of order.** Each publish also says
-//! which message must be the stream's last (`Nats-Expected-Last-Msg-Id`:
-//! the one before it). A message the server lost (a leader killed with it
-//! in flight) therefore makes every later one fail instead of being stored
-//! past the gap. On any error the publisher waits (back-off), then
-//! *resyncs*: it reads the stream's last message, drops from its window
-//! everything at or before that message's position (stored already:
-//! confirmed), and publishes the rest again in order. The same resync at
-//! start skips what an earlier run stored but did not get to release, so a
-//! retry long after JetStream's de-duplication window still stores nothing
-//! twice. This needs the stream to have one writer: this bridge.
+//! which stream sequence must be the stream's last
+//! (`Nats-Expected-Last-Sequence`: the one the message before it got, or
+//! will get; the bridge is the stream's only writer, so the sequences of a
+//! window in flight are known in advance). A message the server lost (a
+//! leader killed with it in flight) therefore makes every later one fail
+//! instead of being stored past the gap. On any error the publisher waits
+//! (back-off), then *resyncs*: it reads the stream's last sequence and last
+//! message, drops from its window everything at or before that message's
+//! position (stored already: confirmed), and publishes the rest again in
+//! order. The same resync at start skips what an earlier run stored but did
+//! not get to release, so a retry long after JetStream's de-duplication
+//! window still stores nothing twice. This needs the stream to have one
+//! writer: this bridge.
+//!
+//! The chain is on sequences, not on message ids
+//! (`Nats-Expected-Last-Msg-Id`), although ids would not need the window's
+//! sequences predicted: a replicated stream's leader checks an expected
+//! sequence before it proposes the message, so a refusal is only an answer,
+//! but an expected id is checked by every replica as it applies the entry,
+//! and nats-server 2.15.1 takes a refusal there for a write error and stops
+//! the stream on every replica until the servers restart (measured:
+//! `docs/BRIDGE.md`, "Replicated streams").
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
@@ -137,12 +149,10 @@ pub async fn run(a: OutArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop) ->
         subject: a.nats.subject.clone(),
         instance,
         last_eos: sync.eos,
-        chain: sync.last_id,
+        expect: sync.last_seq,
         prev: sync.position,
         skip_through: sync.position,
-        unchained: false,
-        last_wrong: false,
-        last_wrong_front: None,
+        front_refused: false,
         q: VecDeque::new(),
         acks: ack_tx,
         stats: stats.clone(),
@@ -175,8 +185,8 @@ fn subscribe(topic: &Topic, durable: &str, stored_seq: Option<u64>) -> Result<Su
 /// Where the stream's copy of this topic ends, as its last message says.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Sync {
-    /// `Nats-Msg-Id` of the stream's last message (what the next publish expects).
-    last_id: Option<String>,
+    /// The stream's last sequence (what the next publish expects).
+    last_seq: u64,
     /// Position and sequence of that message, when it came from this topic instance.
     position: Option<u64>,
     seq: Option<u64>,
@@ -186,27 +196,28 @@ struct Sync {
 
 async fn resync(stream: &mut Stream, instance: u64) -> Result<Sync, String> {
     let info = stream.info().await.map_err(|e| format!("stream info: {e}"))?;
-    let last = info.state.last_sequence;
-    if last == 0 {
-        return Ok(Sync::default());
+    let last_seq = info.state.last_sequence;
+    let none = Sync { last_seq, ..Sync::default() };
+    if last_seq == 0 {
+        return Ok(none);
     }
-    let m = match stream.get_raw_message(last).await {
+    let m = match stream.get_raw_message(last_seq).await {
         Ok(m) => m,
-        // The last message was deleted (or aged out) meanwhile: nothing to chain to.
-        Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => return Ok(Sync::default()),
+        // The last message was deleted (or aged out) meanwhile: nothing of
+        // it to confirm; the sequence still chains.
+        Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => return Ok(none),
         Err(e) => return Err(format!("reading the stream's last message: {e}")),
     };
     let h = Some(&m.headers);
-    let last_id = m.headers.get(wire::MSG_ID).map(|v| v.as_str().to_string());
     if !Meta::is_from(h, instance) {
-        return Ok(Sync { last_id, position: None, seq: None, eos: None });
+        return Ok(none);
     }
     let meta = Meta::parse(h).map_err(|e| format!("the stream's last message: {e}"))?;
     if meta.eos {
         // An end of stream: the last message is the one it names as before it.
-        return Ok(Sync { last_id, position: meta.prev, seq: meta.prev.map(|_| meta.seq), eos: Some(meta.position) });
+        return Ok(Sync { last_seq, position: meta.prev, seq: meta.prev.map(|_| meta.seq), eos: Some(meta.position) });
     }
-    Ok(Sync { last_id, position: Some(meta.position), seq: Some(meta.seq), eos: None })
+    Ok(Sync { last_seq, position: Some(meta.position), seq: Some(meta.seq), eos: None })
 }
 
 /// [`resync`], retried with back-off until it answers; `None` if stopped first.
@@ -233,8 +244,8 @@ struct Publisher {
     stream: Stream,
     subject: String,
     instance: u64,
-    /// The id the next publish expects to be the stream's last.
-    chain: Option<String>,
+    /// The stream sequence the next publish expects to be the stream's last.
+    expect: u64,
     /// Position of the last message published from this topic instance
     /// (`Shmq-Prev` of the next), if known.
     prev: Option<u64>,
@@ -242,11 +253,9 @@ struct Publisher {
     last_eos: Option<u64>,
     /// Messages at or before this position are in the stream already.
     skip_through: Option<u64>,
-    /// Publish the next message without the expectation (see `recover`).
-    unchained: bool,
-    /// The failure being recovered from was a refused expectation.
-    last_wrong: bool,
-    last_wrong_front: Option<u64>,
+    /// The failure being recovered from was the stream refusing the front
+    /// message's expected sequence (so the front is not in the stream).
+    front_refused: bool,
     /// Published, awaiting acknowledgement, oldest first; each has its
     /// ack future until it is taken to be awaited.
     q: VecDeque<(Item, Option<AckFut>)>,
@@ -305,7 +314,7 @@ impl Publisher {
                         Err(_) if draining.is_some() => return fatal.map_or(Ok(()), Err),
                         Err(e) => {
                             backoff += 1;
-                            self.last_wrong = e.kind() == PublishErrorKind::WrongLastMessageId;
+                            self.front_refused = e.kind() == PublishErrorKind::WrongLastSequence;
                             if !self.recover(format!("publish: {e}"), backoff, stop).await? {
                                 return fatal.map_or(Ok(()), Err);
                             }
@@ -358,12 +367,12 @@ impl Publisher {
             wire::msg_id(self.instance, item.meta.position)
         };
         let meta = Meta { prev: self.prev, ..item.meta };
-        let mut b = PublishMessage::build().payload(item.data.clone()).headers(meta.headers()).message_id(&id);
-        if let (Some(prev), false) = (&self.chain, self.unchained) {
-            b = b.expected_last_message_id(prev);
-        }
-        self.unchained = false;
-        self.chain = Some(id);
+        let b = PublishMessage::build()
+            .payload(item.data.clone())
+            .headers(meta.headers())
+            .message_id(&id)
+            .expected_last_sequence(self.expect);
+        self.expect += 1;
         if !item.meta.eos {
             self.prev = Some(item.meta.position);
         }
@@ -393,47 +402,122 @@ impl Publisher {
         }
     }
 
+    /// The front is not in the stream, yet the stream holds a later
+    /// message of this topic (at `through`): another writer moved the
+    /// stream's sequence while the window was in flight, so the messages
+    /// after the front met expectations meant for it. The front cannot go
+    /// in before them any more: it is released unsent and counted as
+    /// dropped, and the inbound bridge, which sees the hole by `Shmq-Prev`,
+    /// counts it as lost. Only a second writer on the stream (which the
+    /// bridge does not support) gets here.
+    fn drop_front(&mut self, through: u64) {
+        let Some((item, _)) = self.q.pop_front() else { return };
+        self.stats.dropped.fetch_add(1, Relaxed);
+        self.stats.error(format!(
+            "stream {:?} has another writer: the message at position {} was refused and a later one (position {through}) stored; dropped, and counted as lost on the far side",
+            self.stream.cached_info().config.name,
+            item.meta.position
+        ));
+        if let Some(a) = item.ack {
+            let _ = self.acks.send(a);
+        }
+    }
+
     /// After a failed acknowledgement: back off, resync with the stream,
     /// confirm what it holds, publish the rest again in order. `false` if
     /// stopped meanwhile.
     async fn recover(&mut self, why: String, backoff: usize, stop: &mut Stop) -> Result<bool, Fail> {
         self.stats.error(why);
         self.stats.retries.fetch_add(1, Relaxed);
-        let wrong_last = std::mem::take(&mut self.last_wrong);
-        let front = self.q.front().map(|f| f.0.meta.position);
         for f in self.q.iter_mut() {
             f.1 = None;
         }
         if backoff > 0 && wait_or_stop(conn::reconnect_delay(backoff), stop).await {
             return Ok(false);
         }
-        let Some(sync) = resync_patiently(&mut self.stream, self.instance, &self.stats, stop).await else {
-            return Ok(false);
+        let refused = std::mem::take(&mut self.front_refused);
+        let mut attempt = 0;
+        let (sync, stored) = loop {
+            let Some(sync) = resync_patiently(&mut self.stream, self.instance, &self.stats, stop).await else {
+                return Ok(false);
+            };
+            // A refused front that the stream seems to hold (a later
+            // message is there) is either an older copy of it stored after
+            // all, or a hole left by another writer: look.
+            let front = self.q.front().map(|f| f.0.meta.position);
+            let (Some(front), Some(through), true) = (front, sync.position, refused) else { break (sync, None) };
+            if front > through {
+                break (sync, None);
+            }
+            let steps = self.q.len() as u64 + WALK_SLACK;
+            match stored_positions(&self.stream, self.instance, sync.last_seq, front, steps).await {
+                Ok(set) => break (sync, set),
+                Err(e) => {
+                    self.stats.error(&e);
+                    attempt += 1;
+                    if wait_or_stop(conn::reconnect_delay(attempt), stop).await {
+                        return Ok(false);
+                    }
+                }
+            }
         };
         if let Some(through) = sync.position {
-            while self.q.front().is_some_and(|f| f.0.meta.position <= through) {
-                self.confirm_front(false, true);
+            while let Some(pos) = self.q.front().map(|f| f.0.meta.position).filter(|p| *p <= through) {
+                match &stored {
+                    Some(set) if !set.contains(&pos) => self.drop_front(through),
+                    _ => self.confirm_front(false, true),
+                }
             }
         }
         if sync.eos.is_some() && self.q.front().is_some_and(|f| f.0.meta.eos && Some(f.0.meta.position) == sync.eos) {
             self.confirm_front(false, true);
         }
         self.last_eos = sync.eos;
-        self.chain = sync.last_id;
+        self.expect = sync.last_seq;
         self.prev = sync.position;
-        // A server restarted from its store may have forgotten the last id
-        // it holds (it then refuses every expectation): when the same
-        // message is refused twice in a row, publish it alone, unchained.
-        // The resync just showed the stream ends before it.
-        let front_now = self.q.front().map(|f| f.0.meta.position);
-        self.unchained = wrong_last && front.is_some() && self.last_wrong_front == front && front_now == front;
-        self.last_wrong_front = if wrong_last { front } else { None };
         for i in 0..self.q.len() {
             let fut = self.publish(&self.q[i].0.clone_item()).await?;
             self.q[i].1 = Some(fut);
         }
         Ok(true)
     }
+}
+
+/// Stream messages looked at, beyond the window, when looking for holes
+/// (other writers' messages among this bridge's).
+const WALK_SLACK: u64 = 1024;
+
+/// The positions of this topic's messages the stream holds from position
+/// `from` on, read backwards from `last_seq`; `None` if `steps` messages
+/// did not reach back that far (then nothing is known to be missing).
+async fn stored_positions(
+    stream: &Stream,
+    instance: u64,
+    last_seq: u64,
+    from: u64,
+    steps: u64,
+) -> Result<Option<std::collections::HashSet<u64>>, String> {
+    let mut set = std::collections::HashSet::new();
+    let first = last_seq.saturating_sub(steps).max(1);
+    for seq in (first..=last_seq).rev() {
+        let m = match stream.get_raw_message(seq).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => continue,
+            Err(e) => return Err(format!("reading stream sequence {seq}: {e}")),
+        };
+        if !Meta::is_from(Some(&m.headers), instance) {
+            continue; // another writer's
+        }
+        let meta = Meta::parse(Some(&m.headers)).map_err(|e| format!("stream sequence {seq}: {e}"))?;
+        if meta.position < from {
+            return Ok(Some(set));
+        }
+        if !meta.eos {
+            set.insert(meta.position);
+        }
+    }
+    // The stream's start (nothing older is left) or the walk's end.
+    Ok((first == 1).then_some(set))
 }
 
 impl Item {

@@ -118,3 +118,65 @@ fn cluster_loses_its_stream_leader_mid_stream() {
     assert_ne!(new_leader, leader, "another node leads now");
     assert_eq!(trip.topic_b.info().published_messages, N);
 }
+
+/// A publish the stream refuses (here: another writer got in between, so
+/// the bridge's expected last sequence is wrong) must leave a replicated
+/// stream working: the bridge resyncs and goes on. An expected last
+/// *message id* refused this way stops an R3 stream on nats-server 2.15.1
+/// (every replica takes the refusal for a write error), which is why the
+/// bridge chains on sequences. Messages in flight behind the refused one
+/// may meet the expectations meant for it: then it is dropped, and both
+/// sides say so (the outbound counts it dropped, the inbound lost).
+#[test]
+fn a_refused_publish_leaves_a_replicated_stream_working() {
+    let trip = Trip::new("refused-r3");
+    let nodes = Server::cluster(&trip.scratch.0);
+    let (url, all) = (nodes[0].url(), urls(&nodes));
+    let _out = Bridge::spawn(&strs(&trip.out_args(&all, &["--create-stream", "--replicas", "3"])));
+    let mut p = trip.topic_a.producer().unwrap();
+    let mut buf = Vec::new();
+    let mut publish = |range: std::ops::Range<u64>| {
+        for i in range {
+            message(i, SPREAD, &mut buf);
+            p.publish_timeout(&buf, Duration::from_secs(30)).unwrap();
+        }
+    };
+    let out = || status_of(&trip.a, "out-t-bridge");
+    publish(0..10);
+    wait_until(|| out()["acknowledged"] == 10, || bridge_status(std::slice::from_ref(&trip.a)));
+    // Another writer: the bridge's next publish expects sequence 10, finds 11.
+    rt().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+        js.publish(trip.subject.clone(), "not the bridge's".into()).await.unwrap().await.unwrap();
+    });
+    publish(10..20);
+    wait_until(
+        || out()["acknowledged"].as_u64().unwrap() + out()["dropped"].as_u64().unwrap() == 20,
+        || bridge_status(std::slice::from_ref(&trip.a)),
+    );
+    let dropped = out()["dropped"].as_u64().unwrap();
+    eprintln!("{dropped} dropped behind the refused publish");
+    let (count, leader) = stream_state(&url, &trip.stream);
+    assert!(!leader.is_empty(), "the stream still has a leader");
+    assert_eq!(count, 21 - dropped, "each message stored once, or dropped and counted ({dropped} dropped)");
+    // The far side gets what the stream holds and counts what was dropped.
+    let _in = Bridge::spawn(&strs(&trip.in_args(&all, &[])));
+    let inb = || status_of(&trip.b, "in-t-bridge");
+    wait_until(|| trip.topic_b.info().published_messages == count, || bridge_status(std::slice::from_ref(&trip.b)));
+    wait_until(|| inb()["lost"] == dropped, || bridge_status(std::slice::from_ref(&trip.b)));
+}
+
+/// A bridge's status file, parsed.
+fn status_of(dir: &std::path::Path, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join(".shmq-bridge").join(format!("{name}.json"))).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// Until `done` (a minute at most; `why` says what was there instead).
+fn wait_until(done: impl Fn() -> bool, why: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "not done after a minute:\n{}", why());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -24,6 +24,7 @@ mod conn;
 mod inbound;
 mod outbound;
 mod record;
+mod resync;
 mod status;
 mod wire;
 

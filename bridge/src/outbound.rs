@@ -407,9 +407,15 @@ impl Publisher {
             }
         };
         if let Some(through) = sync.position {
-            while let Some(pos) = self.q.front().map(|f| f.0.meta.position).filter(|p| *p <= through) {
+            while let Some((pos, eos)) = self.q.front().map(|f| (f.0.meta.position, f.0.meta.eos)) {
+                if pos > through {
+                    break;
+                }
+                // An end of stream shares its position with the message
+                // after it, so the walk does not list it: it goes with
+                // what the stream holds after it, as before.
                 match &stored {
-                    Some(set) if !set.contains(&pos) => self.drop_front(through),
+                    Some(set) if !eos && !set.contains(&pos) => self.drop_front(through),
                     _ => self.confirm_front(false, true),
                 }
             }

@@ -153,7 +153,6 @@ pub async fn run(a: OutArgs, dir: PathBuf, stats: Arc<Stats>, mut stop: Stop) ->
         expect: sync.last_seq,
         prev: sync.position,
         skip_through: sync.position,
-        front_refused: false,
         q: VecDeque::new(),
         acks: ack_tx,
         stats: stats.clone(),
@@ -198,9 +197,6 @@ struct Publisher {
     last_eos: Option<u64>,
     /// Messages at or before this position are in the stream already.
     skip_through: Option<u64>,
-    /// The failure being recovered from was the stream refusing the front
-    /// message's expected sequence (so the front is not in the stream).
-    front_refused: bool,
     /// Published, awaiting acknowledgement, oldest first; each has its
     /// ack future until it is taken to be awaited.
     q: VecDeque<(Item, Option<AckFut>)>,
@@ -245,7 +241,7 @@ impl Publisher {
                 // resync now rather than after the publish timeout.
                 _ = reconnected.notified(), if draining.is_none() && !self.q.is_empty() => {
                     cur = None;
-                    if !self.recover("the connection was re-established".to_string(), 0, stop).await? {
+                    if !self.recover("the connection was re-established".to_string(), 0, false, stop).await? {
                         return fatal.map_or(Ok(()), Err);
                     }
                 }
@@ -259,8 +255,8 @@ impl Publisher {
                         Err(_) if draining.is_some() => return fatal.map_or(Ok(()), Err),
                         Err(e) => {
                             backoff += 1;
-                            self.front_refused = e.kind() == PublishErrorKind::WrongLastSequence;
-                            if !self.recover(format!("publish: {e}"), backoff, stop).await? {
+                            let refused = e.kind() == PublishErrorKind::WrongLastSequence;
+                            if !self.recover(format!("publish: {e}"), backoff, refused, stop).await? {
                                 return fatal.map_or(Ok(()), Err);
                             }
                         }
@@ -369,9 +365,11 @@ impl Publisher {
     }
 
     /// After a failed acknowledgement: back off, resync with the stream,
-    /// confirm what it holds, publish the rest again in order. `false` if
+    /// confirm what it holds, publish the rest again in order. `refused`:
+    /// the stream refused the front's expected sequence (so the front is
+    /// not in the stream, whatever a later message says). `false` if
     /// stopped meanwhile.
-    async fn recover(&mut self, why: String, backoff: usize, stop: &mut Stop) -> Result<bool, Fail> {
+    async fn recover(&mut self, why: String, backoff: usize, refused: bool, stop: &mut Stop) -> Result<bool, Fail> {
         self.stats.error(why);
         self.stats.retries.fetch_add(1, Relaxed);
         for f in self.q.iter_mut() {
@@ -380,7 +378,6 @@ impl Publisher {
         if backoff > 0 && wait_or_stop(conn::reconnect_delay(backoff), stop).await {
             return Ok(false);
         }
-        let refused = std::mem::take(&mut self.front_refused);
         let mut attempt = 0;
         let (sync, stored) = loop {
             let Some(sync) = resync_patiently(&mut self.stream, self.instance, &self.stats, stop).await else {

@@ -145,9 +145,24 @@ fn a_refused_publish_leaves_a_replicated_stream_working() {
     publish(0..10);
     wait_until(|| out()["acknowledged"] == 10, || bridge_status(std::slice::from_ref(&trip.a)));
     // Another writer: the bridge's next publish expects sequence 10, finds 11.
+    // Retried while the cluster has no responder for the subject (it moves
+    // its stream leader now and then); the message id keeps it one message.
     rt().block_on(async {
         let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
-        js.publish(trip.subject.clone(), "not the bridge's".into()).await.unwrap().await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = async_nats::jetstream::message::PublishMessage::build()
+                .payload("not the bridge's".into())
+                .message_id("other");
+            match js.send_publish(trip.subject.clone(), m).await {
+                Ok(f) => match f.await {
+                    Ok(_) => break,
+                    Err(e) => assert!(std::time::Instant::now() < deadline, "the other writer's publish: {e}"),
+                },
+                Err(e) => assert!(std::time::Instant::now() < deadline, "the other writer's publish: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     });
     publish(10..20);
     wait_until(
